@@ -1,0 +1,344 @@
+/**
+ * Finds libtorch and builds the C shim (`native/*.cpp` → `native/build/<key>/libllshim.so`).
+ *
+ * libtorch is looked for in this order:
+ *  1. `LIBTORCH`: a directory with `include/` and `lib/` (ABI from `LIBTORCH_CXX11_ABI`, default 1);
+ *  2. a Python that has torch: `LIBTORCH_PYTHON`, else `python3` on PATH, else the project's `.venv`;
+ *  3. otherwise a project-local `.venv` is created and `torch==2.13.0` (CPU) installed into it.
+ *
+ * Object files are cached by the hash of their source, the headers and the flags; the linked library by the
+ * hash of everything that goes into it, so an unchanged tree never rebuilds. `native/build/current.json`
+ * records what was found; the FFI loader reads it.
+ *
+ * Run with `deno task build` (the `test`, `train`, `bench` and `repl` tasks run it first).
+ * @module
+ */
+
+const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+const NATIVE = `${ROOT}/native`;
+const BUILD = `${NATIVE}/build`;
+const TORCH_PIN = "torch==2.13.0";
+
+/** What was found about the libtorch used for the build. */
+export interface TorchInfo {
+  /** torch version string, e.g. `2.13.0+cpu`. */
+  version: string;
+  /** Directories passed to the compiler with -I. */
+  includeDirs: string[];
+  /** Directory holding libtorch.so. */
+  libDir: string;
+  /** `_GLIBCXX_USE_CXX11_ABI` value of the build. */
+  cxx11Abi: number;
+  /** Whether libtorch_cuda.so is present. */
+  cuda: boolean;
+  /** The Python interpreter that has this torch, if found through Python. */
+  python: string | null;
+  /** How it was found. */
+  source: string;
+}
+
+/** The record written to `native/build/current.json`. */
+export interface BuildRecord {
+  /** Absolute path of the built shared library. */
+  lib: string;
+  /** The libtorch it was built against. */
+  torch: TorchInfo;
+  /** Cache key of the build. */
+  key: string;
+  /** Whether the CUDA memory-statistics unit was compiled with CUDA headers. */
+  cudaStats: boolean;
+}
+
+function say(msg: string): void {
+  console.error(`[build] ${msg}`);
+}
+
+class BuildError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "BuildError";
+  }
+}
+
+async function run(
+  cmd: string,
+  args: string[],
+  opts: { quiet?: boolean } = {},
+): Promise<{ ok: boolean; out: string; err: string }> {
+  try {
+    const r = await new Deno.Command(cmd, {
+      args,
+      stdout: "piped",
+      stderr: opts.quiet === false ? "inherit" : "piped",
+    }).output();
+    const dec = new TextDecoder();
+    return { ok: r.success, out: dec.decode(r.stdout), err: dec.decode(r.stderr) };
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return { ok: false, out: "", err: `${cmd}: not found` };
+    throw e;
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await Deno.stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const PY_PROBE = `
+import json, os, torch
+from torch.utils import cpp_extension as ce
+d = os.path.dirname(torch.__file__)
+print(json.dumps({"version": torch.__version__, "dir": d,
+  "abi": int(torch._C._GLIBCXX_USE_CXX11_ABI), "cuda": torch.version.cuda is not None,
+  "include": [os.path.join(d, "include"), os.path.join(d, "include", "torch", "csrc", "api", "include")],
+  "lib": os.path.join(d, "lib")}))
+`;
+
+async function probePython(py: string, source: string): Promise<TorchInfo | null> {
+  const r = await run(py, ["-c", PY_PROBE]);
+  if (!r.ok) return null;
+  const j = JSON.parse(r.out.trim().split("\n").pop()!);
+  const cuda = await exists(`${j.lib}/libtorch_cuda.so`);
+  return {
+    version: j.version,
+    includeDirs: j.include,
+    libDir: j.lib,
+    cxx11Abi: j.abi,
+    cuda,
+    python: py,
+    source,
+  };
+}
+
+async function fromLibtorchDir(dir: string): Promise<TorchInfo> {
+  if (!(await exists(`${dir}/include`)) || !(await exists(`${dir}/lib/libtorch.so`))) {
+    throw new BuildError(`LIBTORCH=${dir} must hold include/ and lib/libtorch.so`);
+  }
+  let version = "unknown";
+  try {
+    const h = await Deno.readTextFile(`${dir}/include/torch/version.h`);
+    version = h.match(/TORCH_VERSION\s+"([^"]+)"/)?.[1] ?? version;
+  } catch { /* older layouts have no version.h */ }
+  return {
+    version,
+    includeDirs: [`${dir}/include`, `${dir}/include/torch/csrc/api/include`],
+    libDir: `${dir}/lib`,
+    cxx11Abi: Number(Deno.env.get("LIBTORCH_CXX11_ABI") ?? "1"),
+    cuda: await exists(`${dir}/lib/libtorch_cuda.so`),
+    python: null,
+    source: `LIBTORCH=${dir}`,
+  };
+}
+
+/** Finds libtorch as documented at the top of this file, installing it into `.venv` as a last resort. */
+export async function locateTorch(): Promise<TorchInfo> {
+  const lt = Deno.env.get("LIBTORCH");
+  if (lt) return await fromLibtorchDir(lt);
+  const explicit = Deno.env.get("LIBTORCH_PYTHON");
+  if (explicit) {
+    const t = await probePython(explicit, `LIBTORCH_PYTHON=${explicit}`);
+    if (!t) throw new BuildError(`LIBTORCH_PYTHON=${explicit} cannot import torch`);
+    return t;
+  }
+  const sys = await probePython("python3", "python3 on PATH");
+  if (sys) return sys;
+  const venvPy = `${ROOT}/.venv/bin/python3`;
+  if (await exists(venvPy)) {
+    const t = await probePython(venvPy, "project .venv");
+    if (t) return t;
+  }
+  // Last resort: a project-local virtual environment with the CPU build of torch.
+  const base = await run("python3", ["--version"]);
+  if (!base.ok) {
+    throw new BuildError(
+      "no libtorch found: set LIBTORCH to a libtorch directory, or LIBTORCH_PYTHON to a Python with torch, " +
+        "or install python3 (with venv and pip) so that torch can be installed into .venv",
+    );
+  }
+  say(`no torch found; creating .venv and installing ${TORCH_PIN} (CPU build, a few minutes, ~1 GB)...`);
+  if (!(await exists(venvPy))) {
+    const v = await run("python3", ["-m", "venv", `${ROOT}/.venv`], { quiet: false });
+    if (!v.ok) throw new BuildError(`python3 -m venv .venv failed (is python3-venv installed?)\n${v.err}`);
+  }
+  const pip = await run(venvPy, [
+    "-m",
+    "pip",
+    "install",
+    "--disable-pip-version-check",
+    "--progress-bar",
+    "off",
+    TORCH_PIN,
+    "numpy",
+  ], { quiet: false });
+  if (!pip.ok) throw new BuildError(`pip install ${TORCH_PIN} into .venv failed:\n${pip.out.slice(-2000)}`);
+  const t = await probePython(venvPy, "project .venv (installed now)");
+  if (!t) throw new BuildError("torch was installed into .venv but cannot be imported");
+  return t;
+}
+
+async function sha256(parts: (string | Uint8Array)[]): Promise<string> {
+  const enc = new TextEncoder();
+  const chunks = parts.map((p) => typeof p === "string" ? enc.encode(p) : p);
+  const total = chunks.reduce((n, c) => n + c.length + 1, 0);
+  const buf = new Uint8Array(total);
+  let o = 0;
+  for (const c of chunks) {
+    buf.set(c, o);
+    o += c.length + 1;
+  }
+  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", buf));
+  return Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function findCudaInclude(t: TorchInfo): Promise<string | null> {
+  const cands: string[] = [];
+  for (const v of ["CUDA_HOME", "CUDA_PATH"]) {
+    const e = Deno.env.get(v);
+    if (e) cands.push(`${e}/include`);
+  }
+  cands.push("/usr/local/cuda/include");
+  // pip wheels of the CUDA runtime ship headers next to torch: site-packages/nvidia/*/include
+  const site = t.libDir.replace(/\/torch\/lib$/, "");
+  try {
+    for await (const e of Deno.readDir(`${site}/nvidia`)) {
+      cands.push(`${site}/nvidia/${e.name}/include`);
+    }
+  } catch { /* no nvidia wheels */ }
+  for (const c of cands) {
+    if (await exists(`${c}/cuda_runtime_api.h`)) return c;
+  }
+  return null;
+}
+
+async function compilerCheck(cxx: string): Promise<void> {
+  const r = await run(cxx, ["--version"]);
+  if (!r.ok) {
+    throw new BuildError(
+      `the C++ compiler '${cxx}' was not found; install g++ (Debian: apt-get install g++) or set CXX`,
+    );
+  }
+}
+
+/** Builds the shim if needed and returns the record of the build. */
+export async function build(): Promise<BuildRecord> {
+  const torch = await locateTorch();
+  const cxx = Deno.env.get("CXX") ?? "g++";
+  const sources: string[] = [];
+  const headers: string[] = [];
+  for await (const e of Deno.readDir(NATIVE)) {
+    if (e.isFile && e.name.endsWith(".cpp")) sources.push(e.name);
+    if (e.isFile && e.name.endsWith(".h")) headers.push(e.name);
+  }
+  sources.sort();
+  headers.sort();
+  const headerBytes = await Promise.all(headers.map((h) => Deno.readFile(`${NATIVE}/${h}`)));
+
+  let cudaInc: string | null = null;
+  if (torch.cuda) {
+    cudaInc = await findCudaInclude(torch);
+    if (!cudaInc) say("warning: CUDA torch but no CUDA headers found; CUDA memory statistics will read 0");
+  }
+  const baseFlags = [
+    "-O2",
+    "-fPIC",
+    "-std=c++20",
+    `-D_GLIBCXX_USE_CXX11_ABI=${torch.cxx11Abi}`,
+    "-w",
+    ...torch.includeDirs.map((d) => `-I${d}`),
+  ];
+  const flagsFor = (src: string) =>
+    src === "cuda.cpp" && cudaInc ? [...baseFlags, "-DLL_CUDA", `-I${cudaInc}`] : baseFlags;
+
+  await Deno.mkdir(`${BUILD}/obj`, { recursive: true });
+  const objs: { src: string; obj: string; fresh: boolean; flags: string[] }[] = [];
+  for (const src of sources) {
+    const flags = flagsFor(src);
+    const h = await sha256([
+      await Deno.readFile(`${NATIVE}/${src}`),
+      ...headerBytes,
+      flags.join(" "),
+      cxx,
+      torch.version,
+    ]);
+    const obj = `${BUILD}/obj/${src.replace(/\.cpp$/, "")}-${h.slice(0, 16)}.o`;
+    objs.push({ src, obj, fresh: !(await exists(obj)), flags });
+  }
+  const key = (await sha256([...objs.map((o) => o.obj), torch.libDir, String(torch.cuda)])).slice(0, 16);
+  const lib = `${BUILD}/${key}/libllshim.so`;
+  const record: BuildRecord = { lib, torch, key, cudaStats: cudaInc !== null };
+
+  if (await exists(lib)) {
+    await writeRecord(record);
+    return record;
+  }
+  await compilerCheck(cxx);
+  say(`torch ${torch.version} (${torch.source}; CXX11 ABI ${torch.cxx11Abi}${torch.cuda ? ", CUDA" : ""})`);
+  const todo = objs.filter((o) => o.fresh);
+  if (todo.length > 0) {
+    const jobs = Math.max(1, Math.min(navigator.hardwareConcurrency ?? 2, todo.length));
+    say(
+      `compiling ${todo.length} of ${objs.length} shim units with ${cxx} (${jobs} at a time; ` +
+        `a first build takes a few minutes)...`,
+    );
+    let next = 0;
+    const worker = async () => {
+      while (next < todo.length) {
+        const o = todo[next++];
+        const t0 = performance.now();
+        const tmp = `${o.obj}.tmp`;
+        const r = await run(cxx, [...o.flags, "-c", `${NATIVE}/${o.src}`, "-o", tmp]);
+        if (!r.ok) {
+          throw new BuildError(`compiling native/${o.src} failed:\n${r.err.split("\n").slice(0, 40).join("\n")}`);
+        }
+        await Deno.rename(tmp, o.obj);
+        say(`  ${o.src} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+      }
+    };
+    await Promise.all(Array.from({ length: jobs }, worker));
+  }
+  await Deno.mkdir(`${BUILD}/${key}`, { recursive: true });
+  const libs = ["-ltorch", "-ltorch_cpu", "-lc10", ...(torch.cuda ? ["-ltorch_cuda", "-lc10_cuda"] : [])];
+  const link = await run(cxx, [
+    "-shared",
+    "-o",
+    `${lib}.tmp`,
+    ...objs.map((o) => o.obj),
+    `-L${torch.libDir}`,
+    `-Wl,-rpath,${torch.libDir}`,
+    "-Wl,--no-as-needed",
+    ...libs,
+    "-Wl,--as-needed",
+  ]);
+  if (!link.ok) throw new BuildError(`linking the shim failed:\n${link.err.slice(0, 4000)}`);
+  await Deno.rename(`${lib}.tmp`, lib);
+  say(`built ${lib.replace(ROOT + "/", "")}`);
+  await writeRecord(record);
+  return record;
+}
+
+async function writeRecord(r: BuildRecord): Promise<void> {
+  const path = `${BUILD}/current.json`;
+  const text = JSON.stringify(r, null, 2) + "\n";
+  let old = "";
+  try {
+    old = await Deno.readTextFile(path);
+  } catch { /* first build */ }
+  if (old !== text) await Deno.writeTextFile(path, text);
+}
+
+if (import.meta.main) {
+  try {
+    const r = await build();
+    say(`shim ready: torch ${r.torch.version}${r.torch.cuda ? " (CUDA build)" : " (CPU build)"}`);
+  } catch (e) {
+    if (e instanceof BuildError) {
+      console.error(`[build] error: ${e.message}`);
+      Deno.exit(1);
+    }
+    throw e;
+  }
+}

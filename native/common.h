@@ -1,0 +1,130 @@
+// Internal helpers shared by the shim's translation units: handles, borrowing, errors, argument conversion.
+#pragma once
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "ll.h"
+
+namespace ll {
+
+extern std::atomic<int64_t> live;
+void set_error(const char* op, const char* msg);
+
+using Impl = c10::TensorImpl;
+using ImplPtr = c10::intrusive_ptr<Impl, c10::UndefinedTensorImpl>;
+
+// Transfers ownership of t's reference into a new handle (an owned TensorImpl*).
+inline ll_tensor wrap(at::Tensor&& t) {
+  if (!t.defined()) throw std::runtime_error("operation returned an undefined tensor");
+  live.fetch_add(1, std::memory_order_relaxed);
+  return t.unsafeReleaseTensorImpl();
+}
+inline ll_tensor wrap(const at::Tensor& t) { return wrap(at::Tensor(t)); }
+
+// A non-owning at::Tensor view of a handle: no refcount traffic; releases without decrementing.
+struct Borrow {
+  at::Tensor t;
+  explicit Borrow(ll_tensor h, const char* what = "tensor") {
+    if (h == nullptr) throw std::invalid_argument(std::string("null ") + what + " handle");
+    t = at::Tensor(ImplPtr::reclaim(static_cast<Impl*>(h)));
+  }
+  ~Borrow() { t.unsafeReleaseTensorImpl(); }
+  Borrow(const Borrow&) = delete;
+  Borrow& operator=(const Borrow&) = delete;
+  const at::Tensor& operator*() const { return t; }
+  const at::Tensor* operator->() const { return &t; }
+};
+
+// Optional borrow: NULL means "no tensor".
+struct OptBorrow {
+  std::optional<at::Tensor> t;
+  explicit OptBorrow(ll_tensor h) {
+    if (h != nullptr) t = at::Tensor(ImplPtr::reclaim(static_cast<Impl*>(h)));
+  }
+  ~OptBorrow() {
+    if (t) t->unsafeReleaseTensorImpl();
+  }
+  OptBorrow(const OptBorrow&) = delete;
+  OptBorrow& operator=(const OptBorrow&) = delete;
+};
+
+// A list of borrowed tensors (for cat, stack, optimizers).
+struct BorrowList {
+  std::vector<at::Tensor> v;
+  BorrowList(const ll_tensor* hs, int n, const char* what = "tensor") {
+    if (n < 0) throw std::invalid_argument("negative list length");
+    if (n > 0 && hs == nullptr) throw std::invalid_argument(std::string("null ") + what + " list");
+    v.reserve(n);
+    for (int i = 0; i < n; i++) {
+      if (hs[i] == nullptr) {
+        release();
+        throw std::invalid_argument(std::string("null ") + what + " handle at position " + std::to_string(i));
+      }
+      v.emplace_back(ImplPtr::reclaim(static_cast<Impl*>(hs[i])));
+    }
+  }
+  void release() {
+    for (auto& t : v) t.unsafeReleaseTensorImpl();
+    v.clear();
+  }
+  ~BorrowList() { release(); }
+  BorrowList(const BorrowList&) = delete;
+  BorrowList& operator=(const BorrowList&) = delete;
+};
+
+inline int64_t to_i64(double d, const char* what) {
+  if (!(d == d) || d > 9.007199254740992e15 || d < -9.007199254740992e15 || d != static_cast<double>(static_cast<int64_t>(d)))
+    throw std::invalid_argument(std::string(what) + " must be an integer, got " + std::to_string(d));
+  return static_cast<int64_t>(d);
+}
+
+inline std::vector<int64_t> dims_of(const double* d, int n, const char* what = "shape") {
+  if (n < 0) throw std::invalid_argument(std::string("negative ") + what + " length");
+  if (n > 0 && d == nullptr) throw std::invalid_argument(std::string("null ") + what);
+  std::vector<int64_t> v(n);
+  for (int i = 0; i < n; i++) v[i] = to_i64(d[i], what);
+  return v;
+}
+
+inline c10::ScalarType dtype_of(int code) {
+  switch (code) {
+    case 0: case 1: case 2: case 3: case 4: case 5: case 6: case 7: case 11: case 15:
+      return static_cast<c10::ScalarType>(code);
+    default:
+      throw std::invalid_argument("unsupported dtype code " + std::to_string(code));
+  }
+}
+
+inline c10::Device device_of(int type, int index) {
+  if (type == 0) return c10::Device(c10::kCPU);
+  if (type == 1) return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
+  throw std::invalid_argument("unsupported device type " + std::to_string(type));
+}
+
+inline at::TensorOptions options_of(int dtype, int dev_type, int dev_index) {
+  return at::TensorOptions().dtype(dtype_of(dtype)).device(device_of(dev_type, dev_index));
+}
+
+}  // namespace ll
+
+// Every entry point is wrapped so that no exception crosses the C boundary.
+#define LL_GUARD(op, fail, ...)                                   \
+  try {                                                            \
+    __VA_ARGS__                                                    \
+  } catch (const c10::Error& e) {                                  \
+    ll::set_error(op, e.what_without_backtrace());                 \
+    return fail;                                                   \
+  } catch (const std::exception& e) {                              \
+    ll::set_error(op, e.what());                                   \
+    return fail;                                                   \
+  } catch (...) {                                                  \
+    ll::set_error(op, "unknown C++ exception");                    \
+    return fail;                                                   \
+  }
+
+#define LL_T(op, ...) LL_GUARD(op, nullptr, __VA_ARGS__)
+#define LL_I(op, ...) LL_GUARD(op, -1, __VA_ARGS__)

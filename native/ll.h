@@ -1,0 +1,182 @@
+/*
+ * layerlock shim: a small C API over libtorch, loaded from Deno with Deno.dlopen.
+ *
+ * Conventions (one for the whole API, in the manner of tch-rs / TorchSharp):
+ *  - A tensor is an opaque handle (ll_tensor) that owns one reference to a libtorch TensorImpl.
+ *    Every handle returned by a function must be released exactly once with ll_free.
+ *  - No C++ exception crosses this boundary. A function returning a handle returns NULL on failure;
+ *    a function returning int returns a negative value on failure. The message of the last failure on
+ *    the calling thread is read with ll_last_error() — only after a failure, so the happy path stays cheap.
+ *  - Shapes and dimension lists are passed as (const double* values, int n): JavaScript numbers hold every
+ *    integer up to 2^53 exactly, which avoids BigInt on the hot path.
+ *  - dtype is the c10::ScalarType code (u8=0, i32=3, i64=4, f16=5, f32=6, f64=7, bool=11, bf16=15).
+ *  - device is (device_type, index): CPU=0, CUDA=1; index -1 means the current device.
+ *  - Optional tensors are NULL; optional scalars are a value plus a has_* flag.
+ */
+#ifndef LL_H
+#define LL_H
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef void* ll_tensor;
+
+/* ---- errors, handles, runtime (core.cpp) ---- */
+const char* ll_last_error(void);
+int64_t ll_live_tensors(void);
+void ll_free(ll_tensor t);
+const char* ll_torch_version(void);
+int ll_shim_abi(void);
+int ll_cuda_is_available(void);
+int ll_cuda_device_count(void);
+int ll_cuda_synchronize(int device);
+int ll_manual_seed(double seed);
+int ll_get_num_threads(void);
+int ll_set_num_threads(int n);
+int ll_grad_enabled(void);
+void ll_set_grad_enabled(int enabled);
+int ll_autocast_enabled(int device_type);
+int ll_autocast_set(int device_type, int enabled, int dtype);
+int ll_autocast_dtype(int device_type);
+int ll_get_rng_state(ll_tensor* out);
+int ll_set_rng_state(ll_tensor state);
+
+/* ---- CUDA caching allocator (cuda.cpp; zeros / -1 without CUDA) ---- */
+int ll_cuda_memory_stats(int device, double* out4); /* allocated, peak allocated, reserved, peak reserved */
+int ll_cuda_empty_cache(void);
+int ll_cuda_reset_peak(int device);
+
+/* ---- metadata and data transfer (tensor.cpp) ---- */
+int ll_dim(ll_tensor t);
+int ll_sizes(ll_tensor t, double* out);
+int ll_strides(ll_tensor t, double* out);
+int ll_dtype(ll_tensor t);
+int ll_device(ll_tensor t, int* out2);
+double ll_numel(ll_tensor t);
+int ll_requires_grad(ll_tensor t);
+int ll_set_requires_grad(ll_tensor t, int flag);
+int ll_is_contiguous(ll_tensor t);
+int ll_is_leaf(ll_tensor t);
+ll_tensor ll_from_data(const void* data, const double* shape, int ndim, int dtype, int dev_type, int dev_index);
+int ll_copy_to_buffer(ll_tensor t, void* out, double nbytes);
+double ll_item(ll_tensor t);
+ll_tensor ll_shallow_clone(ll_tensor t);
+ll_tensor ll_to(ll_tensor t, int dtype, int dev_type, int dev_index, int copy);
+ll_tensor ll_clone(ll_tensor t);
+
+/* ---- creation (create.cpp) ---- */
+ll_tensor ll_zeros(const double* shape, int ndim, int dtype, int dev_type, int dev_index);
+ll_tensor ll_ones(const double* shape, int ndim, int dtype, int dev_type, int dev_index);
+ll_tensor ll_empty(const double* shape, int ndim, int dtype, int dev_type, int dev_index);
+ll_tensor ll_full(const double* shape, int ndim, double value, int dtype, int dev_type, int dev_index);
+ll_tensor ll_arange(double start, double end, double step, int dtype, int dev_type, int dev_index);
+ll_tensor ll_eye(double n, double m, int dtype, int dev_type, int dev_index);
+ll_tensor ll_rand(const double* shape, int ndim, int dtype, int dev_type, int dev_index);
+ll_tensor ll_randn(const double* shape, int ndim, int dtype, int dev_type, int dev_index);
+ll_tensor ll_randint(double low, double high, const double* shape, int ndim, int dtype, int dev_type, int dev_index);
+ll_tensor ll_randperm(double n, int dtype, int dev_type, int dev_index);
+ll_tensor ll_zeros_like(ll_tensor t);
+ll_tensor ll_ones_like(ll_tensor t);
+
+/* ---- views and indexing (views.cpp) ---- */
+ll_tensor ll_reshape(ll_tensor t, const double* shape, int ndim);
+ll_tensor ll_view(ll_tensor t, const double* shape, int ndim);
+ll_tensor ll_permute(ll_tensor t, const double* dims, int ndim);
+ll_tensor ll_transpose(ll_tensor t, double d0, double d1);
+ll_tensor ll_contiguous(ll_tensor t);
+ll_tensor ll_flatten(ll_tensor t, double start, double end);
+ll_tensor ll_unsqueeze(ll_tensor t, double dim);
+ll_tensor ll_squeeze(ll_tensor t, double dim, int all);
+ll_tensor ll_expand(ll_tensor t, const double* shape, int ndim);
+ll_tensor ll_narrow(ll_tensor t, double dim, double start, double length);
+ll_tensor ll_select(ll_tensor t, double dim, double index);
+ll_tensor ll_cat(const ll_tensor* ts, int n, double dim);
+ll_tensor ll_stack(const ll_tensor* ts, int n, double dim);
+int ll_split(ll_tensor t, double size, double dim, ll_tensor* out, int max_out);
+int ll_chunk(ll_tensor t, double chunks, double dim, ll_tensor* out, int max_out);
+ll_tensor ll_index_select(ll_tensor t, double dim, ll_tensor index);
+ll_tensor ll_gather(ll_tensor t, double dim, ll_tensor index);
+ll_tensor ll_scatter(ll_tensor t, double dim, ll_tensor index, ll_tensor src);
+ll_tensor ll_masked_fill(ll_tensor t, ll_tensor mask, double value);
+ll_tensor ll_where(ll_tensor cond, ll_tensor a, ll_tensor b);
+ll_tensor ll_argsort(ll_tensor t, double dim, int descending);
+int ll_topk(ll_tensor t, double k, double dim, int largest, int sorted, ll_tensor* out2);
+
+/* ---- elementwise (elementwise.cpp) ---- */
+/* binary op codes: 0 add, 1 sub, 2 mul, 3 div, 4 pow, 5 eq, 6 ne, 7 lt, 8 le, 9 gt, 10 ge,
+   11 logical_and, 12 logical_or, 13 logical_xor, 14 maximum, 15 minimum */
+ll_tensor ll_binary(int op, ll_tensor a, ll_tensor b);
+ll_tensor ll_binary_scalar(int op, ll_tensor a, double s);
+ll_tensor ll_add(ll_tensor a, ll_tensor b);
+ll_tensor ll_add_scaled(ll_tensor a, ll_tensor b, double alpha);
+ll_tensor ll_mul(ll_tensor a, ll_tensor b);
+ll_tensor ll_rsub_scalar(ll_tensor a, double s); /* s - a */
+ll_tensor ll_rdiv_scalar(ll_tensor a, double s); /* s / a */
+/* unary op codes: 0 neg, 1 abs, 2 sqrt, 3 rsqrt, 4 exp, 5 log, 6 tanh, 7 sigmoid, 8 relu, 9 gelu,
+   10 gelu_tanh, 11 logical_not, 12 sin, 13 cos, 14 erf, 15 square, 16 reciprocal, 17 sign, 18 floor */
+ll_tensor ll_unary(int op, ll_tensor a);
+ll_tensor ll_clamp(ll_tensor t, double min, int has_min, double max, int has_max);
+/* in place; return 0 or -1 */
+int ll_add_(ll_tensor t, ll_tensor other, double alpha);
+int ll_add_scalar_(ll_tensor t, double s);
+int ll_mul_(ll_tensor t, ll_tensor other);
+int ll_mul_scalar_(ll_tensor t, double s);
+int ll_copy_(ll_tensor t, ll_tensor src);
+int ll_zero_(ll_tensor t);
+int ll_fill_(ll_tensor t, double value);
+int ll_normal_(ll_tensor t, double mean, double std);
+int ll_uniform_(ll_tensor t, double low, double high);
+int ll_trunc_normal_(ll_tensor t, double mean, double std, double a, double b);
+int ll_xavier_uniform_(ll_tensor t, double gain);
+
+/* ---- reductions (reduce.cpp) ---- */
+/* op codes: 0 sum, 1 mean, 2 amax, 3 amin; ndims = 0 reduces everything */
+ll_tensor ll_reduce(int op, ll_tensor t, const double* dims, int ndims, int keepdim);
+ll_tensor ll_var(ll_tensor t, const double* dims, int ndims, double correction, int keepdim);
+ll_tensor ll_std(ll_tensor t, const double* dims, int ndims, double correction, int keepdim);
+int ll_max_dim(ll_tensor t, double dim, int keepdim, int is_min, ll_tensor* out2);
+ll_tensor ll_argmax(ll_tensor t, double dim, int has_dim, int keepdim);
+ll_tensor ll_norm(ll_tensor t, double p, const double* dims, int ndims, int keepdim);
+
+/* ---- neural-network ops (nn.cpp) ---- */
+ll_tensor ll_matmul(ll_tensor a, ll_tensor b);
+ll_tensor ll_bmm(ll_tensor a, ll_tensor b);
+ll_tensor ll_linear(ll_tensor x, ll_tensor w, ll_tensor bias);
+ll_tensor ll_conv3d(ll_tensor x, ll_tensor w, ll_tensor bias, const double* stride3, const double* padding3,
+                    const double* dilation3, double groups);
+ll_tensor ll_layer_norm(ll_tensor x, const double* shape, int ndim, ll_tensor w, ll_tensor b, double eps);
+ll_tensor ll_softmax(ll_tensor x, double dim, int log);
+ll_tensor ll_dropout(ll_tensor x, double p, int train);
+ll_tensor ll_sdpa(ll_tensor q, ll_tensor k, ll_tensor v, ll_tensor mask, double dropout_p, int is_causal,
+                  double scale, int has_scale);
+/* reduction: 0 none, 1 mean, 2 sum */
+ll_tensor ll_mse_loss(ll_tensor x, ll_tensor y, int reduction);
+ll_tensor ll_cross_entropy(ll_tensor logits, ll_tensor target, ll_tensor weight, int reduction, double ignore_index,
+                           double label_smoothing);
+
+/* ---- autograd (autograd.cpp) ---- */
+int ll_backward(ll_tensor t, ll_tensor grad, int retain_graph);
+int ll_grad_defined(ll_tensor t);
+ll_tensor ll_grad(ll_tensor t);
+int ll_set_grad(ll_tensor t, ll_tensor grad);
+int ll_zero_grad(ll_tensor t, int set_to_none);
+ll_tensor ll_detach(ll_tensor t);
+int ll_grad_fn_defined(ll_tensor t);
+
+/* ---- optimizer kernels (optim.cpp) ---- */
+/* AdamW over n parameters. steps are float32 scalar tensors (one per parameter), incremented here.
+   use_fused: 1 fused kernel, 0 foreach fallback, -1 choose (fused where the device supports it).
+   Returns 1 if the fused kernel ran, 0 for foreach, -1 on error. */
+int ll_adamw_step(const ll_tensor* params, const ll_tensor* grads, const ll_tensor* exp_avg,
+                  const ll_tensor* exp_avg_sq, const ll_tensor* steps, int n, double lr, double beta1,
+                  double beta2, double weight_decay, double eps, int use_fused);
+/* Total L2 norm of the gradients of n tensors (undefined gradients skipped); scaled to max_norm
+   in place when max_norm > 0 and the norm exceeds it. Returns the norm as a 0-dim f32 tensor. */
+ll_tensor ll_clip_grad_norm(const ll_tensor* params, int n, double max_norm);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
