@@ -292,7 +292,9 @@ export async function build(): Promise<BuildRecord> {
         const tmp = `${o.obj}.tmp`;
         const r = await run(cxx, [...o.flags, "-c", `${NATIVE}/${o.src}`, "-o", tmp]);
         if (!r.ok) {
-          throw new BuildError(`compiling native/${o.src} failed:\n${r.err.split("\n").slice(0, 40).join("\n")}`);
+          throw new BuildError(
+            `compiling native/${o.src} failed:\n${r.err.split("\n").slice(0, 40).join("\n")}`,
+          );
         }
         await Deno.rename(tmp, o.obj);
         say(`  ${o.src} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);

@@ -11,27 +11,58 @@
 
 namespace ll {
 
-extern std::atomic<int64_t> live;
 void set_error(const char* op, const char* msg);
 
 using Impl = c10::TensorImpl;
 using ImplPtr = c10::intrusive_ptr<Impl, c10::UndefinedTensorImpl>;
 
-// Transfers ownership of t's reference into a new handle (an owned TensorImpl*).
+// The handle table: slot i holds an owned TensorImpl* and a generation that changes on every free, so a
+// stale handle is recognised. Slots live in fixed chunks that never move, so look-ups take no lock;
+// allocation and release take a spin lock (uncontended on the JavaScript thread).
+namespace handles {
+constexpr int kIndexBits = 22;                       // 4M live tensors
+constexpr int32_t kIndexMask = (1 << kIndexBits) - 1;
+constexpr int kGenBits = 31 - kIndexBits;            // 9 bits of generation
+constexpr int kChunkBits = 12;
+constexpr int kChunk = 1 << kChunkBits;
+struct Slot {
+  Impl* impl;
+  uint32_t gen;
+};
+extern Slot* chunks[1 << (kIndexBits - kChunkBits)];
+ll_tensor alloc(Impl* impl);   // takes ownership of one reference
+Impl* release(ll_tensor h);    // returns the owned reference, or nullptr for an invalid handle
+int64_t count();               // live handles
+inline Impl* lookup(ll_tensor h) {
+  if (h <= 0) return nullptr;
+  int32_t idx = h & kIndexMask;
+  Slot* c = chunks[idx >> kChunkBits];
+  if (c == nullptr) return nullptr;
+  Slot& s = c[idx & (kChunk - 1)];
+  uint32_t gen = static_cast<uint32_t>(h) >> kIndexBits;
+  return (s.gen & ((1u << kGenBits) - 1)) == gen ? s.impl : nullptr;
+}
+}  // namespace handles
+
+// Transfers ownership of t's reference into a new handle.
 inline ll_tensor wrap(at::Tensor&& t) {
   if (!t.defined()) throw std::runtime_error("operation returned an undefined tensor");
-  live.fetch_add(1, std::memory_order_relaxed);
-  return t.unsafeReleaseTensorImpl();
+  return handles::alloc(t.unsafeReleaseTensorImpl());
 }
 inline ll_tensor wrap(const at::Tensor& t) { return wrap(at::Tensor(t)); }
+
+[[noreturn]] void bad_handle(ll_tensor h, const char* what);
+
+inline Impl* resolve(ll_tensor h, const char* what) {
+  Impl* p = handles::lookup(h);
+  if (p == nullptr) bad_handle(h, what);
+  return p;
+}
 
 // A non-owning at::Tensor view of a handle: no refcount traffic; releases without decrementing.
 struct Borrow {
   at::Tensor t;
-  explicit Borrow(ll_tensor h, const char* what = "tensor") {
-    if (h == nullptr) throw std::invalid_argument(std::string("null ") + what + " handle");
-    t = at::Tensor(ImplPtr::reclaim(static_cast<Impl*>(h)));
-  }
+  explicit Borrow(ll_tensor h, const char* what = "tensor") : t(ImplPtr::reclaim(resolve(h, what))) {}
   ~Borrow() { t.unsafeReleaseTensorImpl(); }
   Borrow(const Borrow&) = delete;
   Borrow& operator=(const Borrow&) = delete;
@@ -42,8 +73,8 @@ struct Borrow {
 // Optional borrow: NULL means "no tensor".
 struct OptBorrow {
   std::optional<at::Tensor> t;
-  explicit OptBorrow(ll_tensor h) {
-    if (h != nullptr) t = at::Tensor(ImplPtr::reclaim(static_cast<Impl*>(h)));
+  explicit OptBorrow(ll_tensor h, const char* what = "optional tensor") {
+    if (h != 0) t = at::Tensor(ImplPtr::reclaim(resolve(h, what)));
   }
   ~OptBorrow() {
     if (t) t->unsafeReleaseTensorImpl();
@@ -60,11 +91,13 @@ struct BorrowList {
     if (n > 0 && hs == nullptr) throw std::invalid_argument(std::string("null ") + what + " list");
     v.reserve(n);
     for (int i = 0; i < n; i++) {
-      if (hs[i] == nullptr) {
+      Impl* p = handles::lookup(hs[i]);
+      if (p == nullptr) {
         release();
-        throw std::invalid_argument(std::string("null ") + what + " handle at position " + std::to_string(i));
+        throw std::invalid_argument(std::string("invalid ") + what + " handle " + std::to_string(hs[i]) +
+                                    " at position " + std::to_string(i) + " (freed, or never created)");
       }
-      v.emplace_back(ImplPtr::reclaim(static_cast<Impl*>(hs[i])));
+      v.emplace_back(ImplPtr::reclaim(p));
     }
   }
   void release() {
@@ -126,5 +159,5 @@ inline at::TensorOptions options_of(int dtype, int dev_type, int dev_index) {
     return fail;                                                   \
   }
 
-#define LL_T(op, ...) LL_GUARD(op, nullptr, __VA_ARGS__)
+#define LL_T(op, ...) LL_GUARD(op, 0, __VA_ARGS__)
 #define LL_I(op, ...) LL_GUARD(op, -1, __VA_ARGS__)

@@ -7,11 +7,71 @@
 #include "common.h"
 
 namespace ll {
-std::atomic<int64_t> live{0};
 static thread_local std::string last_error;
 void set_error(const char* op, const char* msg) {
   last_error = std::string(op) + ": " + msg;
 }
+
+void bad_handle(ll_tensor h, const char* what) {
+  if (h == 0) throw std::invalid_argument(std::string("null ") + what + " handle");
+  throw std::invalid_argument(std::string("invalid ") + what + " handle " + std::to_string(h) +
+                              " (freed, or never created)");
+}
+
+namespace handles {
+Slot* chunks[1 << (kIndexBits - kChunkBits)];
+static std::atomic_flag lock = ATOMIC_FLAG_INIT;
+static std::vector<int32_t> free_slots;
+static int32_t next_index = 1;  // index 0 is never used, so no valid handle is 0
+static int64_t live = 0;
+
+struct SpinGuard {
+  SpinGuard() {
+    while (lock.test_and_set(std::memory_order_acquire)) {
+    }
+  }
+  ~SpinGuard() { lock.clear(std::memory_order_release); }
+};
+
+ll_tensor alloc(Impl* impl) {
+  SpinGuard g;
+  int32_t idx;
+  if (!free_slots.empty()) {
+    idx = free_slots.back();
+    free_slots.pop_back();
+  } else {
+    if (next_index > kIndexMask) {
+      ImplPtr::reclaim(impl);
+      throw std::runtime_error("too many live tensors (4M handles); free some with dispose()");
+    }
+    idx = next_index++;
+    auto& c = chunks[idx >> kChunkBits];
+    if (c == nullptr) c = new Slot[kChunk]();
+  }
+  Slot& s = chunks[idx >> kChunkBits][idx & (kChunk - 1)];
+  s.impl = impl;
+  live++;
+  return static_cast<ll_tensor>(((s.gen & ((1u << kGenBits) - 1)) << kIndexBits) | static_cast<uint32_t>(idx));
+}
+
+Impl* release(ll_tensor h) {
+  SpinGuard g;
+  Impl* p = lookup(h);
+  if (p == nullptr) return nullptr;
+  int32_t idx = h & kIndexMask;
+  Slot& s = chunks[idx >> kChunkBits][idx & (kChunk - 1)];
+  s.impl = nullptr;
+  s.gen++;
+  free_slots.push_back(idx);
+  live--;
+  return p;
+}
+
+int64_t count() {
+  SpinGuard g;
+  return live;
+}
+}  // namespace handles
 }  // namespace ll
 
 using namespace ll;
@@ -19,12 +79,18 @@ using namespace ll;
 extern "C" {
 
 const char* ll_last_error(void) { return last_error.c_str(); }
-int64_t ll_live_tensors(void) { return live.load(std::memory_order_relaxed); }
+double ll_live_tensors(void) { return static_cast<double>(handles::count()); }
 
-void ll_free(ll_tensor t) {
-  if (t == nullptr) return;
-  live.fetch_sub(1, std::memory_order_relaxed);
-  ImplPtr::reclaim(static_cast<Impl*>(t));  // drops the handle's reference
+// Releases a handle; freeing 0 is a no-op, freeing an invalid handle is an error (-1), never a crash.
+int ll_free(ll_tensor t) {
+  if (t == 0) return 0;
+  Impl* p = handles::release(t);
+  if (p == nullptr) {
+    set_error("free", ("invalid tensor handle " + std::to_string(t) + " (already freed, or never created)").c_str());
+    return -1;
+  }
+  ImplPtr::reclaim(p);  // drops the handle's reference
+  return 0;
 }
 
 const char* ll_torch_version(void) { return TORCH_VERSION; }
@@ -67,20 +133,26 @@ int ll_autocast_enabled(int device_type) {
 int ll_autocast_dtype(int device_type) {
   LL_I("autocast_dtype", return static_cast<int>(at::autocast::get_autocast_dtype(device_of(device_type, -1).type()));)
 }
-// Enables (entering a region) or disables (leaving one) autocast; leaving the outermost region clears the cast cache.
-int ll_autocast_set(int device_type, int enabled, int dtype) {
+// The previous state is packed as enabled | (dtype << 1).
+int ll_autocast_enter(int device_type, int dtype) {
   LL_I("autocast", {
     auto dt = device_of(device_type, -1).type();
-    if (enabled) {
-      auto st = dtype_of(dtype);
-      if (st != at::kBFloat16 && st != at::kHalf) throw std::invalid_argument("autocast dtype must be bf16 or f16");
-      at::autocast::set_autocast_dtype(dt, st);
-      at::autocast::set_autocast_enabled(dt, true);
-      at::autocast::increment_nesting();
-    } else {
-      at::autocast::set_autocast_enabled(dt, false);
-      if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-    }
+    auto st = dtype_of(dtype);
+    if (st != at::kBFloat16 && st != at::kHalf) throw std::invalid_argument("autocast dtype must be bf16 or f16");
+    int prev = (at::autocast::is_autocast_enabled(dt) ? 1 : 0) |
+               (static_cast<int>(at::autocast::get_autocast_dtype(dt)) << 1);
+    at::autocast::set_autocast_dtype(dt, st);
+    at::autocast::set_autocast_enabled(dt, true);
+    at::autocast::increment_nesting();
+    return prev;
+  })
+}
+int ll_autocast_exit(int device_type, int prev_state) {
+  LL_I("autocast", {
+    auto dt = device_of(device_type, -1).type();
+    at::autocast::set_autocast_enabled(dt, (prev_state & 1) != 0);
+    at::autocast::set_autocast_dtype(dt, static_cast<c10::ScalarType>(prev_state >> 1));
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
     return 0;
   })
 }

@@ -2,16 +2,17 @@
  * layerlock shim: a small C API over libtorch, loaded from Deno with Deno.dlopen.
  *
  * Conventions (one for the whole API, in the manner of tch-rs / TorchSharp):
- *  - A tensor is an opaque handle (ll_tensor) that owns one reference to a libtorch TensorImpl.
- *    Every handle returned by a function must be released exactly once with ll_free.
- *  - No C++ exception crosses this boundary. A function returning a handle returns NULL on failure;
+ *  - A tensor is an opaque handle (ll_tensor, a small integer) that owns one reference to a libtorch
+ *    TensorImpl. Every handle returned by a function must be released exactly once with ll_free. A stale,
+ *    freed or forged handle is detected (slot generation check) and reported as an error, not a crash.
+ *  - No C++ exception crosses this boundary. A function returning a handle returns 0 on failure;
  *    a function returning int returns a negative value on failure. The message of the last failure on
  *    the calling thread is read with ll_last_error() — only after a failure, so the happy path stays cheap.
  *  - Shapes and dimension lists are passed as (const double* values, int n): JavaScript numbers hold every
  *    integer up to 2^53 exactly, which avoids BigInt on the hot path.
  *  - dtype is the c10::ScalarType code (u8=0, i32=3, i64=4, f16=5, f32=6, f64=7, bool=11, bf16=15).
  *  - device is (device_type, index): CPU=0, CUDA=1; index -1 means the current device.
- *  - Optional tensors are NULL; optional scalars are a value plus a has_* flag.
+ *  - Optional tensors are 0; optional scalars are a value plus a has_* flag.
  */
 #ifndef LL_H
 #define LL_H
@@ -21,12 +22,14 @@
 extern "C" {
 #endif
 
-typedef void* ll_tensor;
+/* A tensor handle: a slot index and a generation packed in 31 bits; 0 is "no tensor". Handles are plain
+   numbers on the JavaScript side, which keeps every call on V8's fast path. */
+typedef int32_t ll_tensor;
 
 /* ---- errors, handles, runtime (core.cpp) ---- */
 const char* ll_last_error(void);
-int64_t ll_live_tensors(void);
-void ll_free(ll_tensor t);
+double ll_live_tensors(void);
+int ll_free(ll_tensor t);
 const char* ll_torch_version(void);
 int ll_shim_abi(void);
 int ll_cuda_is_available(void);
@@ -38,7 +41,10 @@ int ll_set_num_threads(int n);
 int ll_grad_enabled(void);
 void ll_set_grad_enabled(int enabled);
 int ll_autocast_enabled(int device_type);
-int ll_autocast_set(int device_type, int enabled, int dtype);
+/* Enters an autocast region in dtype (bf16/f16); returns the previous state for ll_autocast_exit. */
+int ll_autocast_enter(int device_type, int dtype);
+/* Leaves a region, restoring the state ll_autocast_enter returned; the outermost exit clears the cast cache. */
+int ll_autocast_exit(int device_type, int prev_state);
 int ll_autocast_dtype(int device_type);
 int ll_get_rng_state(ll_tensor* out);
 int ll_set_rng_state(ll_tensor state);

@@ -1,0 +1,70 @@
+/**
+ * layerlock: LayerLock self-supervised video training on libtorch, from Deno.
+ *
+ * ```ts
+ * import * as torch from "./mod.ts";
+ * const y = torch.scope(() => torch.randn([2, 3]).matmul(torch.ones([3, 4])));
+ * console.log(y.shape, torch.liveTensors());
+ * y.dispose();
+ * ```
+ * @module
+ */
+export { TorchError } from "./ffi/errors.ts";
+export { type Device, type DType, type HostArray, isFloating } from "./src/dtype.ts";
+export { Tensor, type ToOptions } from "./src/tensor.ts";
+export { currentScope, keep, scope } from "./src/scope.ts";
+export {
+  arange,
+  empty,
+  eye,
+  type FactoryOptions,
+  full,
+  type NestedArray,
+  ones,
+  onesLike,
+  rand,
+  randint,
+  randn,
+  randperm,
+  tensor,
+  zeros,
+  zerosLike,
+} from "./src/creation.ts";
+export {
+  bmm,
+  cat,
+  conv3d,
+  type Conv3dOptions,
+  crossEntropy,
+  type CrossEntropyOptions,
+  dropout,
+  layerNorm,
+  linear,
+  logSoftmax,
+  matmul,
+  mseLoss,
+  type Reduction,
+  scaledDotProductAttention,
+  type SdpaOptions,
+  softmax,
+  stack,
+  where,
+} from "./src/functional.ts";
+export {
+  autocast,
+  enableGrad,
+  isAutocastEnabled,
+  isGradEnabled,
+  noGrad,
+  setGradEnabled,
+} from "./src/autograd.ts";
+export {
+  cuda,
+  type CudaMemoryStats,
+  getNumThreads,
+  liveTensors,
+  manualSeed,
+  setNumThreads,
+  torchVersion,
+} from "./src/runtime.ts";
+export { type AdamWHyper, adamwStep, type AdamWTensors, clipGradNorm } from "./src/optim/kernels.ts";

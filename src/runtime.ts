@@ -1,0 +1,79 @@
+/**
+ * The runtime: versions, live-tensor count, seeding, CPU threads, and CUDA queries (availability, devices,
+ * synchronisation, caching-allocator statistics).
+ * @module
+ */
+import { cString, lib } from "../ffi/lib.ts";
+import { checkStatus, TorchError } from "../ffi/errors.ts";
+
+/** The libtorch version the shim was built against. */
+export function torchVersion(): string {
+  return cString(lib.ll_torch_version());
+}
+
+/** The number of live native tensor handles (for leak checks: compare before and after). */
+export function liveTensors(): number {
+  return lib.ll_live_tensors();
+}
+
+/** Seeds the CPU and every CUDA generator (torch.manual_seed). */
+export function manualSeed(seed: number): void {
+  if (!Number.isInteger(seed) || seed < 0) {
+    throw new TorchError("manualSeed", `seed must be a non-negative integer, got ${seed}`);
+  }
+  checkStatus(lib.ll_manual_seed(seed), "manualSeed");
+}
+
+/** The number of threads libtorch uses for CPU ops. */
+export function getNumThreads(): number {
+  return lib.ll_get_num_threads();
+}
+
+/** Sets the number of threads libtorch uses for CPU ops. */
+export function setNumThreads(n: number): void {
+  checkStatus(lib.ll_set_num_threads(n), "setNumThreads");
+}
+
+/** CUDA caching-allocator statistics of one device, in bytes. */
+export interface CudaMemoryStats {
+  /** Bytes held by live tensors now. */
+  allocated: number;
+  /** The most bytes held by live tensors since the last reset. */
+  peakAllocated: number;
+  /** Bytes reserved from the driver by the caching allocator now. */
+  reserved: number;
+  /** The most bytes reserved since the last reset. */
+  peakReserved: number;
+}
+
+const STATS = new Float64Array(4);
+
+/** CUDA queries. */
+export const cuda = {
+  /** Whether a CUDA device can be used. */
+  isAvailable(): boolean {
+    return checkStatus(lib.ll_cuda_is_available(), "cuda.isAvailable") === 1;
+  },
+  /** The number of CUDA devices. */
+  deviceCount(): number {
+    return checkStatus(lib.ll_cuda_device_count(), "cuda.deviceCount");
+  },
+  /** Waits for all queued work on a device (default: the current one). */
+  synchronize(device = -1): void {
+    checkStatus(lib.ll_cuda_synchronize(device), "cuda.synchronize");
+  },
+  /** Caching-allocator statistics, or null when the shim was built without CUDA. */
+  memoryStats(device = 0): CudaMemoryStats | null {
+    const ok = checkStatus(lib.ll_cuda_memory_stats(device, STATS), "cuda.memoryStats");
+    if (ok === 0) return null;
+    return { allocated: STATS[0], peakAllocated: STATS[1], reserved: STATS[2], peakReserved: STATS[3] };
+  },
+  /** Resets the peak statistics of a device. */
+  resetPeakMemoryStats(device = 0): void {
+    checkStatus(lib.ll_cuda_reset_peak(device), "cuda.resetPeakMemoryStats");
+  },
+  /** Returns cached, unused blocks to the driver. */
+  emptyCache(): void {
+    checkStatus(lib.ll_cuda_empty_cache(), "cuda.emptyCache");
+  },
+};
