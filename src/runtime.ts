@@ -48,8 +48,24 @@ export interface CudaMemoryStats {
 
 const STATS = new Float64Array(4);
 
+/** CUDA queries (the type of `cuda`). */
+export interface CudaApi {
+  /** Whether a CUDA device can be used. */
+  isAvailable(): boolean;
+  /** The number of CUDA devices. */
+  deviceCount(): number;
+  /** Waits for all queued work on a device (default: the current one). */
+  synchronize(device?: number): void;
+  /** Caching-allocator statistics, or null when the shim was built without CUDA. */
+  memoryStats(device?: number): CudaMemoryStats | null;
+  /** Resets the peak statistics of a device. */
+  resetPeakMemoryStats(device?: number): void;
+  /** Returns cached, unused blocks to the driver. */
+  emptyCache(): void;
+}
+
 /** CUDA queries. */
-export const cuda = {
+export const cuda: CudaApi = {
   /** Whether a CUDA device can be used. */
   isAvailable(): boolean {
     return checkStatus(lib.ll_cuda_is_available(), "cuda.isAvailable") === 1;

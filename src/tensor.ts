@@ -23,7 +23,6 @@ import { type Scope, type ScopeOwned, track } from "./scope.ts";
 
 // Scratch buffers for shape/dims arguments and multi-tensor results (calls are synchronous).
 const DIMS = new Float64Array(64);
-const DIMS2 = new Float64Array(64);
 const OUT = new Int32Array(1024);
 const INTS = new Int32Array(2);
 

@@ -1,0 +1,44 @@
+/**
+ * Shared test helpers: leak checks around a test body, and numeric comparison.
+ * @module
+ */
+import assert from "node:assert/strict";
+import { liveTensors, type Tensor } from "../mod.ts";
+
+/** Runs fn and asserts that the live native tensor count returns to its value before the call. */
+export function noLeak<T>(fn: () => T): T {
+  const before = liveTensors();
+  const r = fn();
+  assert.equal(liveTensors(), before, `live tensors: ${liveTensors()} after vs ${before} before`);
+  return r;
+}
+
+/** A Deno.test whose body must leave no live tensors behind. */
+export function leakFreeTest(name: string, fn: () => void): void {
+  Deno.test(name, () => noLeak(fn));
+}
+
+/** Asserts |a - b| <= atol + rtol·|b| elementwise; reports the worst element. */
+export function assertClose(
+  actual: ArrayLike<number> | Tensor,
+  expected: ArrayLike<number>,
+  { rtol = 1e-5, atol = 1e-6, msg = "" } = {},
+): void {
+  const a = "toArray" in actual ? Array.from(actual.toArray() as ArrayLike<number | bigint>, Number) : actual;
+  assert.equal(a.length, expected.length, `${msg} length ${a.length} vs expected ${expected.length}`);
+  let worst = -1, worstErr = 0;
+  for (let i = 0; i < a.length; i++) {
+    const e = Number(expected[i]), v = Number(a[i]);
+    if (Number.isNaN(e) && Number.isNaN(v)) continue;
+    const err = Math.abs(v - e) - (atol + rtol * Math.abs(e));
+    if (!(err <= 0) && (worst < 0 || err > worstErr)) {
+      worst = i;
+      worstErr = err;
+    }
+  }
+  if (worst >= 0) {
+    assert.fail(
+      `${msg} element ${worst}: got ${a[worst]}, expected ${expected[worst]} (rtol ${rtol}, atol ${atol})`,
+    );
+  }
+}
