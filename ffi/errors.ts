@@ -2,7 +2,7 @@
  * The one error type of the binding, and the checks that turn the shim's failure codes into it.
  * @module
  */
-import { cString, lib } from "./lib.ts";
+import { lib, readString } from "./lib.ts";
 
 /** An error from libtorch or from the binding, naming the operation that failed. */
 export class TorchError extends Error {
@@ -18,7 +18,7 @@ export class TorchError extends Error {
 
 /** Reads the message of the shim's last failure on this thread. */
 export function lastError(): string {
-  return cString(lib.ll_last_error());
+  return readString(lib.ll_last_error);
 }
 
 /** Throws the shim's last error as a TorchError for `op`, stripping the shim's own op prefix. */

@@ -7,7 +7,7 @@
 import { SYMBOLS } from "./symbols.ts";
 
 /** The ABI version of `native/ll.h` this binding was written for (see `ll_shim_abi`). */
-export const SHIM_ABI = 1;
+export const SHIM_ABI = 2;
 
 /** The loaded shim's symbols. */
 export type Shim = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
@@ -52,7 +52,10 @@ function open(): Deno.DynamicLibrary<typeof SYMBOLS> {
 /** The shim, loaded on first import. */
 export const lib: Shim = open().symbols;
 
-/** Reads a NUL-terminated C string returned by the shim. */
-export function cString(p: Deno.PointerValue): string {
-  return p === null ? "" : Deno.UnsafePointerView.getCString(p);
+const STRBUF = new Uint8Array(4096);
+
+/** Reads a string that a shim function copies into a caller buffer (`int f(char* buf, int cap)`). */
+export function readString(f: (buf: Uint8Array, cap: number) => number): string {
+  const n = f(STRBUF, STRBUF.length);
+  return new TextDecoder().decode(STRBUF.subarray(0, Math.min(n, STRBUF.length - 1)));
 }

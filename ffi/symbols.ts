@@ -2,10 +2,10 @@
 
 /** The shim's symbol table for Deno.dlopen. */
 export const SYMBOLS = {
-  ll_last_error: { parameters: [], result: "pointer" },
+  ll_last_error: { parameters: ["buffer", "i32"], result: "i32" },
   ll_live_tensors: { parameters: [], result: "f64" },
   ll_free: { parameters: ["i32"], result: "i32" },
-  ll_torch_version: { parameters: [], result: "pointer" },
+  ll_torch_version: { parameters: ["buffer", "i32"], result: "i32" },
   ll_shim_abi: { parameters: [], result: "i32" },
   ll_cuda_is_available: { parameters: [], result: "i32" },
   ll_cuda_device_count: { parameters: [], result: "i32" },
@@ -117,22 +117,6 @@ export const SYMBOLS = {
   ll_zero_grad: { parameters: ["i32", "i32"], result: "i32" },
   ll_detach: { parameters: ["i32"], result: "i32" },
   ll_grad_fn_defined: { parameters: ["i32"], result: "i32" },
-  ll_adamw_step: {
-    parameters: [
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "i32",
-      "f64",
-      "f64",
-      "f64",
-      "f64",
-      "f64",
-      "i32",
-    ],
-    result: "i32",
-  },
+  ll_adamw_step: { parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "i32", "f64", "f64", "f64", "f64", "f64", "i32"], result: "i32" },
   ll_clip_grad_norm: { parameters: ["buffer", "i32", "f64"], result: "i32" },
 } as const;

@@ -4,6 +4,8 @@
 #include <torch/cuda.h>
 #include <torch/version.h>
 
+#include <cstring>
+
 #include "common.h"
 
 namespace ll {
@@ -78,7 +80,18 @@ using namespace ll;
 
 extern "C" {
 
-const char* ll_last_error(void) { return last_error.c_str(); }
+namespace {
+int copy_string(const std::string& s, char* buf, int cap) {
+  if (buf != nullptr && cap > 0) {
+    size_t n = std::min(s.size(), static_cast<size_t>(cap - 1));
+    std::memcpy(buf, s.data(), n);
+    buf[n] = 0;
+  }
+  return static_cast<int>(s.size());
+}
+}  // namespace
+
+int ll_last_error(char* buf, int cap) { return copy_string(last_error, buf, cap); }
 double ll_live_tensors(void) { return static_cast<double>(handles::count()); }
 
 // Releases a handle; freeing 0 is a no-op, freeing an invalid handle is an error (-1), never a crash.
@@ -93,9 +106,9 @@ int ll_free(ll_tensor t) {
   return 0;
 }
 
-const char* ll_torch_version(void) { return TORCH_VERSION; }
+int ll_torch_version(char* buf, int cap) { return copy_string(TORCH_VERSION, buf, cap); }
 // Bumped whenever ll.h changes incompatibly; the TypeScript loader checks it.
-int ll_shim_abi(void) { return 1; }
+int ll_shim_abi(void) { return 2; }
 
 int ll_cuda_is_available(void) { LL_I("cuda_is_available", return torch::cuda::is_available() ? 1 : 0;) }
 int ll_cuda_device_count(void) { LL_I("cuda_device_count", return static_cast<int>(torch::cuda::device_count());) }

