@@ -29,6 +29,8 @@ int ll_adamw_step(const ll_tensor* params, const ll_tensor* grads, const ll_tens
     c10::NoGradGuard ng;
     bool fused = use_fused == 1 || (use_fused < 0 && (p.v[0].is_cuda() || p.v[0].is_cpu()));
     if (fused) {
+      // _fused_adamw_ reads the step counters but does not advance them (torch.optim does that first).
+      at::_foreach_add_(s.v, 1);
       at::_fused_adamw_(p.v, g.v, m.v, v.v, {}, s.v, lr, beta1, beta2, weight_decay, eps, /*amsgrad=*/false,
                         /*maximize=*/false);
       return 1;

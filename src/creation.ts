@@ -99,6 +99,10 @@ export function tensor(
       );
     }
     dtype = opts.dtype === "bool" && hostType === "u8" ? "bool" : hostType;
+    // Bytes become bool storage as they are: anything but 0/1 must be normalised (nonzero is true).
+    if (dtype === "bool" && (data as Uint8Array).some((v) => v > 1)) {
+      host = Uint8Array.from(data as Uint8Array, (v) => (v ? 1 : 0));
+    }
   } else {
     const { flat, shape: s } = flattenNested(data, "tensor");
     shape = opts.shape ?? s;
