@@ -92,7 +92,72 @@ const CASES: Case[] = [
       };
     },
   },
+  mlpCase(
+    "mlp_8x256_f32_cpu",
+    "8-layer GELU MLP forward+backward, batch 64, width 256, f32",
+    "cpu",
+    8,
+    256,
+    200,
+    5,
+  ),
+  mlpCase(
+    "mlp_24x1024_bf16_cuda",
+    "CUDA: 24-layer GELU MLP forward+backward, batch 64, width 1024, bf16",
+    "cuda",
+    24,
+    1024,
+    200,
+    5,
+  ),
 ];
+
+/** An MLP of `layers` linear+GELU layers, forward + backward of the mean output, grads dropped each step. */
+function mlpCase(
+  name: string,
+  description: string,
+  device: torch.Device,
+  layers: number,
+  width: number,
+  iters: number,
+  repeats: number,
+): Case {
+  return {
+    name,
+    description,
+    iters,
+    repeats,
+    cuda: device !== "cpu",
+    setup: () => {
+      torch.manualSeed(0);
+      const dtype: torch.DType = device === "cpu" ? "f32" : "bf16";
+      const ws = torch.scope(() =>
+        Array.from(
+          { length: layers },
+          () =>
+            torch.noGrad(() => torch.randn([width, width], { device, dtype }).mul(1 / Math.sqrt(width)))
+              .requiresGrad_(),
+        )
+      );
+      const x = torch.randn([64, width], { device, dtype });
+      return {
+        run: () => {
+          torch.scope(() => {
+            let h = x;
+            for (const w of ws) h = torch.linear(h, w).gelu();
+            h.mean().backward();
+          });
+          for (const w of ws) w.zeroGrad();
+        },
+        sync: device === "cpu" ? undefined : () => torch.cuda.synchronize(),
+        teardown: () => {
+          for (const w of ws) w.dispose();
+          x.dispose();
+        },
+      };
+    },
+  };
+}
 
 function bestMicros(c: Case): number {
   const { run, sync, teardown } = c.setup();

@@ -53,6 +53,25 @@ for case in CASES:
         a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
         b = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
         out[name] = best_us(lambda: torch.matmul(a, b), iters, repeats, torch.cuda.synchronize)
+    elif name.startswith("mlp_"):
+        # mlp_<layers>x<width>_<dtype>_<device>
+        _, shape, dt, dev = name.split("_")
+        layers, width = (int(v) for v in shape.split("x"))
+        dtype = torch.float32 if dt == "f32" else torch.bfloat16
+        torch.manual_seed(0)
+        with torch.no_grad():
+            ws = [(torch.randn(width, width, device=dev, dtype=dtype) / width**0.5).requires_grad_() for _ in range(layers)]
+        x = torch.randn(64, width, device=dev, dtype=dtype)
+
+        def f():
+            h = x
+            for w in ws:
+                h = torch.nn.functional.gelu(torch.nn.functional.linear(h, w))
+            h.mean().backward()
+            for w in ws:
+                w.grad = None
+
+        out[name] = best_us(f, iters, repeats, torch.cuda.synchronize if dev == "cuda" else None)
     else:
         raise SystemExit(f"unknown case {name}")
 print(json.dumps(out))
