@@ -35,6 +35,16 @@ int ll_set_grad(ll_tensor t, ll_tensor grad) {
   LL_I("set_grad", {
     Borrow x(t);
     OptBorrow g(grad);
+    // The checks of PyTorch's `.grad` setter: a mismatched gradient would be accumulated into silently.
+    if (g.t) {
+      if (g.t->scalar_type() != x->scalar_type() || g.t->device() != x->device())
+        throw std::invalid_argument("assigned grad has dtype " + std::string(c10::toString(g.t->scalar_type())) +
+                                    " on " + g.t->device().str() + " but the tensor has dtype " +
+                                    c10::toString(x->scalar_type()) + " on " + x->device().str());
+      if (g.t->sizes() != x->sizes())
+        throw std::invalid_argument("assigned grad has shape " + c10::str(g.t->sizes()) +
+                                    " but the tensor has shape " + c10::str(x->sizes()));
+    }
     x->mutable_grad() = g.t.value_or(at::Tensor());
     return 0;
   })

@@ -52,6 +52,11 @@ int ll_requires_grad(ll_tensor t) { LL_I("requires_grad", return Borrow(t)->requ
 int ll_set_requires_grad(ll_tensor t, int flag) {
   LL_I("requires_grad_", {
     Borrow b(t);
+    // As PyTorch's requires_grad_: only a leaf can stop requiring grad (libtorch alone would ignore it).
+    if (flag == 0 && !b->is_leaf())
+      throw std::invalid_argument(
+          "you can only change requires_grad flags of leaf variables; use detach() to get a tensor without "
+          "grad history");
     b->set_requires_grad(flag != 0);
     return 0;
   })

@@ -203,8 +203,9 @@ export class Tensor implements ScopeOwned {
 
   /** The sizes of each dimension. */
   get shape(): number[] {
+    const h = this.handle; // checked even when cached: a disposed tensor has no shape
     if (this.#shape === null) {
-      const n = checkStatus(lib.ll_sizes(this.handle, DIMS), "shape");
+      const n = checkStatus(lib.ll_sizes(h, DIMS), "shape");
       this.#shape = Array.from(DIMS.subarray(0, n));
     }
     return this.#shape.slice();
@@ -254,7 +255,7 @@ export class Tensor implements ScopeOwned {
     return checkStatus(lib.ll_requires_grad(this.handle), "requiresGrad") === 1;
   }
 
-  /** Sets `requiresGrad` in place and returns this tensor (PyTorch's `requires_grad_`). */
+  /** Sets `requiresGrad` in place, returning this (PyTorch's `requires_grad_`; only a leaf can unset it). */
   requiresGrad_(flag = true): this {
     checkStatus(lib.ll_set_requires_grad(this.handle, flag ? 1 : 0), "requiresGrad_");
     return this;
@@ -318,10 +319,11 @@ export class Tensor implements ScopeOwned {
 
   /** The value of a one-element tensor as a number. */
   item(): number {
-    const v = lib.ll_item(this.handle);
+    const h = this.handle;
+    const v = lib.ll_item(h);
     if (Number.isNaN(v)) {
-      // NaN is also a legitimate value: only a recorded error makes it a failure.
-      if (this.numel !== 1) fail("item");
+      // NaN is also a legitimate value: only a recorded error makes it a failure (reported as item's).
+      if (lib.ll_numel(h) !== 1) fail("item");
     }
     return v;
   }
@@ -799,7 +801,7 @@ export class Tensor implements ScopeOwned {
     if (checkStatus(lib.ll_grad_defined(this.handle), "grad") === 0) return null;
     return new Tensor(checkHandle(lib.ll_grad(this.handle), "grad"));
   }
-  /** Replaces the gradient (null clears it). */
+  /** Replaces the gradient (null clears it); it must have this tensor's shape, dtype and device. */
   setGrad(grad: Tensor | null): void {
     checkStatus(lib.ll_set_grad(this.handle, grad === null ? 0 : grad.handle), "setGrad");
   }
