@@ -60,19 +60,19 @@ class BuildError extends Error {
   }
 }
 
+/** Runs a command; `show` lets its output through to the terminal (then `out`/`err` are empty). */
 async function run(
   cmd: string,
   args: string[],
-  opts: { quiet?: boolean } = {},
+  opts: { show?: boolean } = {},
 ): Promise<{ ok: boolean; out: string; err: string }> {
+  const io = opts.show ? "inherit" : "piped";
   try {
-    const r = await new Deno.Command(cmd, {
-      args,
-      stdout: "piped",
-      stderr: opts.quiet === false ? "inherit" : "piped",
-    }).output();
+    const r = await new Deno.Command(cmd, { args, stdout: io, stderr: io }).output();
     const dec = new TextDecoder();
-    return { ok: r.success, out: dec.decode(r.stdout), err: dec.decode(r.stderr) };
+    return opts.show
+      ? { ok: r.success, out: "", err: "" }
+      : { ok: r.success, out: dec.decode(r.stdout), err: dec.decode(r.stderr) };
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return { ok: false, out: "", err: `${cmd}: not found` };
     throw e;
@@ -161,8 +161,10 @@ export async function locateTorch(): Promise<TorchInfo> {
   }
   say(`no torch found; creating .venv and installing ${TORCH_PIN} (CPU build, a few minutes, ~1 GB)...`);
   if (!(await exists(venvPy))) {
-    const v = await run("python3", ["-m", "venv", `${ROOT}/.venv`], { quiet: false });
-    if (!v.ok) throw new BuildError(`python3 -m venv .venv failed (is python3-venv installed?)\n${v.err}`);
+    const v = await run("python3", ["-m", "venv", `${ROOT}/.venv`], { show: true });
+    if (!v.ok) {
+      throw new BuildError("python3 -m venv .venv failed (is python3-venv installed?); see the output above");
+    }
   }
   const pip = await run(venvPy, [
     "-m",
@@ -173,8 +175,8 @@ export async function locateTorch(): Promise<TorchInfo> {
     "off",
     TORCH_PIN,
     "numpy",
-  ], { quiet: false });
-  if (!pip.ok) throw new BuildError(`pip install ${TORCH_PIN} into .venv failed:\n${pip.out.slice(-2000)}`);
+  ], { show: true });
+  if (!pip.ok) throw new BuildError(`pip install ${TORCH_PIN} into .venv failed; see the output above`);
   const t = await probePython(venvPy, "project .venv (installed now)");
   if (!t) throw new BuildError("torch was installed into .venv but cannot be imported");
   return t;
