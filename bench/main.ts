@@ -10,6 +10,7 @@ import * as torch from "../mod.ts";
 interface Case {
   name: string;
   description: string;
+  /** Minimum iterations per round; raised so that a round lasts at least ROUND_MS on this machine. */
   iters: number;
   repeats: number;
   cuda: boolean;
@@ -159,11 +160,19 @@ function mlpCase(
   };
 }
 
+const ROUND_MS = 250;
+
 function bestMicros(c: Case): number {
   const { run, sync, teardown } = c.setup();
   try {
     for (let i = 0; i < Math.max(1, c.iters / 10); i++) run();
     sync?.();
+    // Calibrate once: short rounds are at the mercy of thread wake-ups and timer resolution.
+    const t0 = performance.now();
+    for (let i = 0; i < 5; i++) run();
+    sync?.();
+    const perIterMs = (performance.now() - t0) / 5;
+    c.iters = Math.max(c.iters, Math.ceil(ROUND_MS / Math.max(perIterMs, 1e-6)));
     let best = Infinity;
     for (let r = 0; r < c.repeats; r++) {
       const t0 = performance.now();

@@ -117,22 +117,6 @@ export const SYMBOLS = {
   ll_zero_grad: { parameters: ["i32", "i32"], result: "i32" },
   ll_detach: { parameters: ["i32"], result: "i32" },
   ll_grad_fn_defined: { parameters: ["i32"], result: "i32" },
-  ll_adamw_step: {
-    parameters: [
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "i32",
-      "f64",
-      "f64",
-      "f64",
-      "f64",
-      "f64",
-      "i32",
-    ],
-    result: "i32",
-  },
+  ll_adamw_step: { parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "i32", "f64", "f64", "f64", "f64", "f64", "i32"], result: "i32" },
   ll_clip_grad_norm: { parameters: ["buffer", "i32", "f64"], result: "i32" },
 } as const;
