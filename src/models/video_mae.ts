@@ -1,0 +1,273 @@
+/**
+ * The video masked autoencoder (VideoMAE's pretraining model), readable top to bottom:
+ * a ViT encoder over the visible tubelet tokens of a [B, C, T, H, W] clip, and a light decoder that predicts
+ * the masked tokens' targets. Parameter names and shapes follow VideoMAE's `PretrainVisionTransformer`
+ * (`encoder.patch_embed.proj.weight`, `encoder.blocks.0.attn.qkv.weight`, `encoder_to_decoder.weight`,
+ * `mask_token`, `decoder.head.weight`, ...), so checkpoints load by name in PyTorch.
+ * @module
+ */
+import { TorchError } from "../../ffi/errors.ts";
+import type { Device } from "../dtype.ts";
+import { zeros } from "../creation.ts";
+import { cat } from "../functional.ts";
+import { noGrad } from "../autograd.ts";
+import type { Tensor } from "../tensor.ts";
+import { Module, ModuleList } from "../nn/module.ts";
+import { Block, LayerNorm, Linear, PatchEmbed3d } from "../nn/layers.ts";
+import { sincos3d } from "../nn/pos_embed.ts";
+import { gatherTokens } from "./masking.ts";
+
+/** Widths, depths and heads of a model size. */
+export interface ModelSize {
+  /** Encoder width. */
+  encoderDim: number;
+  /** Encoder blocks. */
+  encoderDepth: number;
+  /** Encoder attention heads. */
+  encoderHeads: number;
+  /** MLP hidden width as a multiple of the width. */
+  mlpRatio: number;
+  /** Decoder width. */
+  decoderDim: number;
+  /** Decoder blocks. */
+  decoderDepth: number;
+  /** Decoder attention heads. */
+  decoderHeads: number;
+}
+
+/** Named sizes: `tiny` is the CPU default (ViT-Ti encoder); the rest follow ViT-S/B/L/H and VideoMAE v2's ViT-g. */
+export const PRESETS: Record<"tiny" | "small" | "base" | "large" | "huge" | "giant", ModelSize> = {
+  tiny: {
+    encoderDim: 192,
+    encoderDepth: 12,
+    encoderHeads: 3,
+    mlpRatio: 4,
+    decoderDim: 96,
+    decoderDepth: 2,
+    decoderHeads: 3,
+  },
+  small: {
+    encoderDim: 384,
+    encoderDepth: 12,
+    encoderHeads: 6,
+    mlpRatio: 4,
+    decoderDim: 192,
+    decoderDepth: 4,
+    decoderHeads: 3,
+  },
+  base: {
+    encoderDim: 768,
+    encoderDepth: 12,
+    encoderHeads: 12,
+    mlpRatio: 4,
+    decoderDim: 384,
+    decoderDepth: 4,
+    decoderHeads: 6,
+  },
+  large: {
+    encoderDim: 1024,
+    encoderDepth: 24,
+    encoderHeads: 16,
+    mlpRatio: 4,
+    decoderDim: 512,
+    decoderDepth: 4,
+    decoderHeads: 8,
+  },
+  huge: {
+    encoderDim: 1280,
+    encoderDepth: 32,
+    encoderHeads: 16,
+    mlpRatio: 4,
+    decoderDim: 640,
+    decoderDepth: 4,
+    decoderHeads: 8,
+  },
+  giant: {
+    encoderDim: 1408,
+    encoderDepth: 40,
+    encoderHeads: 16,
+    mlpRatio: 48 / 11,
+    decoderDim: 512,
+    decoderDepth: 4,
+    decoderHeads: 8,
+  },
+};
+
+/** The full model configuration: a size plus the clip geometry. */
+export interface VideoMAEConfig extends ModelSize {
+  /** Input channels (3). */
+  inChans: number;
+  /** Frames per clip. */
+  frames: number;
+  /** Frame height. */
+  height: number;
+  /** Frame width. */
+  width: number;
+  /** Spatial patch size. */
+  patch: number;
+  /** Temporal tubelet size. */
+  tubelet: number;
+  /** Bias on q and v of the attention (VideoMAE: true). */
+  qkvBias: boolean;
+  /** Position embedding of the encoder: fixed 3-d sin-cos, or learned. */
+  posEmbed: "sincos" | "learned";
+  /** Width of each predicted target (pixels: tubelet·patch²·channels). */
+  targetDim?: number;
+}
+
+/** The encoder: patch embedding, position embedding, blocks, final norm. */
+export class VideoMAEEncoder extends Module {
+  /** Tubelet patch embedding. */
+  readonly patchEmbed: PatchEmbed3d;
+  /** The transformer blocks. */
+  readonly blocks: ModuleList<Block>;
+  /** The final norm. */
+  readonly norm: LayerNorm;
+  /** The token grid (T', H', W'). */
+  readonly grid: [number, number, number];
+  /** Creates the encoder. */
+  constructor(readonly cfg: VideoMAEConfig, device: Device = "cpu") {
+    super();
+    const o = { device };
+    this.patchEmbed = this.child(
+      "patch_embed",
+      new PatchEmbed3d(cfg.inChans, cfg.encoderDim, cfg.tubelet, cfg.patch, o),
+    );
+    this.grid = this.patchEmbed.grid(cfg.frames, cfg.height, cfg.width);
+    const n = this.grid[0] * this.grid[1] * this.grid[2];
+    if (cfg.posEmbed === "learned") {
+      this.param(
+        "pos_embed",
+        noGrad(() => zeros([1, n, cfg.encoderDim], o).truncNormal_(0, 0.02, -0.04, 0.04)),
+      );
+    } else {
+      // Fixed: not in the state dict, as VideoMAE's sinusoid table.
+      this.buffer("pos_embed", sincos3d(this.grid, cfg.encoderDim, device).unsqueeze(0), false);
+    }
+    this.blocks = this.child(
+      "blocks",
+      new ModuleList(
+        Array.from(
+          { length: cfg.encoderDepth },
+          () => new Block(cfg.encoderDim, cfg.encoderHeads, cfg.mlpRatio, cfg.qkvBias, o),
+        ),
+      ),
+    );
+    this.norm = this.child("norm", new LayerNorm(cfg.encoderDim, 1e-6, true, o));
+  }
+
+  /** The number of tokens of a clip. */
+  get numTokens(): number {
+    return this.grid[0] * this.grid[1] * this.grid[2];
+  }
+
+  /** Patch embedding plus position embedding: [B, C, T, H, W] → [B, N, D]. */
+  embed(x: Tensor): Tensor {
+    return this.patchEmbed.forward(x).add(this.own("pos_embed"));
+  }
+
+  /** Applies blocks [start, end) to tokens [B, n, D]. */
+  runBlocks(h: Tensor, start = 0, end = this.blocks.length): Tensor {
+    if (start < 0 || end > this.blocks.length || start > end) {
+      throw new TorchError(
+        "VideoMAEEncoder",
+        `block range [${start}, ${end}) is outside 0..${this.blocks.length}`,
+      );
+    }
+    for (let i = start; i < end; i++) h = this.blocks.items[i].forward(h);
+    return h;
+  }
+
+  /** Encodes the visible tokens (`keep`: [B, Nv] indices), or all tokens when keep is null: [B, Nv, D]. */
+  forward(x: Tensor, keep: Tensor | null): Tensor {
+    const tokens = this.embed(x);
+    const vis = keep === null ? tokens : gatherTokens(tokens, keep);
+    return this.norm.forward(this.runBlocks(vis));
+  }
+}
+
+/** The decoder: blocks over visible + mask tokens, norm, and a linear head on the masked tokens. */
+export class VideoMAEDecoder extends Module {
+  /** The transformer blocks. */
+  readonly blocks: ModuleList<Block>;
+  /** The final norm. */
+  readonly norm: LayerNorm;
+  /** The prediction head. */
+  readonly head: Linear;
+  /** Creates the decoder. */
+  constructor(cfg: VideoMAEConfig, targetDim: number, device: Device = "cpu") {
+    super();
+    const o = { device };
+    this.blocks = this.child(
+      "blocks",
+      new ModuleList(
+        Array.from(
+          { length: cfg.decoderDepth },
+          () => new Block(cfg.decoderDim, cfg.decoderHeads, cfg.mlpRatio, cfg.qkvBias, o),
+        ),
+      ),
+    );
+    this.norm = this.child("norm", new LayerNorm(cfg.decoderDim, 1e-6, true, o));
+    this.head = this.child("head", new Linear(cfg.decoderDim, targetDim, true, o));
+  }
+  /** Runs the blocks on [B, N, Dd] and predicts the last `predictCount` tokens: [B, predictCount, target]. */
+  forward(x: Tensor, predictCount: number): Tensor {
+    let h = x;
+    for (const b of this.blocks.items) h = b.forward(h);
+    const n = h.shape[1];
+    return this.head.forward(this.norm.forward(h.narrow(1, n - predictCount, predictCount)));
+  }
+}
+
+/** The pixel-target width of a configuration: tubelet·patch²·channels. */
+export function pixelTargetDim(cfg: VideoMAEConfig): number {
+  return cfg.tubelet * cfg.patch * cfg.patch * cfg.inChans;
+}
+
+/** VideoMAE's pretraining model: encoder, encoder→decoder projection, mask token, decoder. */
+export class VideoMAE extends Module {
+  /** The encoder. */
+  readonly encoder: VideoMAEEncoder;
+  /** Projection from encoder to decoder width (no bias). */
+  readonly encoderToDecoder: Linear;
+  /** The decoder. */
+  readonly decoder: VideoMAEDecoder;
+  /** Creates the model on a device, initialised as VideoMAE. */
+  constructor(readonly cfg: VideoMAEConfig, device: Device = "cpu") {
+    super();
+    const o = { device };
+    this.encoder = this.child("encoder", new VideoMAEEncoder(cfg, device));
+    this.encoderToDecoder = this.child(
+      "encoder_to_decoder",
+      new Linear(cfg.encoderDim, cfg.decoderDim, false, o),
+    );
+    this.param(
+      "mask_token",
+      noGrad(() => zeros([1, 1, cfg.decoderDim], o).truncNormal_(0, 0.02, -0.02, 0.02)),
+    );
+    this.decoder = this.child(
+      "decoder",
+      new VideoMAEDecoder(cfg, cfg.targetDim ?? pixelTargetDim(cfg), device),
+    );
+    this.buffer("decoder_pos_embed", sincos3d(this.encoder.grid, cfg.decoderDim, device).unsqueeze(0), false);
+  }
+
+  /**
+   * Decodes encoder features of the visible tokens [B, Nv, De]: the decoder sees visible tokens then one mask
+   * token per masked position (each plus its position embedding) and predicts the masked ones, in the order
+   * of `masked`: [B, Nm, targetDim].
+   */
+  decode(encoded: Tensor, keep: Tensor, masked: Tensor): Tensor {
+    const [b, nm] = masked.shape;
+    const vis = this.encoderToDecoder.forward(encoded);
+    const pos = this.own("decoder_pos_embed").expand([b, -1, -1]);
+    const posVis = gatherTokens(pos, keep), posMask = gatherTokens(pos, masked);
+    const maskTokens = this.own("mask_token").expand([b, nm, -1]).add(posMask);
+    return this.decoder.forward(cat([vis.add(posVis), maskTokens], 1), nm);
+  }
+
+  /** Encodes the visible tokens and predicts the masked ones: [B, Nm, targetDim]. */
+  forward(x: Tensor, keep: Tensor, masked: Tensor): Tensor {
+    return this.decode(this.encoder.forward(x, keep), keep, masked);
+  }
+}
