@@ -68,3 +68,5 @@ export {
   torchVersion,
 } from "./src/runtime.ts";
 export { type AdamWHyper, adamwStep, type AdamWTensors, clipGradNorm } from "./src/optim/kernels.ts";
+export { AdamW, type AdamWOptions, defaultNoDecay, type NamedParam } from "./src/optim/adamw.ts";
+export { scaledLr, warmupCosine, type WarmupCosineOptions } from "./src/optim/schedule.ts";
