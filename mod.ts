@@ -70,3 +70,37 @@ export {
 export { type AdamWHyper, adamwStep, type AdamWTensors, clipGradNorm } from "./src/optim/kernels.ts";
 export { AdamW, type AdamWOptions, defaultNoDecay, type NamedParam } from "./src/optim/adamw.ts";
 export { scaledLr, warmupCosine, type WarmupCosineOptions } from "./src/optim/schedule.ts";
+export { batchToTensor, checkBatch, type ClipBatch, IMAGENET_MEAN, IMAGENET_STD } from "./src/data/clip.ts";
+export { hash32, Rng } from "./src/data/rng.ts";
+export { BatchSampler, MAX_SAMPLER_LENGTH, permuteIndex } from "./src/data/sampler.ts";
+export {
+  BACKGROUND_NAMES,
+  DIRECTION_NAMES,
+  directionOf,
+  MovingShapes,
+  type MovingShapesOptions,
+  SHAPE_NAMES,
+  type ShapesClip,
+  type ShapeTrack,
+} from "./src/data/moving_shapes.ts";
+export {
+  decodeClip,
+  type DecodeOptions,
+  ensureFfmpeg,
+  type EnsureFfmpegOptions,
+  ffmpegAvailable,
+  probeVideo,
+  VIDEO_EXTENSIONS,
+  VideoFolder,
+  type VideoFolderOptions,
+  type VideoFolderSpec,
+  type VideoInfo,
+} from "./src/data/video_folder.ts";
+export { type ClipDataset, datasetFromSpec, type DatasetSpec } from "./src/data/dataset.ts";
+export {
+  type ClipLoader,
+  createLoader,
+  DirectLoader,
+  type LoaderOptions,
+  PrefetchLoader,
+} from "./src/data/prefetch.ts";

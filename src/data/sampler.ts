@@ -1,0 +1,103 @@
+/**
+ * `BatchSampler`: an infinite, deterministic sequence of index batches over a dataset of `length` items, whose
+ * position can be saved and restored exactly. Each epoch visits every index once, in an order given by a keyed
+ * bijection of [0, length) (a 4-round Feistel network with cycle-walking), so the sampler holds no permutation
+ * table and its state is just a position: any length up to 2^32 costs O(1) memory. Pure TypeScript.
+ * @module
+ */
+import { hash32 } from "./rng.ts";
+
+/** Largest dataset length a sampler accepts (the Feistel domain is at most 32 bits). */
+export const MAX_SAMPLER_LENGTH = 2 ** 32;
+
+/**
+ * The image of `i` under a keyed pseudo-random permutation of [0, n) (n ≤ 2^32): the same (n, key) always gives
+ * the same permutation, and distinct `i` give distinct results.
+ */
+export function permuteIndex(i: number, n: number, key: number): number {
+  if (!Number.isInteger(n) || n < 1 || n > MAX_SAMPLER_LENGTH) {
+    throw new RangeError(`permuteIndex: n must be an integer in [1, 2^32], got ${n}`);
+  }
+  if (!Number.isInteger(i) || i < 0 || i >= n) {
+    throw new RangeError(`permuteIndex: index ${i} not in [0, ${n})`);
+  }
+  if (n === 1) return 0;
+  const bits = n === MAX_SAMPLER_LENGTH ? 32 : 32 - Math.clz32(n - 1);
+  const half = Math.max(1, Math.ceil(bits / 2)); // a balanced network over 2^(2·half) ≥ n, at most 4n
+  const mask = half === 16 ? 0xffff : (1 << half) - 1;
+  const scale = 2 ** half;
+  let x = i;
+  do {
+    let l = Math.floor(x / scale), r = x % scale;
+    for (let round = 0; round < 4; round++) {
+      const f = (l ^ hash32(r, key, round)) & mask;
+      l = r;
+      r = f;
+    }
+    x = l * scale + r;
+  } while (x >= n); // cycle-walking: stays a bijection of [0, n)
+  return x;
+}
+
+/**
+ * An infinite sequence of batches of indices in [0, length). Epoch e (samples e·length … (e+1)·length − 1)
+ * is a permutation of [0, length) keyed by (seed, e). `state()` is `[position, seed, length]`, where position
+ * counts the samples already drawn; `setState` restores it (and refuses a state from another seed or length).
+ */
+export class BatchSampler {
+  #pos = 0;
+
+  /** A sampler over [0, length) yielding `batchSize` indices per `next()`, optionally resumed from `state`. */
+  constructor(
+    readonly length: number,
+    readonly batchSize: number,
+    readonly seed = 0,
+    state?: readonly number[],
+  ) {
+    if (!Number.isInteger(length) || length < 1 || length > MAX_SAMPLER_LENGTH) {
+      throw new RangeError(`BatchSampler: length must be an integer in [1, 2^32], got ${length}`);
+    }
+    if (!Number.isInteger(batchSize) || batchSize < 1) {
+      throw new RangeError(`BatchSampler: batchSize must be a positive integer, got ${batchSize}`);
+    }
+    if (state !== undefined) this.setState(state);
+  }
+
+  /** Samples drawn so far (the global position in the infinite sequence). */
+  get position(): number {
+    return this.#pos;
+  }
+
+  /** The index at global position p (does not move the sampler). */
+  indexAt(p: number): number {
+    const epoch = Math.floor(p / this.length);
+    return permuteIndex(p - epoch * this.length, this.length, hash32(this.seed, epoch));
+  }
+
+  /** The next batch of indices. */
+  next(): number[] {
+    const out = new Array<number>(this.batchSize);
+    for (let k = 0; k < this.batchSize; k++) out[k] = this.indexAt(this.#pos++);
+    return out;
+  }
+
+  /** The state to resume from: `[position, seed, length]`. */
+  state(): number[] {
+    return [this.#pos, this.seed, this.length];
+  }
+
+  /** Restores a state from `state()`; throws if it belongs to a sampler with another seed or length. */
+  setState(s: readonly number[]): void {
+    const [pos, seed, length] = s;
+    if (!Number.isInteger(pos) || pos < 0) throw new RangeError(`BatchSampler: bad state [${s.join(", ")}]`);
+    if (seed !== undefined && seed !== this.seed) {
+      throw new RangeError(`BatchSampler: the state is for seed ${seed}, this sampler has seed ${this.seed}`);
+    }
+    if (length !== undefined && length !== this.length) {
+      throw new RangeError(
+        `BatchSampler: the state is for a dataset of length ${length}, this one has ${this.length}`,
+      );
+    }
+    this.#pos = pos;
+  }
+}
