@@ -27,6 +27,7 @@ export {
   randn,
   randperm,
   tensor,
+  tensorFromBytes,
   zeros,
   zerosLike,
 } from "./src/creation.ts";
@@ -62,11 +63,21 @@ export {
   cuda,
   type CudaMemoryStats,
   getNumThreads,
+  getRngState,
   liveTensors,
   manualSeed,
   setNumThreads,
+  setRngState,
   torchVersion,
 } from "./src/runtime.ts";
+export {
+  loadSafetensors,
+  type LoadSafetensorsOptions,
+  parseSafetensors,
+  type SafetensorsContents,
+  saveSafetensors,
+  serializeSafetensors,
+} from "./src/io/safetensors.ts";
 export { type AdamWHyper, adamwStep, type AdamWTensors, clipGradNorm } from "./src/optim/kernels.ts";
 export { AdamW, type AdamWOptions, defaultNoDecay, type NamedParam } from "./src/optim/adamw.ts";
 export { scaledLr, warmupCosine, type WarmupCosineOptions } from "./src/optim/schedule.ts";

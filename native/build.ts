@@ -175,6 +175,7 @@ export async function locateTorch(): Promise<TorchInfo> {
     "off",
     TORCH_PIN,
     "numpy",
+    "safetensors",
   ], { show: true });
   if (!pip.ok) throw new BuildError(`pip install ${TORCH_PIN} into .venv failed; see the output above`);
   const t = await probePython(venvPy, "project .venv (installed now)");

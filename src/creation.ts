@@ -127,6 +127,45 @@ export function tensor(
   return t;
 }
 
+/**
+ * A tensor holding a copy of raw element bytes in row-major order, in the host's (little-endian) layout:
+ * f16/bf16 as their 16-bit patterns, bool as one byte each (nonzero is true). `bytes` must hold exactly
+ * numel × element size bytes. The inverse of `Tensor.toBytes`.
+ */
+export function tensorFromBytes(
+  bytes: Uint8Array,
+  shape: readonly number[],
+  dtype: DType,
+  opts: { device?: Device } = {},
+): Tensor {
+  const op = "tensorFromBytes";
+  if (!(bytes instanceof Uint8Array)) throw new TorchError(op, "bytes must be a Uint8Array");
+  const code = dtypeCode(dtype);
+  let numel = 1;
+  for (const d of shape) {
+    if (!Number.isSafeInteger(d) || d < 0) {
+      throw new TorchError(op, `shape must be non-negative integers, got [${shape.join(", ")}]`);
+    }
+    numel *= d;
+  }
+  const need = numel * ELEMENT_SIZE[dtype];
+  if (need !== bytes.byteLength) {
+    throw new TorchError(
+      op,
+      `shape [${shape.join(", ")}] of ${dtype} needs ${need} bytes (${numel} elements × ${
+        ELEMENT_SIZE[dtype]
+      }) ` +
+        `but got ${bytes.byteLength}`,
+    );
+  }
+  // bool storage must hold 0/1 only: normalise other bytes (nonzero is true).
+  const data = dtype === "bool" && bytes.some((v) => v > 1)
+    ? Uint8Array.from(bytes, (v) => (v ? 1 : 0))
+    : bytes;
+  const [dt, di] = deviceCodes(opts.device ?? "cpu");
+  return finish(lib.ll_from_data(data, dimsArg(shape, op), shape.length, code, dt, di), op, {});
+}
+
 /** A tensor of zeros. */
 export function zeros(shape: readonly number[], opts: FactoryOptions = {}): Tensor {
   const [dt, di] = dev(opts);

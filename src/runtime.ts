@@ -5,6 +5,7 @@
  */
 import { lib, readString } from "../ffi/lib.ts";
 import { checkStatus, TorchError } from "../ffi/errors.ts";
+import { Tensor } from "./tensor.ts";
 
 /** The libtorch version the shim was built against. */
 export function torchVersion(): string {
@@ -23,6 +24,19 @@ export function manualSeed(seed: number): void {
   }
   checkStatus(lib.ll_manual_seed(seed), "manualSeed");
 }
+
+/** A copy of the CPU generator's state (a u8 tensor owned by the caller), for exact resumption. */
+export function getRngState(): Tensor {
+  checkStatus(lib.ll_get_rng_state(RNG_OUT), "getRngState");
+  return new Tensor(RNG_OUT[0]);
+}
+
+/** Restores the CPU generator's state from `getRngState`'s tensor. */
+export function setRngState(state: Tensor): void {
+  checkStatus(lib.ll_set_rng_state(state.handle), "setRngState");
+}
+
+const RNG_OUT = new Int32Array(1);
 
 /** The number of threads libtorch uses for CPU ops. */
 export function getNumThreads(): number {

@@ -302,6 +302,18 @@ export class Tensor implements ScopeOwned {
     return out;
   }
 
+  /**
+   * The raw bytes of the elements in row-major order, in the host's (little-endian) layout: 2 bytes per
+   * element for f16/bf16 (their bit patterns, not widened), 1 byte (0 or 1) per bool. Non-contiguous and CUDA
+   * tensors are copied to a contiguous CPU layout first. The inverse of `tensorFromBytes`.
+   */
+  toBytes(): Uint8Array {
+    const n = this.numel * ELEMENT_SIZE[this.dtype];
+    const out = new Uint8Array(n);
+    checkStatus(lib.ll_copy_to_buffer(this.handle, out, n), "toBytes");
+    return out;
+  }
+
   /** The elements as a plain (nested) JavaScript array; i64 values become numbers. */
   toList(): unknown {
     const flat = Array.from(this.toArray() as ArrayLike<number | bigint>, (v) => Number(v));

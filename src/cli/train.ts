@@ -1,27 +1,170 @@
 /**
- * `deno task train`: the training command. The set-up (Deno, libtorch, the shim) has already run when this
- * starts; the Video MAE / LayerLock training loop is the subject of the next issues, so for now this reports the
- * environment it would train in and says plainly that training is not implemented yet.
+ * `deno task train [flags]`: trains a video MAE. With no flags it trains the `tiny` preset on the embedded
+ * moving-shapes videos on the CPU (a few minutes on 2 cores), writing runs/default/.
+ *
+ * Flags (each sets a key of the configuration; see src/cli/config.ts for every key and default):
+ *   --config FILE.json      a configuration file (flags override it)
+ *   --name NAME             run name (runs/NAME/)            --resume      continue runs/NAME exactly
+ *   --device auto|cpu|cuda  --preset tiny|small|base|large|huge|giant      --seed N
+ *   --steps N  --batch-size N  --lr X  --warmup N  --mask tube|random  --mask-ratio X
+ *   --data shapes|folder  --data-path DIR  --frames N  --size N
+ *   --set key.path=value    any other key, e.g. --set optim.clipGrad=1 --set log.every=5
+ *   --print-config          print the resolved configuration and exit
  * @module
  */
+import { parseArgs } from "node:util";
 import * as torch from "../../mod.ts";
+import { ConfigError, parseConfig, parseValue, setPath, type TrainConfig } from "./config.ts";
+import { modelConfig, resolveDevice, train } from "../train/trainer.ts";
+import { makeBatchSource } from "../data/source.ts";
 
-const device = torch.cuda.isAvailable() ? "cuda" : "cpu";
-console.log(
-  `layerlock: torch ${torch.torchVersion()}, device ${device}, ${torch.getNumThreads()} CPU threads`,
-);
-// A one-step sanity check of the binding on the chosen device, so a broken set-up shows here.
-const ok = torch.scope(() => {
-  const x = torch.randn([4, 8], { device });
-  const w = torch.randn([8, 2], { device, requiresGrad: true });
-  const loss = x.matmul(w).square().mean();
-  loss.backward();
-  const g = w.grad;
-  return g !== null && g.shape.join("x") === "8x2";
-});
-console.log(`layerlock: binding check ${ok ? "passed" : "FAILED"} (live tensors: ${torch.liveTensors()})`);
-console.log(
-  "layerlock: training is not implemented yet — the Video MAE model, data and `train` loop come with the " +
-    "next issue (LayerLock after it). The set-up above is done; `./layerlock test` runs the tests.",
-);
-if (!ok) Deno.exit(1);
+const FLAG_PATHS: Record<string, string> = {
+  name: "name",
+  device: "device",
+  preset: "model.preset",
+  seed: "seed",
+  steps: "optim.steps",
+  "batch-size": "optim.batchSize",
+  lr: "optim.lr",
+  warmup: "optim.warmupSteps",
+  mask: "mask.kind",
+  "mask-ratio": "mask.ratio",
+  data: "data.source",
+  "data-path": "data.path",
+  frames: "data.frames",
+  size: "data.size",
+};
+
+function usage(): string {
+  return "usage: deno task train [--config FILE] [--name NAME] [--resume] [--device auto|cpu|cuda] " +
+    "[--preset P] [--steps N] [--batch-size N] [--lr X] [--set key=value ...] [--print-config]";
+}
+
+async function main(): Promise<number> {
+  const options: Record<string, { type: "string" | "boolean"; multiple?: boolean }> = {
+    config: { type: "string" },
+    resume: { type: "boolean" },
+    set: { type: "string", multiple: true },
+    "print-config": { type: "boolean" },
+    help: { type: "boolean" },
+  };
+  for (const f of Object.keys(FLAG_PATHS)) options[f] = { type: "string" };
+  let values: Record<string, unknown>;
+  try {
+    values = parseArgs({ args: Deno.args, options, allowPositionals: false }).values;
+  } catch (e) {
+    console.error(`train: ${(e as Error).message}\n${usage()}`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(usage());
+    return 0;
+  }
+
+  const name = (values.name as string | undefined) ?? "default";
+  const runDir = `runs/${name}`;
+  let raw: Record<string, unknown> = {};
+  let source = "configuration";
+  if (values.resume) {
+    const given = Object.keys(values).filter((k) => !["resume", "name", "print-config"].includes(k));
+    if (given.length) {
+      console.error(
+        `train: --resume continues the saved configuration exactly; drop ${
+          given.map((g) => `--${g}`).join(", ")
+        }`,
+      );
+      return 2;
+    }
+    try {
+      raw = JSON.parse(await Deno.readTextFile(`${runDir}/config.json`));
+      source = `${runDir}/config.json`;
+    } catch {
+      console.error(`train: cannot resume: ${runDir}/config.json is missing or unreadable`);
+      return 2;
+    }
+  } else {
+    if (values.config) {
+      try {
+        raw = JSON.parse(await Deno.readTextFile(values.config as string));
+        source = `config file ${values.config}`;
+      } catch (e) {
+        console.error(`train: cannot read --config ${values.config}: ${(e as Error).message}`);
+        return 2;
+      }
+    }
+    for (const [flag, path] of Object.entries(FLAG_PATHS)) {
+      if (values[flag] !== undefined) {
+        setPath(
+          raw,
+          path,
+          flag === "name" || flag === "data-path" ? values[flag] : parseValue(values[flag] as string),
+        );
+      }
+    }
+    for (const kv of (values.set as string[] | undefined) ?? []) {
+      const i = kv.indexOf("=");
+      if (i <= 0) {
+        console.error(`train: --set expects key.path=value, got '${kv}'`);
+        return 2;
+      }
+      setPath(raw, kv.slice(0, i), parseValue(kv.slice(i + 1)));
+    }
+  }
+
+  let cfg: TrainConfig;
+  try {
+    cfg = parseConfig(raw, source);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(`train: ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
+  const device = resolveDevice(cfg);
+  const m = modelConfig(cfg);
+  console.log(
+    `layerlock train: torch ${torch.torchVersion()}, device ${device}${
+      device !== "cpu" && cfg.amp === "bf16" ? " (bf16 autocast)" : ""
+    }`,
+  );
+  console.log(
+    `model: ${cfg.model.preset} (encoder ${m.encoderDim}x${m.encoderDepth}, ${m.encoderHeads} heads; decoder ${m.decoderDim}x${m.decoderDepth}), ` +
+      `clips ${cfg.data.frames}x${cfg.data.size}x${cfg.data.size} from ${cfg.data.source}, ${cfg.mask.kind} mask ${cfg.mask.ratio}`,
+  );
+  console.log(JSON.stringify(cfg));
+  if (values["print-config"]) return 0;
+
+  await Deno.mkdir(runDir, { recursive: true });
+  if (!values.resume) {
+    const existing = [...Deno.readDirSync(runDir)].some((e) => e.name === "checkpoints");
+    if (existing) {
+      console.error(
+        `train: ${runDir} already holds a run; continue it with --resume --name ${name}, or pick another --name`,
+      );
+      return 2;
+    }
+    await Deno.writeTextFile(`${runDir}/config.json`, JSON.stringify(cfg, null, 2) + "\n");
+  }
+  console.log(`outputs: ${runDir}/config.json, ${runDir}/metrics.jsonl, ${runDir}/checkpoints/`);
+  const r = await train(cfg, { runDir, resume: !!values.resume, data: makeBatchSource });
+  if (r.losses.length >= 2) {
+    const first = r.losses[0].loss, last = r.losses[r.losses.length - 1].loss;
+    console.log(
+      `loss ${first.toFixed(4)} (step ${r.losses[0].step}) -> ${
+        last.toFixed(4)
+      } (step ${r.step}); live tensors ${torch.liveTensors()}`,
+    );
+  }
+  return r.interrupted ? 130 : 0;
+}
+
+try {
+  Deno.exit(await main());
+} catch (e) {
+  if (e instanceof torch.TorchError) {
+    console.error(`train: ${e.message}`);
+    Deno.exit(1);
+  }
+  throw e;
+}

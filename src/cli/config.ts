@@ -1,0 +1,142 @@
+/**
+ * The training configuration: a zod schema with documented defaults, and its assembly from a JSON file plus
+ * command-line flags. Every validation error names the offending key (`optim.lr: ...`).
+ * @module
+ */
+import { z } from "zod";
+import { PRESETS } from "../models/video_mae.ts";
+
+const positiveInt = z.number().int().positive();
+
+/** The schema of a training run's configuration. */
+export const TrainConfigSchema = z.object({
+  /** Run name: outputs go to runs/<name>/. */
+  name: z.string().regex(/^[A-Za-z0-9._-]+$/, "use letters, digits, '.', '_' and '-' only").default(
+    "default",
+  ),
+  /** Seed of torch's generators and of the data. */
+  seed: z.number().int().nonnegative().default(0),
+  /** Device: auto picks cuda when available. */
+  device: z.enum(["auto", "cpu", "cuda"]).default("auto"),
+  /** Mixed precision on CUDA (bf16 autocast); ignored on the CPU. */
+  amp: z.enum(["bf16", "off"]).default("bf16"),
+  /** CPU threads for libtorch (0: libtorch's default). */
+  threads: z.number().int().nonnegative().default(0),
+  model: z.object({
+    /** A named size; the fields below override it. */
+    preset: z.enum(Object.keys(PRESETS) as [keyof typeof PRESETS, ...(keyof typeof PRESETS)[]]).default(
+      "tiny",
+    ),
+    encoderDim: positiveInt.optional(),
+    encoderDepth: positiveInt.optional(),
+    encoderHeads: positiveInt.optional(),
+    mlpRatio: z.number().positive().optional(),
+    decoderDim: positiveInt.optional(),
+    decoderDepth: positiveInt.optional(),
+    decoderHeads: positiveInt.optional(),
+    /** Spatial patch size. */
+    patch: positiveInt.default(8),
+    /** Temporal tubelet size. */
+    tubelet: positiveInt.default(2),
+    posEmbed: z.enum(["sincos", "learned"]).default("sincos"),
+    qkvBias: z.boolean().default(true),
+  }).strict().default({}),
+  data: z.object({
+    /** "shapes": the embedded moving-shapes generator; "folder": video files under `path`. */
+    source: z.enum(["shapes", "folder"]).default("shapes"),
+    /** Folder of .mp4/.webm/.avi/.mkv files (source "folder"). */
+    path: z.string().optional(),
+    frames: positiveInt.default(16),
+    /** Frame height and width. */
+    size: positiveInt.default(32),
+    /** Frame stride when sampling clips from video files. */
+    frameStride: positiveInt.default(2),
+    /** Batches prepared ahead in a worker. */
+    prefetch: z.number().int().nonnegative().default(4),
+  }).strict().default({}),
+  mask: z.object({
+    kind: z.enum(["tube", "random"]).default("tube"),
+    ratio: z.number().gt(0).lt(1).default(0.9),
+  }).strict().default({}),
+  optim: z.object({
+    steps: positiveInt.default(600),
+    batchSize: positiveInt.default(8),
+    /** Peak learning rate (not scaled by batch size unless scaleLr). */
+    lr: z.number().positive().default(1e-3),
+    /** VideoMAE's rule: lr × batch / 256. */
+    scaleLr: z.boolean().default(false),
+    minLr: z.number().nonnegative().default(1e-5),
+    warmupSteps: z.number().int().nonnegative().default(60),
+    weightDecay: z.number().nonnegative().default(0.05),
+    betas: z.tuple([z.number().min(0).lt(1), z.number().min(0).lt(1)]).default([0.9, 0.95]),
+    /** Max global grad norm (0: no clipping). */
+    clipGrad: z.number().nonnegative().default(0),
+  }).strict().default({}),
+  log: z.object({
+    /** Steps between progress lines and metrics.jsonl records. */
+    every: positiveInt.default(10),
+    /** Steps between checkpoints (and one at the end). */
+    checkpointEvery: positiveInt.default(200),
+    /** Checkpoints kept (oldest deleted first). */
+    keep: positiveInt.default(3),
+  }).strict().default({}),
+}).strict().superRefine((c, ctx) => {
+  if (c.data.source === "folder" && !c.data.path) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["data", "path"],
+      message: 'required when data.source is "folder"',
+    });
+  }
+  if (c.optim.warmupSteps >= c.optim.steps) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["optim", "warmupSteps"],
+      message: "must be less than optim.steps",
+    });
+  }
+});
+
+/** A validated training configuration. */
+export type TrainConfig = z.infer<typeof TrainConfigSchema>;
+
+/** A configuration error that names each offending key. */
+export class ConfigError extends Error {
+  /** Builds the error from zod's issues. */
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+/** Validates a raw configuration object; throws a ConfigError listing every bad key. */
+export function parseConfig(raw: unknown, source = "config"): TrainConfig {
+  const r = TrainConfigSchema.safeParse(raw);
+  if (r.success) return r.data;
+  const lines = r.error.issues.map((i) => {
+    const key = i.path.length ? i.path.join(".") : "(top level)";
+    const extra = i.code === "unrecognized_keys" ? ` (${i.keys.join(", ")})` : "";
+    return `  ${key}: ${i.message}${extra}`;
+  });
+  throw new ConfigError(`invalid ${source}:\n${lines.join("\n")}`);
+}
+
+/** Sets `value` at a dotted path of a plain object, creating objects on the way. */
+export function setPath(obj: Record<string, unknown>, path: string, value: unknown): void {
+  const keys = path.split(".");
+  let o = obj;
+  for (const k of keys.slice(0, -1)) {
+    if (typeof o[k] !== "object" || o[k] === null) o[k] = {};
+    o = o[k] as Record<string, unknown>;
+  }
+  o[keys[keys.length - 1]] = value;
+}
+
+/** Parses a flag's text value: JSON when it parses (numbers, booleans, arrays), else the string itself. */
+export function parseValue(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}

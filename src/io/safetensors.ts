@@ -1,0 +1,424 @@
+/**
+ * The safetensors format (https://github.com/huggingface/safetensors), for checkpoints and feature files:
+ * an 8-byte little-endian header length N, an N-byte JSON header (padded with spaces to 8-byte alignment)
+ * mapping each tensor name to `{dtype, shape, data_offsets: [begin, end]}` plus an optional
+ * `"__metadata__"` map of strings, then the data section holding every tensor's raw little-endian elements.
+ *
+ * Files are written atomically (to `path.tmp`, then renamed over `path`), so an interrupted save never
+ * destroys an existing checkpoint. Files are read one tensor at a time after the whole header has been
+ * validated: every malformed or truncated file gives a TorchError naming the file and what is wrong.
+ *
+ * ```ts
+ * import { loadSafetensors, ones, saveSafetensors, scope } from "./mod.ts";
+ * scope(() => saveSafetensors("runs/w.safetensors", { w: ones([2, 3]) }, { step: "10" }));
+ * const { tensors, metadata } = loadSafetensors("runs/w.safetensors");
+ * ```
+ * @module
+ */
+import { TorchError } from "../../ffi/errors.ts";
+import { type Device, type DType, ELEMENT_SIZE } from "../dtype.ts";
+import { Tensor } from "../tensor.ts";
+import { tensorFromBytes } from "../creation.ts";
+
+/** The contents of a safetensors file: tensors by name, and the `__metadata__` strings. */
+export interface SafetensorsContents {
+  /** The tensors by name, in header order; each is owned by the caller (or by the current scope). */
+  tensors: Record<string, Tensor>;
+  /** The header's `__metadata__` map (empty when the file has none). */
+  metadata: Record<string, string>;
+}
+
+/** Options of `loadSafetensors` and `parseSafetensors`. */
+export interface LoadSafetensorsOptions {
+  /** The device to put the tensors on (default cpu). */
+  device?: Device;
+}
+
+/** The largest header accepted (as the reference implementation: 100 MB). */
+const MAX_HEADER_BYTES = 100_000_000;
+
+const METADATA_KEY = "__metadata__";
+
+/** The safetensors dtype names of the dtypes the binding supports. */
+const TO_ST: Record<DType, string> = {
+  f32: "F32",
+  f64: "F64",
+  f16: "F16",
+  bf16: "BF16",
+  i64: "I64",
+  i32: "I32",
+  u8: "U8",
+  bool: "BOOL",
+};
+const FROM_ST = new Map<string, DType>(Object.entries(TO_ST).map(([k, v]) => [v, k as DType]));
+
+/** One tensor's header entry, validated. */
+interface Entry {
+  name: string;
+  dtype: DType;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+/** Defines an own enumerable property (safe for any name, `__proto__` included). */
+function put<T>(obj: Record<string, T>, key: string, value: T): void {
+  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
+function isPlainObject(x: unknown): x is Record<string, unknown> {
+  return typeof x === "object" && x !== null && !Array.isArray(x);
+}
+
+function shapeText(shape: readonly unknown[]): string {
+  return `[${shape.join(", ")}]`;
+}
+
+// ------------------------------------------------------------------------------------------- writing
+
+/** A validated layout ready to write: the header bytes (length prefix included) and each tensor's place. */
+interface Layout {
+  prefix: Uint8Array;
+  parts: { tensor: Tensor; begin: number; nbytes: number }[];
+  dataBytes: number;
+}
+
+function layout(
+  op: string,
+  where: string,
+  tensors: Record<string, Tensor>,
+  metadata: Record<string, string> | undefined,
+): Layout {
+  const fail = (what: string): never => {
+    throw new TorchError(op, `${where}: ${what}`);
+  };
+  if (!isPlainObject(tensors)) fail("tensors must be an object mapping names to Tensors");
+  if (metadata !== undefined) {
+    if (!isPlainObject(metadata)) fail("metadata must be an object mapping names to strings");
+    for (const [k, v] of Object.entries(metadata)) {
+      if (typeof v !== "string") fail(`metadata '${k}' must be a string, got ${typeof v}`);
+    }
+  }
+  const items: { name: string; tensor: Tensor; dtype: DType; shape: number[]; nbytes: number }[] = [];
+  for (const [name, t] of Object.entries(tensors)) {
+    if (name === METADATA_KEY) fail(`'${METADATA_KEY}' is reserved and cannot name a tensor`);
+    if (!(t instanceof Tensor)) fail(`'${name}' is not a Tensor`);
+    if (t.disposed) fail(`tensor '${name}' was disposed`);
+    const dtype = t.dtype, shape = t.shape;
+    items.push({ name, tensor: t, dtype, shape, nbytes: t.numel * ELEMENT_SIZE[dtype] });
+  }
+  // As the Python library: larger elements first (so every tensor is aligned to its element size), then by
+  // name; the data section is covered without gaps.
+  items.sort((a, b) =>
+    ELEMENT_SIZE[b.dtype] - ELEMENT_SIZE[a.dtype] || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+  );
+  const header: Record<string, unknown> = {};
+  if (metadata !== undefined) put(header, METADATA_KEY, { ...metadata });
+  const parts: Layout["parts"] = [];
+  let offset = 0;
+  for (const it of items) {
+    put(header, it.name, {
+      dtype: TO_ST[it.dtype],
+      shape: it.shape,
+      data_offsets: [offset, offset + it.nbytes],
+    });
+    parts.push({ tensor: it.tensor, begin: offset, nbytes: it.nbytes });
+    offset += it.nbytes;
+  }
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  const n = Math.ceil(json.length / 8) * 8;
+  const prefix = new Uint8Array(8 + n).fill(0x20); // pad with spaces
+  new DataView(prefix.buffer).setBigUint64(0, BigInt(n), true);
+  prefix.set(json, 8);
+  return { prefix, parts, dataBytes: offset };
+}
+
+/**
+ * Serializes tensors (and optional string metadata) to safetensors bytes in memory. Tensors of any dtype,
+ * device and layout are written as contiguous little-endian elements; f16/bf16 bit patterns are kept exactly.
+ */
+export function serializeSafetensors(
+  tensors: Record<string, Tensor>,
+  metadata?: Record<string, string>,
+): Uint8Array {
+  const { prefix, parts, dataBytes } = layout("serializeSafetensors", "<memory>", tensors, metadata);
+  const out = new Uint8Array(prefix.length + dataBytes);
+  out.set(prefix, 0);
+  for (const p of parts) out.set(p.tensor.toBytes(), prefix.length + p.begin);
+  return out;
+}
+
+function writeAll(file: Deno.FsFile, buf: Uint8Array): void {
+  let off = 0;
+  while (off < buf.length) off += file.writeSync(buf.subarray(off));
+}
+
+/**
+ * Writes tensors (and optional string metadata) to a safetensors file, atomically: the data goes to
+ * `path.tmp`, is flushed to disk, and is then renamed over `path`, so a failed or interrupted save leaves any
+ * existing file at `path` intact. Throws a TorchError naming the file (I/O errors are kept as its `cause`).
+ */
+export function saveSafetensors(
+  path: string,
+  tensors: Record<string, Tensor>,
+  metadata?: Record<string, string>,
+): void {
+  const op = "saveSafetensors";
+  const { prefix, parts } = layout(op, path, tensors, metadata);
+  const tmp = `${path}.tmp`;
+  let file: Deno.FsFile;
+  try {
+    file = Deno.openSync(tmp, { write: true, create: true, truncate: true });
+  } catch (e) {
+    throw withCause(new TorchError(op, `${path}: cannot create the temporary file ${tmp}: ${message(e)}`), e);
+  }
+  let open = true;
+  try {
+    writeAll(file, prefix);
+    for (const p of parts) writeAll(file, p.tensor.toBytes());
+    file.syncSync();
+    file.close();
+    open = false;
+    Deno.renameSync(tmp, path);
+  } catch (e) {
+    if (open) file.close();
+    try {
+      Deno.removeSync(tmp);
+    } catch {
+      // Already gone, or not removable: the original file is untouched either way.
+    }
+    if (e instanceof TorchError) throw e;
+    throw withCause(
+      new TorchError(op, `${path}: write failed (the previous file is intact): ${message(e)}`),
+      e,
+    );
+  }
+}
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+function withCause(err: TorchError, cause: unknown): TorchError {
+  (err as Error).cause = cause;
+  return err;
+}
+
+// ------------------------------------------------------------------------------------------- reading
+
+/** Validates the length prefix against the input size; returns the header length N. */
+function headerLength(op: string, where: string, first8: Uint8Array, size: number): number {
+  if (size < 8) {
+    throw new TorchError(
+      op,
+      `${where}: ${size} bytes is shorter than the 8-byte header length (truncated, or not a safetensors file)`,
+    );
+  }
+  const n = new DataView(first8.buffer, first8.byteOffset, 8).getBigUint64(0, true);
+  if (n > BigInt(MAX_HEADER_BYTES)) {
+    throw new TorchError(
+      op,
+      `${where}: header length ${n} exceeds the 100 MB limit (${MAX_HEADER_BYTES} bytes; not a safetensors file?)`,
+    );
+  }
+  if (n + 8n > BigInt(size)) {
+    throw new TorchError(
+      op,
+      `${where}: header length ${n} runs past the end of the file (${size} bytes; truncated, or not a ` +
+        "safetensors file)",
+    );
+  }
+  return Number(n);
+}
+
+/** Parses and validates the JSON header against a data section of `dataLength` bytes. */
+function parseHeader(
+  op: string,
+  where: string,
+  headerBytes: Uint8Array,
+  dataLength: number,
+): { entries: Entry[]; metadata: Record<string, string> } {
+  const fail = (what: string): never => {
+    throw new TorchError(op, `${where}: ${what}`);
+  };
+  let text = "";
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(headerBytes);
+  } catch {
+    fail("header is not valid UTF-8");
+  }
+  let header: unknown;
+  try {
+    header = JSON.parse(text);
+  } catch (e) {
+    fail(`header is not valid JSON (${message(e)})`);
+  }
+  if (!isPlainObject(header)) {
+    fail(
+      `header must be a JSON object, got ${
+        header === null ? "null" : Array.isArray(header) ? "an array" : typeof header
+      }`,
+    );
+  }
+  const h = header as Record<string, unknown>;
+  const metadata: Record<string, string> = {};
+  const entries: Entry[] = [];
+  for (const [name, info] of Object.entries(h)) {
+    if (name === METADATA_KEY) {
+      if (info === null) continue;
+      if (!isPlainObject(info)) fail(`'${METADATA_KEY}' must be an object of strings`);
+      for (const [k, v] of Object.entries(info as Record<string, unknown>)) {
+        if (typeof v !== "string") fail(`metadata '${k}' must be a string, got ${JSON.stringify(v)}`);
+        put(metadata, k, v as string);
+      }
+      continue;
+    }
+    const bad = (what: string): never => fail(`tensor '${name}': ${what}`);
+    if (!isPlainObject(info)) bad("entry must be an object with dtype, shape and data_offsets");
+    const { dtype: st, shape, data_offsets: offs } = info as Record<string, unknown>;
+    const dtype = typeof st === "string" ? FROM_ST.get(st) : undefined;
+    if (dtype === undefined) {
+      bad(
+        `unknown or unsupported dtype ${JSON.stringify(st)} (supported: ${[...FROM_ST.keys()].join(", ")})`,
+      );
+    }
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+      bad(`shape must be a list of non-negative integers, got ${JSON.stringify(shape)}`);
+    }
+    if (
+      !Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isSafeInteger(o) && o >= 0)
+    ) {
+      bad(`data_offsets must be two non-negative integers [begin, end], got ${JSON.stringify(offs)}`);
+    }
+    const dims = shape as number[];
+    const [begin, end] = offs as number[];
+    if (end < begin) bad(`data_offsets [${begin}, ${end}]: end is before begin`);
+    if (end > dataLength) {
+      bad(
+        `data_offsets [${begin}, ${end}] run past the end of the data section (${dataLength} bytes; ` +
+          "is the file truncated?)",
+      );
+    }
+    const need = dims.reduce((a, b) => a * b, 1) * ELEMENT_SIZE[dtype!];
+    if (end - begin !== need) {
+      bad(
+        `data_offsets [${begin}, ${end}] span ${end - begin} bytes but shape ${
+          shapeText(dims)
+        } of ${st} needs ${need}`,
+      );
+    }
+    entries.push({ name, dtype: dtype!, shape: dims, begin, end });
+  }
+  // The data section must be covered exactly: no overlaps, no gaps, nothing left over.
+  const sorted = entries.slice().sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let pos = 0;
+  let prev: Entry | null = null;
+  for (const e of sorted) {
+    if (e.begin < pos) {
+      fail(
+        `tensors '${prev!.name}' [${prev!.begin}, ${
+          prev!.end
+        }] and '${e.name}' [${e.begin}, ${e.end}] overlap ` +
+          "in the data section",
+      );
+    }
+    if (e.begin > pos) {
+      fail(`bytes [${pos}, ${e.begin}) of the data section are not covered by any tensor (a gap)`);
+    }
+    pos = e.end;
+    prev = e;
+  }
+  if (pos !== dataLength) {
+    fail(
+      `the last ${dataLength - pos} bytes of the data section (from ${pos}) are not covered by any tensor`,
+    );
+  }
+  return { entries, metadata };
+}
+
+/** Builds the tensors of validated entries, reading each one's bytes; disposes them all if one fails. */
+function build(
+  entries: Entry[],
+  read: (e: Entry) => Uint8Array,
+  device: Device | undefined,
+): Record<string, Tensor> {
+  const out: Record<string, Tensor> = {};
+  const made: Tensor[] = [];
+  try {
+    for (const e of entries) {
+      const t = tensorFromBytes(read(e), e.shape, e.dtype, { device });
+      made.push(t);
+      put(out, e.name, t);
+    }
+  } catch (err) {
+    for (const t of made) t.dispose();
+    throw err;
+  }
+  return out;
+}
+
+/** Parses safetensors bytes held in memory, validating them as `loadSafetensors` does. */
+export function parseSafetensors(bytes: Uint8Array, opts: LoadSafetensorsOptions = {}): SafetensorsContents {
+  const op = "parseSafetensors", where = "<memory>";
+  if (!(bytes instanceof Uint8Array)) throw new TorchError(op, `${where}: expected a Uint8Array`);
+  const n = headerLength(op, where, bytes, bytes.length);
+  const dataStart = 8 + n;
+  const { entries, metadata } = parseHeader(
+    op,
+    where,
+    bytes.subarray(8, dataStart),
+    bytes.length - dataStart,
+  );
+  const tensors = build(entries, (e) => bytes.subarray(dataStart + e.begin, dataStart + e.end), opts.device);
+  return { tensors, metadata };
+}
+
+/**
+ * Reads a safetensors file. The header is validated in full before any tensor is made (each problem, such as
+ * a truncated file, bad JSON, an unknown dtype or offsets that overlap or leave gaps, is a TorchError naming
+ * the file); then the tensors are read one at a time. I/O errors (e.g. a missing file) are TorchErrors whose
+ * `cause` is Deno's error.
+ */
+export function loadSafetensors(path: string, opts: LoadSafetensorsOptions = {}): SafetensorsContents {
+  const op = "loadSafetensors";
+  let file: Deno.FsFile;
+  try {
+    file = Deno.openSync(path, { read: true });
+  } catch (e) {
+    throw withCause(new TorchError(op, `${path}: cannot open: ${message(e)}`), e);
+  }
+  try {
+    const size = file.statSync().size;
+    const readAt = (pos: number, len: number): Uint8Array => {
+      const buf = new Uint8Array(len);
+      try {
+        file.seekSync(pos, Deno.SeekMode.Start);
+        let off = 0;
+        while (off < len) {
+          const got = file.readSync(buf.subarray(off));
+          if (got === null) {
+            throw new TorchError(
+              op,
+              `${path}: the file ended at byte ${
+                pos + off
+              } while reading ${len} bytes at ${pos} (was it truncated ` +
+                "while being read?)",
+            );
+          }
+          off += got;
+        }
+      } catch (e) {
+        if (e instanceof TorchError) throw e;
+        throw withCause(new TorchError(op, `${path}: read failed: ${message(e)}`), e);
+      }
+      return buf;
+    };
+    const n = headerLength(op, path, size >= 8 ? readAt(0, 8) : new Uint8Array(8), size);
+    const dataStart = 8 + n;
+    const { entries, metadata } = parseHeader(op, path, readAt(8, n), size - dataStart);
+    const tensors = build(entries, (e) => readAt(dataStart + e.begin, e.end - e.begin), opts.device);
+    return { tensors, metadata };
+  } finally {
+    file.close();
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * Training checkpoints: one safetensors file per save, `runs/<name>/checkpoints/step_<N>.safetensors`, holding
+ * the model weights (`model.<name>`, loadable by name in PyTorch after stripping the prefix), the optimizer
+ * state (`optim.<param>.exp_avg|exp_avg_sq|step`), the CPU generator state (`rng.cpu`), and in its metadata the
+ * step, the configuration, the data sampler's state and any extra state (e.g. a schedule's).
+ * Writes are atomic, and only the oldest checkpoints beyond `keep` are deleted, after a new one is complete.
+ * @module
+ */
+import { TorchError } from "../../ffi/errors.ts";
+import { loadSafetensors, saveSafetensors } from "../io/safetensors.ts";
+import type { Module } from "../nn/module.ts";
+import type { AdamW } from "../optim/adamw.ts";
+import { getRngState, setRngState } from "../runtime.ts";
+import { scope } from "../scope.ts";
+import type { Tensor } from "../tensor.ts";
+
+/** The format tag written into every checkpoint's metadata. */
+export const CHECKPOINT_FORMAT = "layerlock-checkpoint-1";
+
+/** What a checkpoint restores besides tensors. */
+export interface CheckpointMeta {
+  /** The number of optimizer steps completed. */
+  step: number;
+  /** The run's configuration (JSON). */
+  config: unknown;
+  /** The data sampler's state (JSON). */
+  data: unknown;
+  /** Further state (JSON), e.g. of a freezing schedule. */
+  extra?: unknown;
+}
+
+/** The file name of the checkpoint of a step. */
+export function checkpointName(step: number): string {
+  return `step_${String(step).padStart(7, "0")}.safetensors`;
+}
+
+/** Checkpoint files in a directory, oldest first. */
+export function listCheckpoints(dir: string): string[] {
+  let names: string[] = [];
+  try {
+    names = [...Deno.readDirSync(dir)].filter((e) => e.isFile && /^step_\d+\.safetensors$/.test(e.name)).map((
+      e,
+    ) => e.name);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return names.sort().map((n) => `${dir}/${n}`);
+}
+
+/** Saves model, optimizer and RNG state with `meta` into `dir`; keeps the newest `keep` files. Returns the path. */
+export function saveCheckpoint(
+  dir: string,
+  model: Module,
+  opt: AdamW,
+  meta: CheckpointMeta,
+  keep = 3,
+): string {
+  Deno.mkdirSync(dir, { recursive: true });
+  const path = `${dir}/${checkpointName(meta.step)}`;
+  scope(() => {
+    const tensors: Record<string, Tensor> = {};
+    for (const [k, t] of Object.entries(model.stateDict())) tensors[`model.${k}`] = t;
+    for (const [k, t] of Object.entries(opt.stateDict())) tensors[`optim.${k}`] = t;
+    tensors["rng.cpu"] = getRngState();
+    saveSafetensors(path, tensors, {
+      format: CHECKPOINT_FORMAT,
+      step: String(meta.step),
+      config: JSON.stringify(meta.config),
+      data: JSON.stringify(meta.data),
+      extra: JSON.stringify(meta.extra ?? null),
+    });
+  });
+  const all = listCheckpoints(dir);
+  for (const old of all.slice(0, Math.max(0, all.length - keep))) Deno.removeSync(old);
+  return path;
+}
+
+/** Reads a checkpoint's metadata and restores model, optimizer and RNG state from it. */
+export function loadCheckpoint(path: string, model: Module, opt: AdamW): CheckpointMeta {
+  return scope(() => {
+    const { tensors, metadata } = loadSafetensors(path);
+    if (metadata.format !== CHECKPOINT_FORMAT) {
+      throw new TorchError(
+        "loadCheckpoint",
+        `${path} is not a layerlock checkpoint (format '${metadata.format}')`,
+      );
+    }
+    const modelSd: Record<string, Tensor> = {}, optSd: Record<string, Tensor> = {};
+    for (const [k, t] of Object.entries(tensors)) {
+      if (k.startsWith("model.")) modelSd[k.slice(6)] = t;
+      else if (k.startsWith("optim.")) optSd[k.slice(6)] = t;
+    }
+    try {
+      model.loadStateDict(modelSd);
+    } catch (e) {
+      throw new TorchError("loadCheckpoint", `${path}: the model does not match: ${(e as Error).message}`);
+    }
+    opt.loadStateDict(optSd);
+    if (tensors["rng.cpu"]) setRngState(tensors["rng.cpu"]);
+    return {
+      step: Number(metadata.step),
+      config: JSON.parse(metadata.config),
+      data: JSON.parse(metadata.data),
+      extra: JSON.parse(metadata.extra ?? "null"),
+    };
+  });
+}

@@ -1,0 +1,233 @@
+/**
+ * The training loop of the video MAE (`deno task train`): data → mask → forward → masked pixel loss → backward →
+ * AdamW, with a warmup-cosine schedule, a live progress line, `metrics.jsonl`, periodic checkpoints, exact
+ * resumption, and a clean stop on Ctrl-C (a checkpoint is saved first).
+ * @module
+ */
+import { TorchError } from "../../ffi/errors.ts";
+import { autocast, noGrad } from "../autograd.ts";
+import type { Device } from "../dtype.ts";
+import { scope } from "../scope.ts";
+import { cuda, liveTensors, manualSeed, setNumThreads } from "../runtime.ts";
+import { zeros } from "../creation.ts";
+import type { Tensor } from "../tensor.ts";
+import type { TrainConfig } from "../cli/config.ts";
+import { batchToTensor, type ClipBatch } from "../data/clip.ts";
+import { disposeMask, makeMask } from "../models/masking.ts";
+import { maskedMse, pixelTargets } from "../models/targets.ts";
+import { PRESETS, VideoMAE, type VideoMAEConfig } from "../models/video_mae.ts";
+import { AdamW } from "../optim/adamw.ts";
+import { scaledLr, warmupCosine } from "../optim/schedule.ts";
+import { listCheckpoints, loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+
+/** A source of training batches whose position can be saved and restored. */
+export interface BatchSource {
+  /** The next batch. */
+  next(): Promise<ClipBatch>;
+  /** The state that reproduces the batches from the next one on (JSON). */
+  state(): unknown;
+  /** Stops any background work. */
+  close(): void;
+}
+
+/** What `train` needs besides the configuration. */
+export interface TrainOptions {
+  /** The run directory (runs/<name>). */
+  runDir: string;
+  /** Continue from the newest checkpoint in runDir. */
+  resume: boolean;
+  /** Makes the batch source, restored to `state` when resuming. */
+  data: (cfg: TrainConfig, state: unknown | null) => BatchSource | Promise<BatchSource>;
+  /** Progress output (default: stderr). */
+  print?: (line: string, final: boolean) => void;
+  /** Stop after this many steps of this invocation (for tests of resumption); the schedule is unchanged. */
+  stopAfter?: number;
+}
+
+/** The outcome of a run. */
+export interface TrainResult {
+  /** Steps completed in total (including before a resume). */
+  step: number;
+  /** The loss logged at each logging step of this invocation. */
+  losses: { step: number; loss: number }[];
+  /** Whether the run was interrupted (Ctrl-C). */
+  interrupted: boolean;
+  /** The last checkpoint written. */
+  checkpoint: string | null;
+}
+
+/** The model configuration a training configuration describes. */
+export function modelConfig(cfg: TrainConfig): VideoMAEConfig {
+  const m = cfg.model;
+  const size = PRESETS[m.preset];
+  return {
+    encoderDim: m.encoderDim ?? size.encoderDim,
+    encoderDepth: m.encoderDepth ?? size.encoderDepth,
+    encoderHeads: m.encoderHeads ?? size.encoderHeads,
+    mlpRatio: m.mlpRatio ?? size.mlpRatio,
+    decoderDim: m.decoderDim ?? size.decoderDim,
+    decoderDepth: m.decoderDepth ?? size.decoderDepth,
+    decoderHeads: m.decoderHeads ?? size.decoderHeads,
+    inChans: 3,
+    frames: cfg.data.frames,
+    height: cfg.data.size,
+    width: cfg.data.size,
+    patch: m.patch,
+    tubelet: m.tubelet,
+    qkvBias: m.qkvBias,
+    posEmbed: m.posEmbed,
+  };
+}
+
+/** The device a configuration asks for ("auto": cuda when available). */
+export function resolveDevice(cfg: TrainConfig): Device {
+  if (cfg.device === "cuda" && !cuda.isAvailable()) {
+    throw new TorchError(
+      "train",
+      'device: "cuda" was requested but CUDA is not available (is torch a CUDA build?)',
+    );
+  }
+  return cfg.device === "auto" ? (cuda.isAvailable() ? "cuda" : "cpu") : cfg.device;
+}
+
+function defaultPrint(line: string, final: boolean): void {
+  const enc = new TextEncoder();
+  if (Deno.stderr.isTerminal()) Deno.stderr.writeSync(enc.encode(`\r\x1b[K${line}${final ? "\n" : ""}`));
+  else Deno.stderr.writeSync(enc.encode(line + "\n"));
+}
+
+function fmtTime(s: number): string {
+  if (!Number.isFinite(s)) return "?";
+  const m = Math.floor(s / 60), r = Math.round(s % 60);
+  return m > 0 ? `${m}m${String(r).padStart(2, "0")}s` : `${r}s`;
+}
+
+/** Trains the video MAE described by `cfg`. */
+export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<TrainResult> {
+  const print = opts.print ?? defaultPrint;
+  const device = resolveDevice(cfg);
+  const amp = device !== "cpu" && cfg.amp === "bf16";
+  if (cfg.threads > 0) setNumThreads(cfg.threads);
+  const ckptDir = `${opts.runDir}/checkpoints`;
+  const existing = listCheckpoints(ckptDir);
+  if (!opts.resume && existing.length > 0) {
+    throw new TorchError(
+      "train",
+      `${opts.runDir} already holds checkpoints; pass --resume to continue it, or choose another --name`,
+    );
+  }
+  if (opts.resume && existing.length === 0) throw new TorchError("train", `nothing to resume in ${ckptDir}`);
+
+  manualSeed(cfg.seed);
+  const mcfg = modelConfig(cfg);
+  const model = new VideoMAE(mcfg, device);
+  const params = model.namedParameters().map(([name, param]) => ({ name, param }));
+  const baseLr = cfg.optim.scaleLr ? scaledLr(cfg.optim.lr, cfg.optim.batchSize) : cfg.optim.lr;
+  const opt = new AdamW(params, { lr: baseLr, betas: cfg.optim.betas, weightDecay: cfg.optim.weightDecay });
+  const lrAt = warmupCosine({
+    baseLr,
+    minLr: cfg.optim.minLr,
+    warmupSteps: cfg.optim.warmupSteps,
+    totalSteps: cfg.optim.steps,
+  });
+  let step = 0, dataState: unknown = null;
+  if (opts.resume) {
+    const meta = loadCheckpoint(existing[existing.length - 1], model, opt);
+    step = meta.step;
+    dataState = meta.data;
+    print(`resumed from ${existing[existing.length - 1]} at step ${step}`, true);
+  }
+  const data = await opts.data(cfg, dataState);
+  Deno.mkdirSync(opts.runDir, { recursive: true });
+  const metrics = Deno.openSync(`${opts.runDir}/metrics.jsonl`, { append: true, create: true });
+  const enc = new TextEncoder();
+
+  let interrupted = false, lastCheckpoint: string | null = null;
+  const onSigint = () => {
+    if (interrupted) Deno.exit(130); // a second Ctrl-C: stop now (earlier checkpoints are intact)
+    interrupted = true;
+  };
+  Deno.addSignalListener("SIGINT", onSigint);
+  const save = () => {
+    lastCheckpoint = saveCheckpoint(
+      ckptDir,
+      model,
+      opt,
+      { step, config: cfg, data: data.state() },
+      cfg.log.keep,
+    );
+  };
+
+  const losses: { step: number; loss: number }[] = [];
+  const lossSum: Tensor = zeros([], { device });
+  let window = 0, tWindow = performance.now();
+  const t0 = performance.now(), startStep = step;
+  // Batches often come from already-resolved promises, so the loop would never return to the event loop,
+  // which is where a Ctrl-C is delivered: yield to it every 100 ms.
+  let lastYield = performance.now();
+  const endStep = Math.min(cfg.optim.steps, opts.stopAfter === undefined ? Infinity : step + opts.stopAfter);
+  try {
+    while (step < endStep && !interrupted) {
+      if (performance.now() - lastYield > 100) {
+        await new Promise((r) => setTimeout(r, 0));
+        lastYield = performance.now();
+        if (interrupted) break;
+      }
+      const batch = await data.next();
+      const lr = lrAt(step);
+      scope(() => {
+        const x = batchToTensor(batch, device);
+        const mask = makeMask(cfg.mask.kind, x.shape[0], model.encoder.grid, cfg.mask.ratio, device);
+        const target = noGrad(() => pixelTargets(x, mcfg.tubelet, mcfg.patch));
+        const loss = amp
+          ? autocast(
+            "bf16",
+            () => maskedMse(model.forward(x, mask.keep, mask.masked).float(), target, mask.masked),
+          )
+          : maskedMse(model.forward(x, mask.keep, mask.masked), target, mask.masked);
+        loss.backward();
+        noGrad(() => lossSum.add_(loss.detach()));
+        disposeMask(mask);
+      });
+      if (cfg.optim.clipGrad > 0) opt.clipGradNorm(cfg.optim.clipGrad).dispose();
+      opt.step(lr);
+      opt.zeroGrad();
+      step++;
+      window++;
+      if (step % cfg.log.every === 0 || step === endStep || interrupted) {
+        const loss = lossSum.item() / window; // the one host sync per logging window
+        if (!Number.isFinite(loss)) throw new TorchError("train", `loss became ${loss} at step ${step}`);
+        lossSum.zero_();
+        const now = performance.now();
+        const sps = window / ((now - tWindow) / 1000);
+        const eta = (cfg.optim.steps - step) / ((step - startStep) / ((now - t0) / 1000));
+        losses.push({ step, loss });
+        const rec = { step, loss, lr, time: (now - t0) / 1000, stepsPerSec: sps, liveTensors: liveTensors() };
+        metrics.writeSync(enc.encode(JSON.stringify(rec) + "\n"));
+        print(
+          `step ${step}/${cfg.optim.steps}  loss ${loss.toFixed(4)}  lr ${lr.toExponential(2)}  ` +
+            `${sps.toFixed(2)} steps/s  ETA ${fmtTime(eta)}`,
+          false,
+        );
+        window = 0;
+        tWindow = now;
+      }
+      if (step % cfg.log.checkpointEvery === 0 && step < endStep) save();
+    }
+    save();
+    print(
+      interrupted
+        ? `\ninterrupted at step ${step}; checkpoint saved to ${lastCheckpoint} (continue with --resume)`
+        : `\ndone: ${step} steps; checkpoint ${lastCheckpoint}`,
+      true,
+    );
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSigint);
+    data.close();
+    metrics.close();
+    lossSum.dispose();
+    opt.dispose();
+    model.dispose();
+  }
+  return { step, losses, interrupted, checkpoint: lastCheckpoint };
+}

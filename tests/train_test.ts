@@ -1,0 +1,240 @@
+// Training: overfitting one batch, exact resumption from checkpoints, steady memory, configuration errors,
+// and the command line (Ctrl-C saves a checkpoint; --resume continues).
+import assert from "node:assert/strict";
+import * as torch from "../mod.ts";
+import { ConfigError, parseConfig, type TrainConfig } from "../src/cli/config.ts";
+import { batchToTensor } from "../src/data/clip.ts";
+import { MovingShapes } from "../src/data/moving_shapes.ts";
+import { makeBatchSource } from "../src/data/source.ts";
+import { disposeMask, makeMask } from "../src/models/masking.ts";
+import { maskedMse, pixelTargets } from "../src/models/targets.ts";
+import { VideoMAE } from "../src/models/video_mae.ts";
+import { AdamW } from "../src/optim/adamw.ts";
+import { modelConfig, train } from "../src/train/trainer.ts";
+import { noLeak } from "./helpers.ts";
+
+/** A model small enough to train in seconds on 2 cores. */
+const SMALL = {
+  model: {
+    encoderDim: 48,
+    encoderDepth: 2,
+    encoderHeads: 3,
+    decoderDim: 24,
+    decoderDepth: 1,
+    decoderHeads: 3,
+  },
+  data: { frames: 4, size: 16, prefetch: 2 },
+  optim: { batchSize: 4, lr: 2e-3, warmupSteps: 2, steps: 12 },
+  log: { every: 1, checkpointEvery: 100 },
+};
+
+function smallConfig(extra: Record<string, unknown> = {}): TrainConfig {
+  const raw = structuredClone(SMALL) as Record<string, Record<string, unknown>>;
+  for (const [k, v] of Object.entries(extra)) {
+    raw[k] = typeof v === "object" && v !== null ? { ...(raw[k] ?? {}), ...v } : v as Record<string, unknown>;
+  }
+  return parseConfig(raw);
+}
+
+async function tempRun(): Promise<string> {
+  await Deno.mkdir("runs/tmp", { recursive: true });
+  return await Deno.makeTempDir({ dir: "runs/tmp", prefix: "train_" });
+}
+
+const quiet = () => {};
+
+Deno.test("a single batch is overfit: the loss falls by a large factor", () =>
+  noLeak(() => {
+    torch.manualSeed(0);
+    const cfg = smallConfig();
+    const mcfg = modelConfig(cfg);
+    const model = new VideoMAE(mcfg);
+    const opt = new AdamW(model.namedParameters().map(([name, param]) => ({ name, param })), {
+      lr: 3e-3,
+      weightDecay: 0,
+    });
+    const ds = new MovingShapes({ frames: 4, size: 16, seed: 1 });
+    const x = batchToTensor(ds.batch([0, 1, 2, 3]));
+    const mask = makeMask("tube", 4, model.encoder.grid, 0.75);
+    const target = torch.noGrad(() => pixelTargets(x, mcfg.tubelet, mcfg.patch));
+    const losses: number[] = [];
+    for (let i = 0; i < 250; i++) {
+      losses.push(torch.scope(() => {
+        const loss = maskedMse(model.forward(x, mask.keep, mask.masked), target, mask.masked);
+        loss.backward();
+        return loss.item();
+      }));
+      opt.step();
+      opt.zeroGrad();
+    }
+    const first = losses[0], last = losses[losses.length - 1];
+    assert.ok(last < first / 10, `loss ${first} -> ${last}: expected a drop by more than 10x`);
+    for (const t of [x, target]) t.dispose();
+    disposeMask(mask);
+    opt.dispose();
+    model.dispose();
+  }));
+
+Deno.test("N steps straight equal N/2 steps + resume + N/2 steps, loss for loss", async () => {
+  const before = torch.liveTensors();
+  const cfg = smallConfig();
+  const straight = await tempRun(), split = await tempRun();
+  const a = await train(cfg, { runDir: straight, resume: false, data: makeBatchSource, print: quiet });
+  const b1 = await train(cfg, {
+    runDir: split,
+    resume: false,
+    data: makeBatchSource,
+    print: quiet,
+    stopAfter: 6,
+  });
+  assert.equal(b1.step, 6);
+  const b2 = await train(cfg, { runDir: split, resume: true, data: makeBatchSource, print: quiet });
+  assert.equal(b2.step, 12);
+  const resumed = [...b1.losses, ...b2.losses];
+  assert.deepEqual(resumed.map((l) => l.step), a.losses.map((l) => l.step));
+  assert.deepEqual(resumed.map((l) => l.loss), a.losses.map((l) => l.loss), "losses after resumption differ");
+  // the checkpoints hold the same weights
+  const wa = torch.scope(() =>
+    torch.loadSafetensors(a.checkpoint!).tensors["model.decoder.head.weight"].toArray()
+  );
+  const wb = torch.scope(() =>
+    torch.loadSafetensors(b2.checkpoint!).tensors["model.decoder.head.weight"].toArray()
+  );
+  assert.deepEqual(wa, wb);
+  assert.equal(torch.liveTensors(), before);
+  await Deno.remove(straight, { recursive: true });
+  await Deno.remove(split, { recursive: true });
+});
+
+Deno.test("the live tensor count is the same at step 10 and step 100", async () => {
+  const dir = await tempRun();
+  const cfg = smallConfig({ optim: { steps: 100, warmupSteps: 5 }, log: { every: 10 } });
+  await train(cfg, { runDir: dir, resume: false, data: makeBatchSource, print: quiet });
+  const recs = (await Deno.readTextFile(`${dir}/metrics.jsonl`)).trim().split("\n").map((l) => JSON.parse(l));
+  assert.deepEqual(recs.map((r) => r.step), [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]);
+  for (const r of recs) {
+    for (const k of ["step", "loss", "lr", "time"]) assert.equal(typeof r[k], "number", k);
+  }
+  assert.equal(recs[9].liveTensors, recs[0].liveTensors, "live tensors grew between step 10 and 100");
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("a run directory with checkpoints is not overwritten without --resume", async () => {
+  const dir = await tempRun();
+  const cfg = smallConfig({ optim: { steps: 3, warmupSteps: 1 } });
+  await train(cfg, { runDir: dir, resume: false, data: makeBatchSource, print: quiet });
+  const before = torch.liveTensors();
+  await assert.rejects(
+    () => train(cfg, { runDir: dir, resume: false, data: makeBatchSource, print: quiet }),
+    /already holds checkpoints/,
+  );
+  assert.equal(torch.liveTensors(), before);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("configuration errors name the offending key", () => {
+  const bad = (raw: unknown, ...want: RegExp[]) => {
+    assert.throws(() => parseConfig(raw), (e: unknown) => {
+      assert.ok(e instanceof ConfigError);
+      for (const w of want) assert.match(e.message, w);
+      return true;
+    });
+  };
+  bad({ optim: { lr: "fast" } }, /optim\.lr/);
+  bad({ optim: { lr: -1, batchSize: 0 } }, /optim\.lr/, /optim\.batchSize/);
+  bad({ model: { preset: "enormous" } }, /model\.preset/);
+  bad({ model: { widht: 3 } }, /model/, /widht/);
+  bad({ data: { source: "folder" } }, /data\.path/);
+  bad({ optim: { steps: 10, warmupSteps: 10 } }, /optim\.warmupSteps/);
+  bad({ mask: { ratio: 1.5 } }, /mask\.ratio/);
+  assert.equal(parseConfig({}).model.preset, "tiny");
+});
+
+async function cli(args: string[], onStderr?: (text: string, child: Deno.ChildProcess) => void) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-ffi=native/build",
+      "--allow-read",
+      "--allow-env",
+      "--allow-write=runs",
+      "src/cli/train.ts",
+      ...args,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let err = "";
+  const dec = new TextDecoder();
+  const reader = (async () => {
+    for await (const chunk of child.stderr) {
+      err += dec.decode(chunk);
+      onStderr?.(err, child);
+    }
+  })();
+  const out = new TextDecoder().decode(await new Response(child.stdout).arrayBuffer());
+  await reader;
+  const status = await child.status;
+  return { code: status.code, out, err };
+}
+
+Deno.test("command line: Ctrl-C saves a checkpoint and --resume finishes the run", async () => {
+  const name = `tmp/cli_${Date.now()}`;
+  const flags = [
+    "--name",
+    name.replace("/", "_"),
+    "--steps",
+    "30",
+    "--warmup",
+    "2",
+    "--set",
+    "model.encoderDim=48",
+    "--set",
+    "model.encoderDepth=2",
+    "--set",
+    "model.decoderDim=24",
+    "--set",
+    "model.decoderDepth=1",
+    "--frames",
+    "4",
+    "--size",
+    "16",
+    "--batch-size",
+    "2",
+    "--set",
+    "log.every=1",
+  ];
+  let sent = false;
+  const first = await cli(flags, (text, child) => {
+    if (!sent && /step 3\//.test(text)) {
+      sent = true;
+      child.kill("SIGINT");
+    }
+  });
+  const runDir = `runs/${name.replace("/", "_")}`;
+  assert.equal(first.code, 130, first.err);
+  assert.match(first.err, /interrupted at step \d+; checkpoint saved/);
+  const ckpts = [...Deno.readDirSync(`${runDir}/checkpoints`)].map((e) => e.name);
+  assert.equal(ckpts.length, 1);
+  const stoppedAt = Number(ckpts[0].match(/step_(\d+)/)![1]);
+  assert.ok(stoppedAt >= 3 && stoppedAt < 30, `stopped at ${stoppedAt}`);
+  // a fresh run into the same directory is refused, and so are changes to the configuration on resume
+  const fresh = await cli(["--name", name.replace("/", "_"), "--steps", "100"]);
+  assert.equal(fresh.code, 2);
+  assert.match(fresh.err, /already holds a run/);
+  const changed = await cli(["--name", name.replace("/", "_"), "--resume", "--set", "optim.steps=5"]);
+  assert.equal(changed.code, 2);
+  assert.match(changed.err, /--resume continues the saved configuration exactly/);
+  const resumed = await cli(["--name", name.replace("/", "_"), "--resume"]);
+  assert.equal(resumed.code, 0, resumed.err);
+  assert.match(
+    resumed.err,
+    new RegExp(`resumed from .*step_0*${stoppedAt}\\.safetensors at step ${stoppedAt}`),
+  );
+  assert.ok(Deno.statSync(`${runDir}/checkpoints/step_0000030.safetensors`).isFile);
+  const steps = (await Deno.readTextFile(`${runDir}/metrics.jsonl`)).trim().split("\n").map((l) =>
+    JSON.parse(l).step
+  );
+  assert.equal(steps[steps.length - 1], 30);
+  await Deno.remove(runDir, { recursive: true });
+});
