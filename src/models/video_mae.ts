@@ -11,10 +11,11 @@ import type { Device } from "../dtype.ts";
 import { zeros } from "../creation.ts";
 import { cat } from "../functional.ts";
 import { noGrad } from "../autograd.ts";
+import { scope } from "../scope.ts";
 import type { Tensor } from "../tensor.ts";
 import { Module, ModuleList } from "../nn/module.ts";
-import { Block, LayerNorm, Linear, PatchEmbed3d } from "../nn/layers.ts";
-import { sincos3d } from "../nn/pos_embed.ts";
+import { Block, checkHeads, LayerNorm, Linear, PatchEmbed3d, tokenGrid } from "../nn/layers.ts";
+import { sincos3d, sincosSplit } from "../nn/pos_embed.ts";
 import { gatherTokens } from "./masking.ts";
 
 /** Widths, depths and heads of a model size. */
@@ -128,6 +129,10 @@ export class VideoMAEEncoder extends Module {
   /** Creates the encoder. */
   constructor(readonly cfg: VideoMAEConfig, device: Device = "cpu") {
     super();
+    // Configuration errors are thrown before anything is allocated (nothing built so far would be freed).
+    tokenGrid(cfg.frames, cfg.height, cfg.width, cfg.tubelet, cfg.patch);
+    checkHeads(cfg.encoderDim, cfg.encoderHeads);
+    if (cfg.posEmbed !== "learned") sincosSplit(cfg.encoderDim);
     const o = { device };
     this.patchEmbed = this.child(
       "patch_embed",
@@ -142,7 +147,7 @@ export class VideoMAEEncoder extends Module {
       );
     } else {
       // Fixed: not in the state dict, as VideoMAE's sinusoid table.
-      this.buffer("pos_embed", sincos3d(this.grid, cfg.encoderDim, device).unsqueeze(0), false);
+      this.buffer("pos_embed", scope(() => sincos3d(this.grid, cfg.encoderDim, device).unsqueeze(0)), false);
     }
     this.blocks = this.child(
       "blocks",
@@ -235,6 +240,9 @@ export class VideoMAE extends Module {
   /** Creates the model on a device, initialised as VideoMAE. */
   constructor(readonly cfg: VideoMAEConfig, device: Device = "cpu") {
     super();
+    // The decoder's configuration errors, before the encoder is allocated (which checks its own).
+    checkHeads(cfg.decoderDim, cfg.decoderHeads);
+    sincosSplit(cfg.decoderDim);
     const o = { device };
     this.encoder = this.child("encoder", new VideoMAEEncoder(cfg, device));
     this.encoderToDecoder = this.child(
@@ -249,7 +257,11 @@ export class VideoMAE extends Module {
       "decoder",
       new VideoMAEDecoder(cfg, cfg.targetDim ?? pixelTargetDim(cfg), device),
     );
-    this.buffer("decoder_pos_embed", sincos3d(this.encoder.grid, cfg.decoderDim, device).unsqueeze(0), false);
+    this.buffer(
+      "decoder_pos_embed",
+      scope(() => sincos3d(this.encoder.grid, cfg.decoderDim, device).unsqueeze(0)),
+      false,
+    );
   }
 
   /**

@@ -76,6 +76,13 @@ export class Dropout extends Module {
   }
 }
 
+/** Throws a TorchError unless a width splits into whole heads. */
+export function checkHeads(dim: number, numHeads: number): void {
+  if (!Number.isInteger(numHeads) || numHeads < 1 || dim % numHeads !== 0) {
+    throw new TorchError("Attention", `width ${dim} is not divisible by ${numHeads} heads`);
+  }
+}
+
 /**
  * Multi-head self-attention as VideoMAE: a fused `qkv` projection without bias plus separate `q_bias` and
  * `v_bias` (the key has no bias), scaled dot-product attention, and an output projection `proj`.
@@ -90,9 +97,7 @@ export class Attention extends Module {
   /** Creates an attention layer. */
   constructor(readonly dim: number, readonly numHeads: number, readonly qkvBias = true, o: InitOptions = {}) {
     super();
-    if (dim % numHeads !== 0) {
-      throw new TorchError("Attention", `width ${dim} is not divisible by ${numHeads} heads`);
-    }
+    checkHeads(dim, numHeads);
     this.headDim = dim / numHeads;
     this.qkv = this.child("qkv", new Linear(dim, dim * 3, false, o));
     if (qkvBias) {
@@ -194,6 +199,26 @@ export class PatchConv3d extends Module {
 }
 
 /**
+ * The token grid (T', H', W') of T frames of H × W cut into tubelet × patch × patch tubelets; a TorchError
+ * naming the sizes when they do not divide.
+ */
+export function tokenGrid(
+  t: number,
+  h: number,
+  w: number,
+  tubelet: number,
+  patch: number,
+): [number, number, number] {
+  if (t % tubelet || h % patch || w % patch) {
+    throw new TorchError(
+      "PatchEmbed3d",
+      `clip ${t}x${h}x${w} (T x H x W) is not divisible by the tubelet ${tubelet} and patch ${patch}`,
+    );
+  }
+  return [t / tubelet, h / patch, w / patch];
+}
+
+/**
  * Tubelet patch embedding: [B, C, T, H, W] → tokens [B, (T/tubelet)(H/patch)(W/patch), dim] in (t, h, w)
  * order, through `proj`, a PatchConv3d with kernel = stride = (tubelet, patch, patch).
  */
@@ -213,13 +238,7 @@ export class PatchEmbed3d extends Module {
   }
   /** The token grid (T', H', W') of an input of T frames of H × W. */
   grid(t: number, h: number, w: number): [number, number, number] {
-    if (t % this.tubelet || h % this.patch || w % this.patch) {
-      throw new TorchError(
-        "PatchEmbed3d",
-        `clip ${t}x${h}x${w} (T x H x W) is not divisible by the tubelet ${this.tubelet} and patch ${this.patch}`,
-      );
-    }
-    return [t / this.tubelet, h / this.patch, w / this.patch];
+    return tokenGrid(t, h, w, this.tubelet, this.patch);
   }
   /** Embeds [B, C, T, H, W] into [B, N, dim]. */
   forward(x: Tensor): Tensor {
