@@ -1,0 +1,121 @@
+/**
+ * `deno run ... bench/train_step.ts [--preset base] [--batch N]`: the time of one VideoMAE training step
+ * (tube mask 0.9, pixel targets, forward, backward, fused AdamW; bf16 autocast on CUDA) through layerlock, beside
+ * the same model and step in PyTorch (bench/video_mae_ref.py) run in the same invocation on the same device.
+ * Defaults: ViT-B on 16×224×224 clips with batch 16 on CUDA; the `tiny` CPU default (16×32×32, batch 8) on the
+ * CPU. Writes runs/bench/train_step.json.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import * as torch from "../mod.ts";
+import { disposeMask, makeMask } from "../src/models/masking.ts";
+import { maskedMse, pixelTargets } from "../src/models/targets.ts";
+import { PRESETS, VideoMAE, type VideoMAEConfig } from "../src/models/video_mae.ts";
+
+const cudaOn = torch.cuda.isAvailable();
+const { values } = parseArgs({
+  args: Deno.args,
+  options: { preset: { type: "string" }, batch: { type: "string" }, steps: { type: "string" } },
+});
+const preset = (values.preset ?? (cudaOn ? "base" : "tiny")) as keyof typeof PRESETS;
+const device: torch.Device = cudaOn ? "cuda" : "cpu";
+const geo = cudaOn ? { frames: 16, size: 224, patch: 16 } : { frames: 16, size: 32, patch: 8 };
+const batch = Number(values.batch ?? (cudaOn ? 16 : 8));
+const steps = Number(values.steps ?? (cudaOn ? 20 : 5));
+const cfg: VideoMAEConfig = {
+  ...PRESETS[preset],
+  inChans: 3,
+  frames: geo.frames,
+  height: geo.size,
+  width: geo.size,
+  patch: geo.patch,
+  tubelet: 2,
+  qkvBias: true,
+  posEmbed: "sincos",
+};
+
+function ours(): { msPerStep: number; peakBytes: number; params: number } {
+  torch.manualSeed(0);
+  const model = new VideoMAE(cfg, device);
+  const opt = new torch.AdamW(model.namedParameters().map(([name, param]) => ({ name, param })), {
+    lr: 1e-4,
+    weightDecay: 0.05,
+  });
+  const x = torch.randn([batch, 3, cfg.frames, cfg.height, cfg.width], { device });
+  const step = () => {
+    torch.scope(() => {
+      const mask = makeMask("tube", batch, model.encoder.grid, 0.9, device);
+      const target = torch.noGrad(() => pixelTargets(x, cfg.tubelet, cfg.patch));
+      const loss = cudaOn
+        ? torch.autocast(
+          "bf16",
+          () => maskedMse(model.forward(x, mask.keep, mask.masked).float(), target, mask.masked),
+        )
+        : maskedMse(model.forward(x, mask.keep, mask.masked), target, mask.masked);
+      loss.backward();
+      disposeMask(mask);
+    });
+    opt.step();
+    opt.zeroGrad();
+  };
+  const sync = () => cudaOn && torch.cuda.synchronize();
+  for (let i = 0; i < 5; i++) step();
+  sync();
+  if (cudaOn) torch.cuda.resetPeakMemoryStats();
+  let best = Infinity;
+  for (let r = 0; r < 3; r++) {
+    const t0 = performance.now();
+    for (let i = 0; i < steps; i++) step();
+    sync();
+    best = Math.min(best, (performance.now() - t0) / steps);
+  }
+  const peak = cudaOn ? torch.cuda.memoryStats()!.peakAllocated : 0;
+  const params = model.numParameters();
+  x.dispose();
+  opt.dispose();
+  model.dispose();
+  return { msPerStep: best, peakBytes: peak, params };
+}
+
+function pythonWithTorch(): string {
+  try {
+    const rec = JSON.parse(Deno.readTextFileSync(new URL("../native/build/current.json", import.meta.url)));
+    if (rec.torch?.python) return rec.torch.python;
+  } catch { /* fall through */ }
+  return "python3";
+}
+
+const mine = ours();
+const arg = JSON.stringify({
+  ...cfg,
+  size: cfg.height,
+  batch,
+  steps,
+  warmup: 5,
+  rounds: 3,
+  amp: cudaOn,
+  device,
+});
+const r = await new Deno.Command(pythonWithTorch(), {
+  args: [new URL("./video_mae_ref.py", import.meta.url).pathname, arg],
+  stdout: "piped",
+  stderr: "piped",
+}).output();
+if (!r.success) throw new Error(`PyTorch reference failed:\n${new TextDecoder().decode(r.stderr)}`);
+const ref = JSON.parse(new TextDecoder().decode(r.stdout).trim().split("\n").pop()!);
+const row = {
+  name: `video_mae_${preset}_train_step_${device}`,
+  unit: "ms/step",
+  ours: Number(mine.msPerStep.toFixed(3)),
+  reference: Number(ref.ms_per_step.toFixed(3)),
+  ratio: Number((mine.msPerStep / ref.ms_per_step).toFixed(3)),
+  peakBytes: { ours: mine.peakBytes, reference: ref.peak_bytes },
+  params: { ours: mine.params, reference: ref.params },
+  setup: { preset, batch, clip: `${cfg.frames}x${cfg.height}x${cfg.width}`, patch: cfg.patch, bf16: cudaOn },
+};
+console.log(JSON.stringify(row, null, 2));
+await Deno.mkdir(new URL("../runs/bench/", import.meta.url), { recursive: true });
+await Deno.writeTextFile(
+  new URL("../runs/bench/train_step.json", import.meta.url),
+  JSON.stringify(row, null, 2) + "\n",
+);
