@@ -58,6 +58,15 @@ export const TrainConfigSchema = z.object({
     kind: z.enum(["tube", "random"]).default("tube"),
     ratio: z.number().gt(0).lt(1).default(0.9),
   }).strict().default({}),
+  target: z.object({
+    /**
+     * Per-tubelet, per-channel normalised pixels (VideoMAE's `normlize_target`). Off by default here: on the
+     * embedded moving shapes (flat colours over a grainy background) a normalised tubelet is mostly grain, and
+     * in a CPU-sized run the loss sits at the floor of predicting zero, (n-1)/n, throughout. Turn it on for
+     * VideoMAE's recipe on real video.
+     */
+    normalize: z.boolean().default(false),
+  }).strict().default({}),
   optim: z.object({
     steps: positiveInt.default(600),
     batchSize: positiveInt.default(8),

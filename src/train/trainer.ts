@@ -178,7 +178,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
       scope(() => {
         const x = batchToTensor(batch, device);
         const mask = makeMask(cfg.mask.kind, x.shape[0], model.encoder.grid, cfg.mask.ratio, device);
-        const target = noGrad(() => pixelTargets(x, mcfg.tubelet, mcfg.patch));
+        const target = noGrad(() => pixelTargets(x, mcfg.tubelet, mcfg.patch, cfg.target.normalize));
         const loss = amp
           ? autocast(
             "bf16",
