@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { PRESETS } from "../models/video_mae.ts";
+import { LayerLockConfigSchema } from "../layerlock/schedule.ts";
 
 const positiveInt = z.number().int().positive();
 
@@ -81,6 +82,8 @@ export const TrainConfigSchema = z.object({
     /** Max global grad norm (0: no clipping). */
     clipGrad: z.number().nonnegative().default(0),
   }).strict().default({}),
+  /** What is trained and how layers are frozen (src/layerlock/schedule.ts documents each key). */
+  layerlock: LayerLockConfigSchema.default({}),
   log: z.object({
     /** Steps between progress lines and metrics.jsonl records. */
     every: positiveInt.default(10),

@@ -217,10 +217,15 @@ export class VideoMAEDecoder extends Module {
   }
   /** Runs the blocks on [B, N, Dd] and predicts the last `predictCount` tokens: [B, predictCount, target]. */
   forward(x: Tensor, predictCount: number): Tensor {
+    return this.head.forward(this.features(x, predictCount));
+  }
+
+  /** The normalised decoder features of the last `count` tokens, before the head: [B, count, Dd]. */
+  features(x: Tensor, count: number): Tensor {
     let h = x;
     for (const b of this.blocks.items) h = b.forward(h);
     const n = h.shape[1];
-    return this.head.forward(this.norm.forward(h.narrow(1, n - predictCount, predictCount)));
+    return this.norm.forward(count === n ? h : h.narrow(1, n - count, count));
   }
 }
 
@@ -270,12 +275,20 @@ export class VideoMAE extends Module {
    * of `masked`: [B, Nm, targetDim].
    */
   decode(encoded: Tensor, keep: Tensor, masked: Tensor): Tensor {
+    return this.decoder.head.forward(this.decoderFeatures(encoded, keep, masked, masked.shape[1]));
+  }
+
+  /**
+   * The decoder's normalised features [B, count, Dd] of the last `count` decoder tokens (the masked ones when
+   * count = Nm; the visible ones then the masked ones when count = Nv + Nm), before any head.
+   */
+  decoderFeatures(encoded: Tensor, keep: Tensor, masked: Tensor, count: number): Tensor {
     const [b, nm] = masked.shape;
     const vis = this.encoderToDecoder.forward(encoded);
     const pos = this.own("decoder_pos_embed").expand([b, -1, -1]);
     const posVis = gatherTokens(pos, keep), posMask = gatherTokens(pos, masked);
     const maskTokens = this.own("mask_token").expand([b, nm, -1]).add(posMask);
-    return this.decoder.forward(cat([vis.add(posVis), maskTokens], 1), nm);
+    return this.decoder.features(cat([vis.add(posVis), maskTokens], 1), count);
   }
 
   /** Encodes the visible tokens and predicts the masked ones: [B, Nm, targetDim]. */

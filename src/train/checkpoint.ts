@@ -1,6 +1,7 @@
 /**
  * Training checkpoints: one safetensors file per save, `runs/<name>/checkpoints/step_<N>.safetensors`, holding
- * the model weights (`model.<name>`, loadable by name in PyTorch after stripping the prefix), the optimizer
+ * the weights of each module under its key (`model.<name>`, loadable by name in PyTorch after stripping the
+ * prefix; `heads.<name>` for LayerLock's latent heads), the optimizer
  * state (`optim.<param>.exp_avg|exp_avg_sq|step`), the CPU generator state (`rng.cpu`), and in its metadata the
  * step, the configuration, the data sampler's state and any extra state (e.g. a schedule's).
  * Writes are atomic, and only the oldest checkpoints beyond `keep` are deleted, after a new one is complete.
@@ -47,10 +48,10 @@ export function listCheckpoints(dir: string): string[] {
   return names.sort().map((n) => `${dir}/${n}`);
 }
 
-/** Saves model, optimizer and RNG state with `meta` into `dir`; keeps the newest `keep` files. Returns the path. */
+/** Saves modules (by key), optimizer and RNG state with `meta` into `dir`; keeps the newest `keep` files. */
 export function saveCheckpoint(
   dir: string,
-  model: Module,
+  modules: Record<string, Module>,
   opt: AdamW,
   meta: CheckpointMeta,
   keep = 3,
@@ -59,7 +60,9 @@ export function saveCheckpoint(
   const path = `${dir}/${checkpointName(meta.step)}`;
   scope(() => {
     const tensors: Record<string, Tensor> = {};
-    for (const [k, t] of Object.entries(model.stateDict())) tensors[`model.${k}`] = t;
+    for (const [key, m] of Object.entries(modules)) {
+      for (const [k, t] of Object.entries(m.stateDict())) tensors[`${key}.${k}`] = t;
+    }
     for (const [k, t] of Object.entries(opt.stateDict())) tensors[`optim.${k}`] = t;
     tensors["rng.cpu"] = getRngState();
     saveSafetensors(path, tensors, {
@@ -75,8 +78,8 @@ export function saveCheckpoint(
   return path;
 }
 
-/** Reads a checkpoint's metadata and restores model, optimizer and RNG state from it. */
-export function loadCheckpoint(path: string, model: Module, opt: AdamW): CheckpointMeta {
+/** Reads a checkpoint's metadata and restores modules (by key), optimizer and RNG state from it. */
+export function loadCheckpoint(path: string, modules: Record<string, Module>, opt: AdamW): CheckpointMeta {
   return scope(() => {
     const { tensors, metadata } = loadSafetensors(path);
     if (metadata.format !== CHECKPOINT_FORMAT) {
@@ -85,15 +88,21 @@ export function loadCheckpoint(path: string, model: Module, opt: AdamW): Checkpo
         `${path} is not a layerlock checkpoint (format '${metadata.format}')`,
       );
     }
-    const modelSd: Record<string, Tensor> = {}, optSd: Record<string, Tensor> = {};
+    const sds: Record<string, Record<string, Tensor>> = {}, optSd: Record<string, Tensor> = {};
+    for (const key of Object.keys(modules)) sds[key] = {};
     for (const [k, t] of Object.entries(tensors)) {
-      if (k.startsWith("model.")) modelSd[k.slice(6)] = t;
-      else if (k.startsWith("optim.")) optSd[k.slice(6)] = t;
+      const dot = k.indexOf(".");
+      const key = k.slice(0, dot), rest = k.slice(dot + 1);
+      if (key === "optim") optSd[rest] = t;
+      else if (key in sds) sds[key][rest] = t;
+      else if (key !== "rng") throw new TorchError("loadCheckpoint", `${path}: unexpected tensor '${k}'`);
     }
-    try {
-      model.loadStateDict(modelSd);
-    } catch (e) {
-      throw new TorchError("loadCheckpoint", `${path}: the model does not match: ${(e as Error).message}`);
+    for (const [key, m] of Object.entries(modules)) {
+      try {
+        m.loadStateDict(sds[key]);
+      } catch (e) {
+        throw new TorchError("loadCheckpoint", `${path}: '${key}' does not match: ${(e as Error).message}`);
+      }
     }
     opt.loadStateDict(optSd);
     if (tensors["rng.cpu"]) setRngState(tensors["rng.cpu"]);

@@ -1,7 +1,8 @@
 /**
- * The training loop of the video MAE (`deno task train`): data → mask → forward → masked pixel loss → backward →
- * AdamW, with a warmup-cosine schedule, a live progress line, `metrics.jsonl`, periodic checkpoints, exact
- * resumption, and a clean stop on Ctrl-C (a checkpoint is saved first).
+ * The training loop (`deno task train`), one for every mode: data → mask → the LayerLock schedule (freeze blocks,
+ * pick targets) → forward → loss → backward → AdamW, with a warmup-cosine learning rate (times the schedule's
+ * mini-warmup factor), a live progress line, `metrics.jsonl`, periodic checkpoints, exact resumption, and a clean
+ * stop on Ctrl-C (a checkpoint is saved first).
  * @module
  */
 import { TorchError } from "../../ffi/errors.ts";
@@ -14,7 +15,11 @@ import type { Tensor } from "../tensor.ts";
 import type { TrainConfig } from "../cli/config.ts";
 import { batchToTensor, type ClipBatch } from "../data/clip.ts";
 import { disposeMask, makeMask } from "../models/masking.ts";
-import { maskedMse, pixelTargets } from "../models/targets.ts";
+import { pixelTargets } from "../models/targets.ts";
+import { Freezer } from "../layerlock/freeze.ts";
+import { LatentHeads } from "../layerlock/heads.ts";
+import { computeLosses } from "../layerlock/objective.ts";
+import { type ResolvedSchedule, resolveSchedule, scheduleAt } from "../layerlock/schedule.ts";
 import { PRESETS, VideoMAE, type VideoMAEConfig } from "../models/video_mae.ts";
 import { AdamW } from "../optim/adamw.ts";
 import { scaledLr, warmupCosine } from "../optim/schedule.ts";
@@ -48,8 +53,8 @@ export interface TrainOptions {
 export interface TrainResult {
   /** Steps completed in total (including before a resume). */
   step: number;
-  /** The loss logged at each logging step of this invocation. */
-  losses: { step: number; loss: number }[];
+  /** The loss logged at each logging step of this invocation, with its terms and the frozen depth. */
+  losses: { step: number; loss: number; pixel: number | null; latent: number | null; frozenDepth: number }[];
   /** Whether the run was interrupted (Ctrl-C). */
   interrupted: boolean;
   /** The last checkpoint written. */
@@ -102,6 +107,11 @@ function fmtTime(s: number): string {
   return m > 0 ? `${m}m${String(r).padStart(2, "0")}s` : `${r}s`;
 }
 
+/** The step a checkpoint file was saved at (from its name). */
+function meta0(path: string): number {
+  return Number(path.match(/step_(\d+)\.safetensors$/)![1]);
+}
+
 /** Trains the video MAE described by `cfg`. */
 export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<TrainResult> {
   const print = opts.print ?? defaultPrint;
@@ -120,10 +130,28 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
 
   manualSeed(cfg.seed);
   const mcfg = modelConfig(cfg);
+  const ll = cfg.layerlock;
   const model = new VideoMAE(mcfg, device);
+  const sched: ResolvedSchedule = resolveSchedule(ll, mcfg.encoderDepth, cfg.optim.steps);
+  const latentMode = ll.mode === "layerlock" || ll.mode === "latent-unfrozen";
+  const heads = latentMode
+    ? new LatentHeads(ll.target, mcfg.decoderDim, mcfg.encoderDim, mcfg.encoderDepth, device)
+    : null;
+  const unfrozenLayer = ll.unfrozenLayer ?? Math.max(1, Math.floor(mcfg.encoderDepth / 2));
+  if (unfrozenLayer > mcfg.encoderDepth) {
+    throw new TorchError(
+      "train",
+      `layerlock.unfrozenLayer ${unfrozenLayer} exceeds the depth ${mcfg.encoderDepth}`,
+    );
+  }
+  const modules: Record<string, VideoMAE | LatentHeads> = heads ? { model, heads } : { model };
   const params = model.namedParameters().map(([name, param]) => ({ name, param }));
+  if (heads) {
+    for (const [name, param] of heads.namedParameters()) params.push({ name: `heads.${name}`, param });
+  }
   const baseLr = cfg.optim.scaleLr ? scaledLr(cfg.optim.lr, cfg.optim.batchSize) : cfg.optim.lr;
   const opt = new AdamW(params, { lr: baseLr, betas: cfg.optim.betas, weightDecay: cfg.optim.weightDecay });
+  const freezer = new Freezer(model, opt, ll.embedding);
   const lrAt = warmupCosine({
     baseLr,
     minLr: cfg.optim.minLr,
@@ -132,7 +160,9 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
   });
   let step = 0, dataState: unknown = null;
   if (opts.resume) {
-    const meta = loadCheckpoint(existing[existing.length - 1], model, opt);
+    // The frozen set is a function of the step: restore it first, then weights and optimizer state.
+    freezer.freezeTo(scheduleAt(sched, meta0(existing[existing.length - 1])).frozenDepth);
+    const meta = loadCheckpoint(existing[existing.length - 1], modules, opt);
     step = meta.step;
     dataState = meta.data;
     print(`resumed from ${existing[existing.length - 1]} at step ${step}`, true);
@@ -149,17 +179,21 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
   };
   Deno.addSignalListener("SIGINT", onSigint);
   const save = () => {
+    const extra = { mode: ll.mode, frozenDepth: freezer.depth };
     lastCheckpoint = saveCheckpoint(
       ckptDir,
-      model,
+      modules,
       opt,
-      { step, config: cfg, data: data.state() },
+      { step, config: cfg, data: data.state(), extra },
       cfg.log.keep,
     );
   };
 
-  const losses: { step: number; loss: number }[] = [];
+  const losses: TrainResult["losses"] = [];
   const lossSum: Tensor = zeros([], { device });
+  const pixelSum: Tensor = zeros([], { device }), latentSum: Tensor = zeros([], { device });
+  let pixelCount = 0, latentCount = 0;
+  let stage = scheduleAt(sched, step).stage;
   let window = 0, tWindow = performance.now();
   const t0 = performance.now(), startStep = step;
   // Batches often come from already-resolved promises, so the loop would never return to the event loop,
@@ -174,19 +208,44 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
         if (interrupted) break;
       }
       const batch = await data.next();
-      const lr = lrAt(step);
+      const st = scheduleAt(sched, step);
+      if (st.frozenDepth > freezer.depth) freezer.freezeTo(st.frozenDepth);
+      if (st.stage !== stage) {
+        if (ll.reinitHead && heads && st.targetLayers.length) {
+          for (const l of st.targetLayers) {
+            heads.reinit(l);
+            opt.releaseState(
+              heads.namedParameters().filter(([n]) => n.startsWith(heads.prefix(l))).map(([n]) =>
+                `heads.${n}`
+              ),
+            );
+          }
+        }
+        stage = st.stage;
+      }
+      const lr = lrAt(step) * st.lrFactor;
+      const unfrozen = {
+        layer: unfrozenLayer,
+        weight: ll.unfrozenWeight === "cosine"
+          ? ll.latentWeight * (1 - Math.cos(Math.PI * step / cfg.optim.steps)) / 2
+          : ll.latentWeight,
+      };
       scope(() => {
         const x = batchToTensor(batch, device);
         const mask = makeMask(cfg.mask.kind, x.shape[0], model.encoder.grid, cfg.mask.ratio, device);
-        const target = noGrad(() => pixelTargets(x, mcfg.tubelet, mcfg.patch, cfg.target.normalize));
-        const loss = amp
-          ? autocast(
-            "bf16",
-            () => maskedMse(model.forward(x, mask.keep, mask.masked).float(), target, mask.masked),
-          )
-          : maskedMse(model.forward(x, mask.keep, mask.masked), target, mask.masked);
-        loss.backward();
-        noGrad(() => lossSum.add_(loss.detach()));
+        const pixelTarget = noGrad(() => pixelTargets(x, mcfg.tubelet, mcfg.patch, cfg.target.normalize));
+        const ctx = { cfg: ll, pixelTargets: pixelTarget, heads, state: st, unfrozen };
+        const l = amp
+          ? autocast("bf16", () => computeLosses(model, x, mask, ctx))
+          : computeLosses(model, x, mask, ctx);
+        l.total.backward();
+        noGrad(() => {
+          lossSum.add_(l.total.detach());
+          if (l.pixel) pixelSum.add_(l.pixel.detach());
+          if (l.latent) latentSum.add_(l.latent.detach());
+        });
+        if (l.pixel) pixelCount++;
+        if (l.latent) latentCount++;
         disposeMask(mask);
       });
       if (cfg.optim.clipGrad > 0) opt.clipGradNorm(cfg.optim.clipGrad).dispose();
@@ -195,18 +254,45 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
       step++;
       window++;
       if (step % cfg.log.every === 0 || step === endStep || interrupted) {
-        const loss = lossSum.item() / window; // the one host sync per logging window
+        const loss = lossSum.item() / window; // the host syncs of a logging window
+        const pixel = pixelCount ? pixelSum.item() / pixelCount : null;
+        const latent = latentCount ? latentSum.item() / latentCount : null;
         if (!Number.isFinite(loss)) throw new TorchError("train", `loss became ${loss} at step ${step}`);
-        lossSum.zero_();
+        for (const t of [lossSum, pixelSum, latentSum]) t.zero_();
+        pixelCount = latentCount = 0;
         const now = performance.now();
         const sps = window / ((now - tWindow) / 1000);
         const eta = (cfg.optim.steps - step) / ((step - startStep) / ((now - t0) / 1000));
-        losses.push({ step, loss });
-        const rec = { step, loss, lr, time: (now - t0) / 1000, stepsPerSec: sps, liveTensors: liveTensors() };
+        const st = scheduleAt(sched, step - 1);
+        const target = st.targetLayers.length === 0
+          ? (ll.mode === "latent-unfrozen" ? `pixels+h${unfrozenLayer}` : "pixels")
+          : st.targetLayers.length === 1
+          ? `h${st.targetLayers[0]}`
+          : `h1..h${st.targetLayers[st.targetLayers.length - 1]}`;
+        losses.push({ step, loss, pixel, latent, frozenDepth: freezer.depth });
+        const rec = {
+          step,
+          loss,
+          pixelLoss: pixel,
+          latentLoss: latent,
+          lr,
+          time: (now - t0) / 1000,
+          stepsPerSec: sps,
+          frozenDepth: freezer.depth,
+          target,
+          liveTensors: liveTensors(),
+        };
         metrics.writeSync(enc.encode(JSON.stringify(rec) + "\n"));
+        const terms = [
+          pixel !== null ? `pix ${pixel.toFixed(4)}` : "",
+          latent !== null ? `lat ${latent.toFixed(4)}` : "",
+        ]
+          .filter(Boolean).join(" ");
         print(
-          `step ${step}/${cfg.optim.steps}  loss ${loss.toFixed(4)}  lr ${lr.toExponential(2)}  ` +
-            `${sps.toFixed(2)} steps/s  ETA ${fmtTime(eta)}`,
+          `step ${step}/${cfg.optim.steps}  loss ${
+            loss.toFixed(4)
+          } (${terms})  frozen ${freezer.depth}  target ${target}  ` +
+            `lr ${lr.toExponential(2)}  ${sps.toFixed(2)} steps/s  ETA ${fmtTime(eta)}`,
           false,
         );
         window = 0;
@@ -225,9 +311,10 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
     Deno.removeSignalListener("SIGINT", onSigint);
     data.close();
     metrics.close();
-    lossSum.dispose();
+    for (const t of [lossSum, pixelSum, latentSum]) t.dispose();
     opt.dispose();
     model.dispose();
+    heads?.dispose();
   }
   return { step, losses, interrupted, checkpoint: lastCheckpoint };
 }

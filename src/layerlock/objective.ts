@@ -1,0 +1,120 @@
+/**
+ * The training objective of every mode, for one batch: the encoder pass over the visible tokens (its frozen
+ * prefix under no-grad, so backward never enters it), the pixel and/or latent losses, and their weights.
+ *
+ * Latent targets come from a second, separate pass: the frozen prefix over the full, unmasked token sequence,
+ * under no-grad. The encoder's own input cannot reuse that pass: attention over all tokens would leak the
+ * masked content into the visible tokens' features.
+ * @module
+ */
+import { noGrad } from "../autograd.ts";
+import { cat, layerNorm, mseLoss } from "../functional.ts";
+import { gatherTokens, type Mask } from "../models/masking.ts";
+import { maskedMse } from "../models/targets.ts";
+import type { VideoMAE } from "../models/video_mae.ts";
+import type { Tensor } from "../tensor.ts";
+import type { LatentHeads } from "./heads.ts";
+import type { LayerLockConfig, ScheduleState } from "./schedule.ts";
+
+/** The loss of one batch and its terms (each a 0-d tensor; `total` carries the graph). */
+export interface Losses {
+  /** The weighted sum that is backpropagated. */
+  total: Tensor;
+  /** Pixel reconstruction loss on masked tokens, when computed. */
+  pixel: Tensor | null;
+  /** Latent prediction loss (mean over target layers), when computed. */
+  latent: Tensor | null;
+  /** The weight the latent loss had. */
+  latentWeight: number;
+}
+
+/** The frozen prefix's outputs at the requested blocks (1-based), over the full token sequence, under no-grad. */
+export function latentTargets(
+  model: VideoMAE,
+  x: Tensor,
+  layers: readonly number[],
+  norm: "layernorm" | "none",
+): Tensor[] {
+  return noGrad(() => {
+    const last = Math.max(...layers);
+    const out = new Map<number, Tensor>();
+    let h = model.encoder.embed(x);
+    for (let i = 0; i < last; i++) {
+      h = model.encoder.blocks.items[i].forward(h);
+      if (layers.includes(i + 1)) out.set(i + 1, h);
+    }
+    const d = h.shape[2];
+    return layers.map((l) =>
+      norm === "layernorm" ? layerNorm(out.get(l)!, [d], null, null, 1e-6) : out.get(l)!
+    );
+  });
+}
+
+/** The encoder over the visible tokens, its first `frozenDepth` blocks under no-grad unless the embedding trains. */
+export function encodeVisible(
+  model: VideoMAE,
+  x: Tensor,
+  keep: Tensor,
+  frozenDepth: number,
+  embedding: "with-first" | "never",
+): Tensor {
+  const enc = model.encoder;
+  if (frozenDepth === 0) return enc.forward(x, keep);
+  const prefix = (): Tensor => enc.runBlocks(gatherTokens(enc.embed(x), keep), 0, frozenDepth);
+  // With the embedding frozen too, nothing before block `frozenDepth` needs a graph.
+  const h = embedding === "with-first" ? noGrad(prefix) : prefix();
+  return enc.norm.forward(enc.runBlocks(h, frozenDepth));
+}
+
+/** Everything `computeLosses` needs besides the model. */
+export interface ObjectiveContext {
+  /** The layerlock section of the configuration. */
+  cfg: LayerLockConfig;
+  /** Pixel targets of all tokens [B, N, P] (computed by the caller, under no-grad). */
+  pixelTargets: Tensor;
+  /** The latent heads (layerlock and latent-unfrozen modes). */
+  heads: LatentHeads | null;
+  /** The schedule at this step. */
+  state: ScheduleState;
+  /** latent-unfrozen: the block whose own output is the target, and the loss weight at this step. */
+  unfrozen?: { layer: number; weight: number };
+}
+
+/** Computes the losses of one batch. */
+export function computeLosses(model: VideoMAE, x: Tensor, mask: Mask, ctx: ObjectiveContext): Losses {
+  const { cfg, state } = ctx;
+  const encoded = encodeVisible(model, x, mask.keep, state.frozenDepth, cfg.embedding);
+  const latentLayers = cfg.mode === "latent-unfrozen" ? [ctx.unfrozen!.layer] : state.targetLayers;
+  const latent = latentLayers.length > 0;
+  const pixel = !latent || cfg.keepPixelLoss || cfg.mode === "latent-unfrozen";
+  const nm = mask.masked.shape[1];
+  const allTokens = latent && cfg.latentLossOn === "all";
+  const feats = model.decoderFeatures(
+    encoded,
+    mask.keep,
+    mask.masked,
+    allTokens ? mask.keep.shape[1] + nm : nm,
+  );
+  const maskedFeats = allTokens ? feats.narrow(1, feats.shape[1] - nm, nm) : feats;
+
+  const pixelLoss = pixel
+    ? maskedMse(model.decoder.head.forward(maskedFeats).float(), ctx.pixelTargets, mask.masked)
+    : null;
+  let latentLoss: Tensor | null = null;
+  let latentWeight = 0;
+  if (latent) {
+    const targets = latentTargets(model, x, latentLayers, cfg.latentNorm);
+    const ids = allTokens ? cat([mask.keep, mask.masked], 1) : mask.masked;
+    const terms = latentLayers.map((layer, i) =>
+      mseLoss(ctx.heads!.head(layer).forward(feats).float(), gatherTokens(targets[i], ids).float())
+    );
+    latentLoss = terms.length === 1 ? terms[0] : terms.reduce((a, b) => a.add(b)).div(terms.length);
+    latentWeight = cfg.mode === "latent-unfrozen" ? ctx.unfrozen!.weight : cfg.latentWeight;
+  }
+  const weightedPixel = pixelLoss === null ? null : pixelLoss.mul(latent ? cfg.pixelWeight : 1);
+  const weightedLatent = latentLoss === null ? null : latentLoss.mul(latentWeight);
+  const total = weightedPixel && weightedLatent
+    ? weightedPixel.add(weightedLatent)
+    : (weightedPixel ?? weightedLatent)!;
+  return { total, pixel: pixelLoss, latent: latentLoss, latentWeight };
+}
