@@ -115,3 +115,51 @@ export {
   type LoaderOptions,
   PrefetchLoader,
 } from "./src/data/prefetch.ts";
+export { type LoadReport, Module, ModuleList } from "./src/nn/module.ts";
+export {
+  Attention,
+  Block,
+  Dropout,
+  type InitOptions,
+  LayerNorm,
+  Linear,
+  Mlp,
+  PatchConv3d,
+  PatchEmbed3d,
+} from "./src/nn/layers.ts";
+export { sincos3d } from "./src/nn/pos_embed.ts";
+export {
+  type ModelSize,
+  pixelTargetDim,
+  PRESETS,
+  VideoMAE,
+  type VideoMAEConfig,
+  VideoMAEDecoder,
+  VideoMAEEncoder,
+} from "./src/models/video_mae.ts";
+export {
+  disposeMask,
+  gatherTokens,
+  makeMask,
+  type Mask,
+  type MaskKind,
+  randomMask,
+  tubeMask,
+} from "./src/models/masking.ts";
+export { maskedMse, patchify, pixelTargets } from "./src/models/targets.ts";
+export {
+  type LayerLockConfig,
+  LayerLockConfigSchema,
+  type Mode,
+  MODES,
+  type ResolvedSchedule,
+  resolveSchedule,
+  scheduleAt,
+  type ScheduleState,
+} from "./src/layerlock/schedule.ts";
+export { Freezer } from "./src/layerlock/freeze.ts";
+export { LatentHeads } from "./src/layerlock/heads.ts";
+export { computeLosses, encodeVisible, latentTargets, type Losses } from "./src/layerlock/objective.ts";
+export { parseConfig, type TrainConfig, TrainConfigSchema } from "./src/cli/config.ts";
+export { modelConfig, train, type TrainOptions, type TrainResult } from "./src/train/trainer.ts";
+export { loadCheckpoint, saveCheckpoint } from "./src/train/checkpoint.ts";
