@@ -7,7 +7,7 @@
 import { SYMBOLS } from "./symbols.ts";
 
 /** The ABI version of `native/ll.h` this binding was written for (see `ll_shim_abi`). */
-export const SHIM_ABI = 2;
+export const SHIM_ABI = 3;
 
 /** The loaded shim's symbols. */
 export type Shim = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];

@@ -108,7 +108,7 @@ int ll_free(ll_tensor t) {
 
 int ll_torch_version(char* buf, int cap) { return copy_string(TORCH_VERSION, buf, cap); }
 // Bumped whenever ll.h changes incompatibly; the TypeScript loader checks it.
-int ll_shim_abi(void) { return 2; }
+int ll_shim_abi(void) { return 3; }
 
 int ll_cuda_is_available(void) { LL_I("cuda_is_available", return torch::cuda::is_available() ? 1 : 0;) }
 int ll_cuda_device_count(void) { LL_I("cuda_device_count", return static_cast<int>(torch::cuda::device_count());) }
@@ -170,18 +170,29 @@ int ll_autocast_exit(int device_type, int prev_state) {
   })
 }
 
-int ll_get_rng_state(ll_tensor* out) {
+namespace {
+at::Generator default_generator(int dev_type, int dev_index) {
+  auto dev = device_of(dev_type, dev_index);
+  if (dev.is_cuda()) {
+    if (!torch::cuda::is_available()) throw std::runtime_error("CUDA is not available");
+    if (!dev.has_index()) dev = c10::Device(c10::kCUDA, 0);
+  }
+  return at::globalContext().defaultGenerator(dev);
+}
+}  // namespace
+
+int ll_get_rng_state(int dev_type, int dev_index, ll_tensor* out) {
   LL_I("get_rng_state", {
-    auto gen = at::globalContext().defaultGenerator(c10::kCPU);
+    auto gen = default_generator(dev_type, dev_index);
     std::lock_guard<std::mutex> lock(gen.mutex());
     out[0] = wrap(gen.get_state());
     return 0;
   })
 }
-int ll_set_rng_state(ll_tensor state) {
+int ll_set_rng_state(int dev_type, int dev_index, ll_tensor state) {
   LL_I("set_rng_state", {
     Borrow s(state);
-    auto gen = at::globalContext().defaultGenerator(c10::kCPU);
+    auto gen = default_generator(dev_type, dev_index);
     std::lock_guard<std::mutex> lock(gen.mutex());
     gen.set_state(*s);
     return 0;

@@ -48,8 +48,9 @@ int ll_autocast_enter(int device_type, int dtype);
 /* Leaves a region, restoring the state ll_autocast_enter returned; the outermost exit clears the cast cache. */
 int ll_autocast_exit(int device_type, int prev_state);
 int ll_autocast_dtype(int device_type);
-int ll_get_rng_state(ll_tensor* out);
-int ll_set_rng_state(ll_tensor state);
+/* The default generator's state of a device (CPU, or a CUDA device), as a u8 tensor, for exact resumption. */
+int ll_get_rng_state(int dev_type, int dev_index, ll_tensor* out);
+int ll_set_rng_state(int dev_type, int dev_index, ll_tensor state);
 
 /* ---- CUDA caching allocator (cuda.cpp; zeros / -1 without CUDA) ---- */
 int ll_cuda_memory_stats(int device, double* out4); /* allocated, peak allocated, reserved, peak reserved */

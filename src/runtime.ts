@@ -6,6 +6,7 @@
 import { lib, readString } from "../ffi/lib.ts";
 import { checkStatus, TorchError } from "../ffi/errors.ts";
 import { Tensor } from "./tensor.ts";
+import { type Device, deviceCodes } from "./dtype.ts";
 
 /** The libtorch version the shim was built against. */
 export function torchVersion(): string {
@@ -25,15 +26,17 @@ export function manualSeed(seed: number): void {
   checkStatus(lib.ll_manual_seed(seed), "manualSeed");
 }
 
-/** A copy of the CPU generator's state (a u8 tensor owned by the caller), for exact resumption. */
-export function getRngState(): Tensor {
-  checkStatus(lib.ll_get_rng_state(RNG_OUT), "getRngState");
+/** A copy of a device's default generator state (a u8 tensor owned by the caller), for exact resumption. */
+export function getRngState(device: Device = "cpu"): Tensor {
+  const [t, i] = deviceCodes(device);
+  checkStatus(lib.ll_get_rng_state(t, i, RNG_OUT), "getRngState");
   return new Tensor(RNG_OUT[0]);
 }
 
-/** Restores the CPU generator's state from `getRngState`'s tensor. */
-export function setRngState(state: Tensor): void {
-  checkStatus(lib.ll_set_rng_state(state.handle), "setRngState");
+/** Restores a device's default generator from `getRngState`'s tensor. */
+export function setRngState(state: Tensor, device: Device = "cpu"): void {
+  const [t, i] = deviceCodes(device);
+  checkStatus(lib.ll_set_rng_state(t, i, state.handle), "setRngState");
 }
 
 const RNG_OUT = new Int32Array(1);

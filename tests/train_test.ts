@@ -75,9 +75,9 @@ Deno.test("a single batch is overfit: the loss falls by a large factor", () =>
     model.dispose();
   }));
 
-Deno.test("N steps straight equal N/2 steps + resume + N/2 steps, loss for loss", async () => {
+Deno.test("N steps straight equal N/2 steps + resume + N/2 steps, loss for loss (CPU)", async () => {
   const before = torch.liveTensors();
-  const cfg = smallConfig();
+  const cfg = smallConfig({ device: "cpu" });
   const straight = await tempRun(), split = await tempRun();
   const a = await train(cfg, { runDir: straight, resume: false, data: makeBatchSource, print: quiet });
   const b1 = await train(cfg, {
@@ -108,7 +108,11 @@ Deno.test("N steps straight equal N/2 steps + resume + N/2 steps, loss for loss"
 
 Deno.test("the live tensor count is the same at step 10 and step 100", async () => {
   const dir = await tempRun();
-  const cfg = smallConfig({ optim: { steps: 100, warmupSteps: 5 }, log: { every: 10 }, layerlock: { mode: "mae" } });
+  const cfg = smallConfig({
+    optim: { steps: 100, warmupSteps: 5 },
+    log: { every: 10 },
+    layerlock: { mode: "mae" },
+  });
   await train(cfg, { runDir: dir, resume: false, data: makeBatchSource, print: quiet });
   const recs = (await Deno.readTextFile(`${dir}/metrics.jsonl`)).trim().split("\n").map((l) => JSON.parse(l));
   assert.deepEqual(recs.map((r) => r.step), [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]);

@@ -40,7 +40,10 @@ export function latentTargets(
     const out = new Map<number, Tensor>();
     let h = model.encoder.embed(x);
     for (let i = 0; i < last; i++) {
+      const prev = h;
       h = model.encoder.blocks.items[i].forward(h);
+      // free block outputs that are not targets as soon as the next block has used them
+      if (!out.has(i)) prev.dispose();
       if (layers.includes(i + 1)) out.set(i + 1, h);
     }
     const d = h.shape[2];

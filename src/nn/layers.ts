@@ -9,6 +9,7 @@ import type { Device } from "../dtype.ts";
 import { empty, ones, zeros } from "../creation.ts";
 import { cat, conv3d, dropout, layerNorm, linear, scaledDotProductAttention } from "../functional.ts";
 import { noGrad } from "../autograd.ts";
+import { scope } from "../scope.ts";
 import type { Tensor } from "../tensor.ts";
 import { Module } from "./module.ts";
 
@@ -108,19 +109,21 @@ export class Attention extends Module {
   }
   /** Attends over the tokens of [B, N, dim]. */
   forward(x: Tensor): Tensor {
-    const [b, n] = x.shape;
-    let qkv: Tensor;
-    if (this.qkvBias) {
-      const q = this.own("q_bias"), v = this.own("v_bias");
-      const k = noGrad(() => zeros([this.dim], { device: q.device, dtype: q.dtype }));
-      qkv = linear(x, this.qkv.weight, cat([q, k, v]));
-    } else {
-      qkv = this.qkv.forward(x);
-    }
-    // [B, N, 3, H, Dh] -> [3, B, H, N, Dh]
-    const parts = qkv.reshape([b, n, 3, this.numHeads, this.headDim]).permute([2, 0, 3, 1, 4]);
-    const y = scaledDotProductAttention(parts.select(0, 0), parts.select(0, 1), parts.select(0, 2));
-    return this.proj.forward(y.transpose(1, 2).reshape([b, n, this.dim]));
+    return scope(() => {
+      const [b, n] = x.shape;
+      let qkv: Tensor;
+      if (this.qkvBias) {
+        const q = this.own("q_bias"), v = this.own("v_bias");
+        const k = noGrad(() => zeros([this.dim], { device: q.device, dtype: q.dtype }));
+        qkv = linear(x, this.qkv.weight, cat([q, k, v]));
+      } else {
+        qkv = this.qkv.forward(x);
+      }
+      // [B, N, 3, H, Dh] -> [3, B, H, N, Dh]
+      const parts = qkv.reshape([b, n, 3, this.numHeads, this.headDim]).permute([2, 0, 3, 1, 4]);
+      const y = scaledDotProductAttention(parts.select(0, 0), parts.select(0, 1), parts.select(0, 2));
+      return this.proj.forward(y.transpose(1, 2).reshape([b, n, this.dim]));
+    });
   }
 }
 
@@ -138,7 +141,7 @@ export class Mlp extends Module {
   }
   /** Applies the MLP to [..., dim]. */
   forward(x: Tensor): Tensor {
-    return this.fc2.forward(this.fc1.forward(x).gelu());
+    return scope(() => this.fc2.forward(this.fc1.forward(x).gelu()));
   }
 }
 
@@ -162,8 +165,12 @@ export class Block extends Module {
   }
   /** Applies the block to [B, N, dim]. */
   forward(x: Tensor): Tensor {
-    const h = x.add(this.attn.forward(this.norm1.forward(x)));
-    return h.add(this.mlp.forward(this.norm2.forward(h)));
+    // A scope per block frees its temporaries as soon as it returns (autograd keeps what backward needs), so a
+    // step holds no more memory than PyTorch's reference counting would.
+    return scope(() => {
+      const h = x.add(this.attn.forward(this.norm1.forward(x)));
+      return h.add(this.mlp.forward(this.norm2.forward(h)));
+    });
   }
 }
 

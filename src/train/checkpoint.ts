@@ -2,7 +2,8 @@
  * Training checkpoints: one safetensors file per save, `runs/<name>/checkpoints/step_<N>.safetensors`, holding
  * the weights of each module under its key (`model.<name>`, loadable by name in PyTorch after stripping the
  * prefix; `heads.<name>` for LayerLock's latent heads), the optimizer
- * state (`optim.<param>.exp_avg|exp_avg_sq|step`), the CPU generator state (`rng.cpu`), and in its metadata the
+ * state (`optim.<param>.exp_avg|exp_avg_sq|step`), the generator states (`rng.cpu`, and `rng.cuda` on a CUDA
+ * host), and in its metadata the
  * step, the configuration, the data sampler's state and any extra state (e.g. a schedule's).
  * Writes are atomic, and only the oldest checkpoints beyond `keep` are deleted, after a new one is complete.
  * @module
@@ -11,7 +12,7 @@ import { TorchError } from "../../ffi/errors.ts";
 import { loadSafetensors, saveSafetensors } from "../io/safetensors.ts";
 import type { Module } from "../nn/module.ts";
 import type { AdamW } from "../optim/adamw.ts";
-import { getRngState, setRngState } from "../runtime.ts";
+import { cuda, getRngState, setRngState } from "../runtime.ts";
 import { scope } from "../scope.ts";
 import type { Tensor } from "../tensor.ts";
 
@@ -65,6 +66,7 @@ export function saveCheckpoint(
     }
     for (const [k, t] of Object.entries(opt.stateDict())) tensors[`optim.${k}`] = t;
     tensors["rng.cpu"] = getRngState();
+    if (cuda.isAvailable()) tensors["rng.cuda"] = getRngState("cuda");
     saveSafetensors(path, tensors, {
       format: CHECKPOINT_FORMAT,
       step: String(meta.step),
@@ -106,6 +108,7 @@ export function loadCheckpoint(path: string, modules: Record<string, Module>, op
     }
     opt.loadStateDict(optSd);
     if (tensors["rng.cpu"]) setRngState(tensors["rng.cpu"]);
+    if (tensors["rng.cuda"] && cuda.isAvailable()) setRngState(tensors["rng.cuda"], "cuda");
     return {
       step: Number(metadata.step),
       config: JSON.parse(metadata.config),
