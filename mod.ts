@@ -163,3 +163,26 @@ export { computeLosses, encodeVisible, latentTargets, type Losses } from "./src/
 export { parseConfig, type TrainConfig, TrainConfigSchema } from "./src/cli/config.ts";
 export { modelConfig, train, type TrainOptions, type TrainResult } from "./src/train/trainer.ts";
 export { loadCheckpoint, saveCheckpoint } from "./src/train/checkpoint.ts";
+export { crc32, encodePng, imageGrid, PNG_SIGNATURE, type RgbImage, upscale } from "./src/eval/png.ts";
+export {
+  type Bar,
+  barChart,
+  type BarChartOptions,
+  type Cell,
+  checkReport,
+  escapeHtml,
+  formatNumber,
+  image,
+  lineChart,
+  type LineChartOptions,
+  type LineSeries,
+  PALETTE,
+  renderReport,
+  type ReportCheck,
+  type ReportContent,
+  type ReportImage,
+  type ReportImageRef,
+  type ReportSection,
+  table,
+  writeReport,
+} from "./src/eval/report.ts";
