@@ -6,37 +6,18 @@
  * 16×32×32, batch 8 on the CPU. Writes runs/bench/layerlock_depth.json.
  * @module
  */
-import { parseArgs } from "node:util";
 import * as torch from "../mod.ts";
+import { pythonWithTorch, trainBenchSetup } from "./common.ts";
 import { Freezer } from "../src/layerlock/freeze.ts";
 import { LatentHeads } from "../src/layerlock/heads.ts";
 import { computeLosses, latentTargets } from "../src/layerlock/objective.ts";
 import { LayerLockConfigSchema } from "../src/layerlock/schedule.ts";
 import { disposeMask, makeMask } from "../src/models/masking.ts";
 import { pixelTargets } from "../src/models/targets.ts";
-import { PRESETS, VideoMAE, type VideoMAEConfig } from "../src/models/video_mae.ts";
+import { VideoMAE } from "../src/models/video_mae.ts";
 
-const cudaOn = torch.cuda.isAvailable();
-const { values } = parseArgs({
-  args: Deno.args,
-  options: { preset: { type: "string" }, batch: { type: "string" } },
-});
-const preset = (values.preset ?? (cudaOn ? "base" : "tiny")) as keyof typeof PRESETS;
-const device: torch.Device = cudaOn ? "cuda" : "cpu";
-const geo = cudaOn ? { frames: 16, size: 224, patch: 16 } : { frames: 16, size: 32, patch: 8 };
-const batch = Number(values.batch ?? (cudaOn ? 16 : 8));
+const { cudaOn, device, preset, batch, cfg } = trainBenchSetup(Deno.args);
 const steps = cudaOn ? 10 : 4;
-const cfg: VideoMAEConfig = {
-  ...PRESETS[preset],
-  inChans: 3,
-  frames: geo.frames,
-  height: geo.size,
-  width: geo.size,
-  patch: geo.patch,
-  tubelet: 2,
-  qkvBias: true,
-  posEmbed: "sincos",
-};
 const depth = cfg.encoderDepth;
 const sync = () => cudaOn && torch.cuda.synchronize();
 

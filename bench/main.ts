@@ -6,6 +6,7 @@
  * @module
  */
 import * as torch from "../mod.ts";
+import { pythonWithTorch } from "./common.ts";
 
 interface Case {
   name: string;
@@ -184,16 +185,6 @@ function bestMicros(c: Case): number {
   } finally {
     teardown();
   }
-}
-
-function pythonWithTorch(): string {
-  const env = Deno.env.get("LAYERLOCK_BENCH_PYTHON");
-  if (env) return env;
-  try {
-    const rec = JSON.parse(Deno.readTextFileSync(new URL("../native/build/current.json", import.meta.url)));
-    if (rec.torch?.python) return rec.torch.python;
-  } catch { /* fall through */ }
-  return "python3";
 }
 
 async function reference(cases: Case[]): Promise<Record<string, number>> {

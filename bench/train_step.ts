@@ -6,33 +6,14 @@
  * CPU. Writes runs/bench/train_step.json.
  * @module
  */
-import { parseArgs } from "node:util";
 import * as torch from "../mod.ts";
+import { pythonWithTorch, trainBenchSetup } from "./common.ts";
 import { disposeMask, makeMask } from "../src/models/masking.ts";
 import { maskedMse, pixelTargets } from "../src/models/targets.ts";
-import { PRESETS, VideoMAE, type VideoMAEConfig } from "../src/models/video_mae.ts";
+import { VideoMAE } from "../src/models/video_mae.ts";
 
-const cudaOn = torch.cuda.isAvailable();
-const { values } = parseArgs({
-  args: Deno.args,
-  options: { preset: { type: "string" }, batch: { type: "string" }, steps: { type: "string" } },
-});
-const preset = (values.preset ?? (cudaOn ? "base" : "tiny")) as keyof typeof PRESETS;
-const device: torch.Device = cudaOn ? "cuda" : "cpu";
-const geo = cudaOn ? { frames: 16, size: 224, patch: 16 } : { frames: 16, size: 32, patch: 8 };
-const batch = Number(values.batch ?? (cudaOn ? 16 : 8));
-const steps = Number(values.steps ?? (cudaOn ? 20 : 5));
-const cfg: VideoMAEConfig = {
-  ...PRESETS[preset],
-  inChans: 3,
-  frames: geo.frames,
-  height: geo.size,
-  width: geo.size,
-  patch: geo.patch,
-  tubelet: 2,
-  qkvBias: true,
-  posEmbed: "sincos",
-};
+const { cudaOn, device, preset, batch, cfg } = trainBenchSetup(Deno.args);
+const steps = cudaOn ? 20 : 5;
 
 function ours(): { msPerStep: number; peakBytes: number; params: number } {
   torch.manualSeed(0);
@@ -75,14 +56,6 @@ function ours(): { msPerStep: number; peakBytes: number; params: number } {
   opt.dispose();
   model.dispose();
   return { msPerStep: best, peakBytes: peak, params };
-}
-
-function pythonWithTorch(): string {
-  try {
-    const rec = JSON.parse(Deno.readTextFileSync(new URL("../native/build/current.json", import.meta.url)));
-    if (rec.torch?.python) return rec.torch.python;
-  } catch { /* fall through */ }
-  return "python3";
 }
 
 const mine = ours();
