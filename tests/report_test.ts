@@ -342,6 +342,28 @@ Deno.test("lineChart: log axis drops values ≤ 0; no data; a constant series; m
   ]
     .map((m) => `${m[1]} ${m[2] ?? ""}`);
   assert.equal(new Set(styles).size, 12, "series beyond the palette differ by dash pattern");
+
+  for (const name of ["latent", "x", "LayerLock (latent only)"]) {
+    const one = lineChart({
+      title: "t",
+      xLabel: "x",
+      yLabel: "y",
+      series: [{ name, points: [[0, 1], [1, 2]] }],
+    });
+    assert.ok(one.includes(`>${escapeHtml(name)}</text>`), `legend shows ${name} in full`);
+  }
+  const longName = "a".repeat(60);
+  const cut = lineChart({
+    title: "t",
+    xLabel: "x",
+    yLabel: "y",
+    series: [{ name: longName, points: [[0, 1]] }],
+  });
+  assertBalanced(cut);
+  assert.ok(
+    cut.includes(`<title>${longName}</title>`) && cut.includes("…</text>"),
+    "a very long name is cut",
+  );
 });
 
 Deno.test("barChart: a bar per finite value, error bars, negative values, n/a, escaped labels", () => {

@@ -255,7 +255,7 @@ export function lineChart(opts: LineChartOptions): string {
       const color = PALETTE[i % PALETTE.length],
         dash = DASHES[Math.floor(i / PALETTE.length) % DASHES.length];
       const lx = x1 + 14, ly = y0 + 8 + i * 18;
-      const maxChars = Math.floor((legendW - 34) / (12 * 0.58));
+      const maxChars = Math.floor((240 - 34) / (12 * 0.58)); // names are cut only at the legend's cap
       const shown = s.name.length > maxChars ? s.name.slice(0, Math.max(1, maxChars - 1)) + "…" : s.name;
       svg += `<line x1="${lx}" x2="${lx + 20}" y1="${ly}" y2="${ly}" stroke="${color}" stroke-width="2.5"` +
         `${dash ? ` stroke-dasharray="${dash}"` : ""}/><text x="${
