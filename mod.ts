@@ -163,6 +163,27 @@ export { computeLosses, encodeVisible, latentTargets, type Losses } from "./src/
 export { parseConfig, type TrainConfig, TrainConfigSchema } from "./src/cli/config.ts";
 export { modelConfig, train, type TrainOptions, type TrainResult } from "./src/train/trainer.ts";
 export { loadCheckpoint, saveCheckpoint } from "./src/train/checkpoint.ts";
+export {
+  ensureFashionMnist,
+  type EnsureFashionMnistOptions,
+  FASHION_CLASSES,
+  FASHION_IMAGE_SIZE,
+  FASHION_MNIST_DIR,
+  FASHION_MNIST_FILES,
+  FASHION_MNIST_PACKAGE,
+  type FashionClip,
+  type FashionMnistData,
+  type FashionSplit,
+  type GarmentTrack,
+  gunzip,
+  IDX_IMAGES_MAGIC,
+  IDX_LABELS_MAGIC,
+  type IdxArray,
+  loadFashionMnist,
+  MovingFashionMnist,
+  type MovingFashionMnistOptions,
+  parseIdx,
+} from "./src/data/moving_fashion_mnist.ts";
 export { crc32, encodePng, imageGrid, PNG_SIGNATURE, type RgbImage, upscale } from "./src/eval/png.ts";
 export {
   type Bar,
@@ -186,3 +207,29 @@ export {
   table,
   writeReport,
 } from "./src/eval/report.ts";
+export { svdvals } from "./src/functional.ts";
+export {
+  type CollapseMetrics,
+  collapseMetrics,
+  effectiveRank,
+  entropyRank,
+  featureStd,
+  meanPairwiseCosine,
+} from "./src/eval/collapse.ts";
+export {
+  depthFromFraction,
+  extractFeatures,
+  type ExtractOptions,
+  type Features,
+} from "./src/eval/features.ts";
+export {
+  AttentiveProbe,
+  type AttentiveProbeOptions,
+  LinearProbe,
+  type ProbeOptions,
+  type ProbeResult,
+  probeWithSeeds,
+  type SeedStats,
+  trainAttentiveProbe,
+  trainLinearProbe,
+} from "./src/eval/probe.ts";

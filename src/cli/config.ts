@@ -43,8 +43,8 @@ export const TrainConfigSchema = z.object({
     qkvBias: z.boolean().default(true),
   }).strict().default({}),
   data: z.object({
-    /** "shapes": the embedded moving-shapes generator; "folder": video files under `path`. */
-    source: z.enum(["shapes", "folder"]).default("shapes"),
+    /** "shapes": the embedded moving-shapes generator; "fashion": Moving Fashion-MNIST; "folder": `path`'s videos. */
+    source: z.enum(["shapes", "fashion", "folder"]).default("shapes"),
     /** Folder of .mp4/.webm/.avi/.mkv files (source "folder"). */
     path: z.string().optional(),
     frames: positiveInt.default(16),

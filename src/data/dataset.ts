@@ -4,6 +4,7 @@
  * @module
  */
 import type { ClipBatch } from "./clip.ts";
+import { MovingFashionMnist, type MovingFashionMnistOptions } from "./moving_fashion_mnist.ts";
 import { MovingShapes, type MovingShapesOptions } from "./moving_shapes.ts";
 import type { BatchSampler } from "./sampler.ts";
 import { VideoFolder, type VideoFolderSpec } from "./video_folder.ts";
@@ -11,6 +12,7 @@ import { VideoFolder, type VideoFolderSpec } from "./video_folder.ts";
 /** A serialisable description of a dataset (structured-clone safe). */
 export type DatasetSpec =
   | { kind: "moving_shapes"; options: MovingShapesOptions }
+  | { kind: "moving_fashion_mnist"; options: MovingFashionMnistOptions }
   | { kind: "video_folder"; spec: VideoFolderSpec };
 
 /** What a loader needs of a dataset: batches by index, a sampler, and a description to rebuild it. */
@@ -36,6 +38,8 @@ export function datasetFromSpec(spec: DatasetSpec): ClipDataset {
   switch (spec.kind) {
     case "moving_shapes":
       return new MovingShapes(spec.options);
+    case "moving_fashion_mnist":
+      return new MovingFashionMnist(spec.options);
     case "video_folder":
       return VideoFolder.fromSpec(spec.spec);
     default:

@@ -1,11 +1,12 @@
 /**
- * The batch source the trainer consumes, made from a training configuration: the embedded moving-shapes videos
- * or a folder of video files, read ahead in a worker when `data.prefetch` > 0. Its `state()` is that of the next
- * batch to be consumed, so a checkpoint resumes the exact sequence.
+ * The batch source the trainer consumes, made from a training configuration: the embedded moving-shapes videos,
+ * Moving Fashion-MNIST (training split) or a folder of video files, read ahead in a worker when `data.prefetch`
+ * > 0. Its `state()` is that of the next batch to be consumed, so a checkpoint resumes the exact sequence.
  * @module
  */
 import type { TrainConfig } from "../cli/config.ts";
 import type { ClipDataset } from "./dataset.ts";
+import { MovingFashionMnist } from "./moving_fashion_mnist.ts";
 import { MovingShapes } from "./moving_shapes.ts";
 import { type ClipLoader, createLoader } from "./prefetch.ts";
 import { VideoFolder } from "./video_folder.ts";
@@ -20,6 +21,9 @@ export async function makeDataset(cfg: TrainConfig): Promise<ClipDataset> {
       stride: d.frameStride,
       seed: cfg.seed,
     });
+  }
+  if (d.source === "fashion") {
+    return await MovingFashionMnist.open({ frames: d.frames, size: d.size, seed: cfg.seed, split: "train" });
   }
   return new MovingShapes({ frames: d.frames, size: d.size, seed: cfg.seed });
 }

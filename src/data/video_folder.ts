@@ -11,6 +11,7 @@
  * its last decoded frame. Pure TypeScript plus subprocesses: no tensors, usable in workers.
  * @module
  */
+import { aptInstall } from "./apt.ts";
 import type { ClipBatch } from "./clip.ts";
 import type { ClipDataset, DatasetSpec } from "./dataset.ts";
 import { hash32 } from "./rng.ts";
@@ -61,43 +62,11 @@ export async function ensureFfmpeg(opts: EnsureFfmpegOptions = {}): Promise<void
   if (await ffmpegAvailable(ffmpeg)) return;
   const missing = `ffmpeg is needed to decode videos but '${ffmpeg}' was not found`;
   if (opts.install === false || ffmpeg !== "ffmpeg") throw new Error(`${missing}; ${INSTALL_HINT}`);
-  let root = false;
-  try {
-    root = (await runQuiet("id", ["-u"])).stdout.trim() === "0";
-  } catch { /* no `id`: not a system we install on */ }
-  if (!root) throw new Error(`${missing}, and we are not root, so it was not installed; ${INSTALL_HINT}`);
-  const apt = async (args: string[]) => {
-    log(`layerlock: running apt-get ${args.join(" ")}`);
-    try {
-      const r = await new Deno.Command("apt-get", {
-        args,
-        stdin: "null",
-        stdout: "inherit",
-        stderr: "inherit",
-        env: { DEBIAN_FRONTEND: "noninteractive" },
-      }).output();
-      return r.success;
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) {
-        throw new Error(`${missing}, and apt-get is not available; ${INSTALL_HINT}`);
-      }
-      throw e;
-    }
-  };
-  log("layerlock: ffmpeg not found; installing it with apt-get (Debian's ffmpeg package)");
-  if (!(await apt(["install", "-y", "ffmpeg"]))) {
-    log("layerlock: apt-get install failed; updating the package lists and retrying");
-    await apt(["update"]);
-    if (!(await apt(["install", "-y", "ffmpeg"]))) {
-      throw new Error(
-        `${missing}, and \`apt-get install -y ffmpeg\` failed (see its output above); ${INSTALL_HINT}`,
-      );
-    }
-  }
+  log("layerlock: ffmpeg not found");
+  await aptInstall("ffmpeg", { why: missing, hint: INSTALL_HINT, log });
   if (!(await ffmpegAvailable(ffmpeg))) {
     throw new Error(`${missing} even after installing it; ${INSTALL_HINT}`);
   }
-  log("layerlock: ffmpeg installed");
 }
 
 /** What ffprobe says about a video file. */

@@ -1,0 +1,633 @@
+/**
+ * Moving Fashion-MNIST: Moving MNIST's videos with Zalando's Fashion-MNIST garments instead of digits. Each clip
+ * shows one or two 28×28 garments (by default scaled to 7/16 of the frame: native 28×28 at the default 64×64)
+ * moving with a constant velocity over a black background and bouncing off the borders (each garment stays
+ * wholly in the frame). Garments are drawn at sub-pixel positions (each pixel gets the area-weighted share of
+ * the garment pixels that cover it), so motion is smooth and intensity is conserved.
+ *
+ * Colour: garments are grayscale, replicated to R, G and B (`tint: true` instead multiplies each garment by a
+ * random saturated colour). The main garment, `objects[0]`, is drawn last, on top: wherever its pixel rounds to
+ * a non-zero value it replaces what is below; its black pixels are transparent.
+ *
+ * Labels (per clip, of the main garment): `shape` = its Fashion-MNIST class (`FASHION_CLASSES`), `direction` =
+ * the 8-bin compass direction of its initial velocity (`directionOf` of moving_shapes.ts: counter-clockwise
+ * from east, north up; the angle is drawn within ±11.25° of a uniformly chosen bin's centre, as for the moving
+ * shapes). Split "train" draws garments from the 60000 official training images, "test" from the 10000 test
+ * images, with independent motion (the generator is seeded with `hash32(seed, index, split)`), so a probe
+ * trained on one split and scored on the other sees neither the same garments nor the same trajectories.
+ *
+ * The images come from Debian's `dataset-fashion-mnist` package (the official gzipped IDX files under
+ * `/usr/share/datasets/fashion-mnist/`), installed by `ensureFashionMnist` with apt-get when missing and running
+ * as root, decoded with the built-in `DecompressionStream` and validated (IDX magic numbers, counts, 28×28
+ * images, labels 0..9), then cached in memory once per process (or worker). Pure TypeScript: no tensors.
+ * @module
+ */
+import { aptInstall } from "./apt.ts";
+import type { ClipBatch } from "./clip.ts";
+import type { ClipDataset, DatasetSpec } from "./dataset.ts";
+import { directionOf } from "./moving_shapes.ts";
+import { hash32, Rng } from "./rng.ts";
+import { BatchSampler } from "./sampler.ts";
+
+/** Debian's package holding the Fashion-MNIST files. */
+export const FASHION_MNIST_PACKAGE = "dataset-fashion-mnist";
+/** Where `dataset-fashion-mnist` installs the gzipped IDX files. */
+export const FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist";
+/** Fashion-MNIST class names, indexed by the `shape` label. */
+export const FASHION_CLASSES: readonly string[] = [
+  "T-shirt/top",
+  "Trouser",
+  "Pullover",
+  "Dress",
+  "Coat",
+  "Sandal",
+  "Shirt",
+  "Sneaker",
+  "Bag",
+  "Ankle boot",
+];
+/** Height and width of a Fashion-MNIST image in pixels. */
+export const FASHION_IMAGE_SIZE = 28;
+/** IDX magic number of a file of unsigned-byte images (3 dimensions). */
+export const IDX_IMAGES_MAGIC = 0x00000803;
+/** IDX magic number of a file of unsigned-byte labels (1 dimension). */
+export const IDX_LABELS_MAGIC = 0x00000801;
+
+/** Which official split: the 60000 training images or the 10000 test images. */
+export type FashionSplit = "train" | "test";
+
+/** File names (in the data folder) and image counts of each split. */
+export const FASHION_MNIST_FILES: Readonly<
+  Record<FashionSplit, { readonly images: string; readonly labels: string; readonly count: number }>
+> = {
+  train: { images: "train-images-idx3-ubyte.gz", labels: "train-labels-idx1-ubyte.gz", count: 60000 },
+  test: { images: "t10k-images-idx3-ubyte.gz", labels: "t10k-labels-idx1-ubyte.gz", count: 10000 },
+};
+
+const INSTALL_HINT =
+  `install it with \`apt-get install ${FASHION_MNIST_PACKAGE}\` (as root; \`sudo apt-get ` +
+  `install ${FASHION_MNIST_PACKAGE}\` otherwise) on Debian/Ubuntu, or put the four official gzipped IDX files ` +
+  `(${Object.values(FASHION_MNIST_FILES).flatMap((f) => [f.images, f.labels]).join(", ")}) in a folder and ` +
+  "pass it as `dir`";
+
+/** Options of `ensureFashionMnist`. */
+export interface EnsureFashionMnistOptions {
+  /** The folder holding the four files (default `FASHION_MNIST_DIR`; only that one is ever installed). */
+  dir?: string;
+  /** Install Debian's package with apt-get when files are missing and we are root (default true). */
+  install?: boolean;
+  /** Where progress lines go (default console.log). */
+  log?: (line: string) => void;
+}
+
+async function missingFiles(dir: string): Promise<string[]> {
+  const missing: string[] = [];
+  for (const f of Object.values(FASHION_MNIST_FILES).flatMap((s) => [s.images, s.labels])) {
+    try {
+      if (!(await Deno.stat(`${dir}/${f}`)).isFile) missing.push(f);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+      missing.push(f);
+    }
+  }
+  return missing;
+}
+
+/**
+ * Makes sure the four Fashion-MNIST files are in `dir` and returns it. When some are missing from the default
+ * folder and `install` is on: as root on a system with apt-get, installs Debian's `dataset-fashion-mnist` (see
+ * `aptInstall`), printing what it does; otherwise throws an Error that names the missing files and says how to
+ * install them.
+ */
+export async function ensureFashionMnist(opts: EnsureFashionMnistOptions = {}): Promise<string> {
+  const dir = opts.dir ?? FASHION_MNIST_DIR, log = opts.log ?? ((l: string) => console.log(l));
+  const missing = await missingFiles(dir);
+  if (missing.length === 0) return dir;
+  const why = `Fashion-MNIST is needed but ${missing.join(", ")} ${missing.length === 1 ? "is" : "are"} ` +
+    `missing from ${dir}`;
+  if (opts.install === false || dir !== FASHION_MNIST_DIR) throw new Error(`${why}; ${INSTALL_HINT}`);
+  log(`layerlock: Fashion-MNIST not found under ${dir}`);
+  await aptInstall(FASHION_MNIST_PACKAGE, { why, hint: INSTALL_HINT, log });
+  const still = await missingFiles(dir);
+  if (still.length > 0) {
+    throw new Error(
+      `${why}, and still misses ${still.join(", ")} after installing the package; ${INSTALL_HINT}`,
+    );
+  }
+  return dir;
+}
+
+/** Decompresses gzip data (bytes or a byte stream) with the built-in `DecompressionStream`. */
+export async function gunzip(input: Uint8Array | ReadableStream<Uint8Array>): Promise<Uint8Array> {
+  const source = input instanceof Uint8Array ? new Blob([input as Uint8Array<ArrayBuffer>]).stream() : input;
+  const chunks: Uint8Array[] = [];
+  let n = 0;
+  for await (
+    const c of (source as ReadableStream<BufferSource>).pipeThrough(new DecompressionStream("gzip"))
+  ) {
+    chunks.push(c);
+    n += c.length;
+  }
+  if (chunks.length === 1) return chunks[0];
+  const out = new Uint8Array(n);
+  for (let i = 0, o = 0; i < chunks.length; o += chunks[i].length, i++) out.set(chunks[i], o);
+  return out;
+}
+
+/** A decoded IDX file of unsigned bytes. */
+export interface IdxArray {
+  /** The magic number (0x00000803 for images, 0x00000801 for labels). */
+  magic: number;
+  /** The dimensions, from the big-endian header. */
+  dims: number[];
+  /** The values, row-major (a view into the decoded file). */
+  data: Uint8Array;
+}
+
+const hex8 = (v: number) => `0x${v.toString(16).padStart(8, "0")}`;
+
+/**
+ * Parses an IDX file of unsigned bytes (magic 0x0000 08 nd, then nd big-endian u32 dimensions, then the
+ * values). Throws an Error that starts with `name` when the magic number is not `expectMagic` (when given) or
+ * not that of unsigned bytes, or when the file is shorter or longer than its header says.
+ */
+export function parseIdx(bytes: Uint8Array, name = "IDX data", expectMagic?: number): IdxArray {
+  if (bytes.length < 4) {
+    throw new Error(`${name}: truncated IDX file: ${bytes.length} bytes, less than the 4-byte magic number`);
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const magic = view.getUint32(0, false), nd = bytes[3];
+  if (expectMagic !== undefined && magic !== expectMagic) {
+    throw new Error(
+      `${name}: IDX magic number ${hex8(magic)}, expected ${hex8(expectMagic)} (unsigned bytes, ` +
+        `${expectMagic & 0xff} dimension${(expectMagic & 0xff) === 1 ? "" : "s"}): not the file it should be`,
+    );
+  }
+  if (bytes[0] !== 0 || bytes[1] !== 0 || bytes[2] !== 0x08 || nd === 0) {
+    throw new Error(`${name}: not an IDX file of unsigned bytes (magic number ${hex8(magic)})`);
+  }
+  const header = 4 + 4 * nd;
+  if (bytes.length < header) {
+    throw new Error(
+      `${name}: truncated IDX header: ${bytes.length} bytes, the header of ${nd} dims needs ${header}`,
+    );
+  }
+  const dims = Array.from({ length: nd }, (_, i) => view.getUint32(4 + 4 * i, false));
+  const size = dims.reduce((a, b) => a * b, 1), have = bytes.length - header;
+  if (have < size) {
+    throw new Error(
+      `${name}: truncated IDX file: the header promises ${dims.join("×")} = ${size} bytes of data, ` +
+        `the file holds ${have}`,
+    );
+  }
+  if (have > size) {
+    throw new Error(
+      `${name}: ${have - size} unexpected bytes after the ${dims.join("×")} values of the IDX file`,
+    );
+  }
+  return { magic, dims, data: bytes.subarray(header) };
+}
+
+/** One decoded, validated split of Fashion-MNIST. */
+export interface FashionMnistData {
+  /** Which split. */
+  split: FashionSplit;
+  /** Number of images (60000 train, 10000 test). */
+  count: number;
+  /** Pixels [count, 28, 28], uint8, 0 = black background. */
+  images: Uint8Array;
+  /** Class labels (indices into `FASHION_CLASSES`), one per image. */
+  labels: Uint8Array;
+}
+
+async function readIdx(path: string, magic: number): Promise<IdxArray> {
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new Error(`Fashion-MNIST: ${path} was not found; ${INSTALL_HINT}`);
+    }
+    throw new Error(`Fashion-MNIST: cannot read ${path}: ${(e as Error).message}`);
+  }
+  let bytes: Uint8Array;
+  try {
+    bytes = await gunzip(file.readable);
+  } catch (e) {
+    throw new Error(
+      `Fashion-MNIST: ${path} is not a valid gzip file, it is corrupt or truncated (${
+        (e as Error).message
+      }); ` +
+        `reinstall it (\`apt-get install --reinstall ${FASHION_MNIST_PACKAGE}\`)`,
+    );
+  }
+  return parseIdx(bytes, `Fashion-MNIST: ${path}`, magic);
+}
+
+/** Decodes and validates one split from the gzipped IDX files in `dir` (no caching). */
+async function decodeSplit(split: FashionSplit, dir: string): Promise<FashionMnistData> {
+  const f = FASHION_MNIST_FILES[split], S = FASHION_IMAGE_SIZE;
+  const imagesPath = `${dir}/${f.images}`, labelsPath = `${dir}/${f.labels}`;
+  const [img, lab] = await Promise.all([
+    readIdx(imagesPath, IDX_IMAGES_MAGIC),
+    readIdx(labelsPath, IDX_LABELS_MAGIC),
+  ]);
+  const [n, h, w] = img.dims;
+  if (h !== S || w !== S) {
+    throw new Error(`Fashion-MNIST: ${imagesPath} holds ${h}×${w} images, expected ${S}×${S}`);
+  }
+  if (n !== f.count) {
+    throw new Error(`Fashion-MNIST: ${imagesPath} holds ${n} images, the ${split} split has ${f.count}`);
+  }
+  if (lab.dims[0] !== f.count) {
+    throw new Error(
+      `Fashion-MNIST: ${labelsPath} holds ${lab.dims[0]} labels, the ${split} split has ${f.count}`,
+    );
+  }
+  const bad = lab.data.findIndex((l) => l >= FASHION_CLASSES.length);
+  if (bad >= 0) {
+    throw new Error(
+      `Fashion-MNIST: ${labelsPath}: label ${lab.data[bad]} at index ${bad} is out of range 0..${
+        FASHION_CLASSES.length - 1
+      }`,
+    );
+  }
+  return { split, count: n, images: img.data, labels: lab.data };
+}
+
+const cache = new Map<string, Promise<FashionMnistData>>();
+
+/**
+ * The decoded `split` of the Fashion-MNIST files in `dir` (default `FASHION_MNIST_DIR`), decoded once per
+ * process (or worker) and cached; a failed decode is not cached. Does not install anything: see
+ * `ensureFashionMnist`. Throws an Error naming the file when one is missing, corrupt, truncated or invalid.
+ */
+export function loadFashionMnist(
+  split: FashionSplit = "train",
+  dir = FASHION_MNIST_DIR,
+): Promise<FashionMnistData> {
+  if (!(split in FASHION_MNIST_FILES)) throw new RangeError(`Fashion-MNIST: unknown split '${split}'`);
+  const key = `${dir}\0${split}`;
+  let p = cache.get(key);
+  if (p === undefined) {
+    p = decodeSplit(split, dir);
+    cache.set(key, p);
+    p.catch(() => cache.delete(key));
+  }
+  return p;
+}
+
+/** Options of `MovingFashionMnist`; all optional. */
+export interface MovingFashionMnistOptions {
+  /** Frames per clip (default 16). */
+  frames?: number;
+  /** Frame height and width in pixels (default 64). */
+  size?: number;
+  /** Garment height and width in pixels (default round(7·size/16): the native 28 at size 64). */
+  garment?: number;
+  /** Official split the garments come from (default "train"). */
+  split?: FashionSplit;
+  /** Dataset seed: which clips the indices name (default 0). */
+  seed?: number;
+  /** Fewest garments per clip (default 1). */
+  minObjects?: number;
+  /** Most garments per clip (default 2). */
+  maxObjects?: number;
+  /** Number of distinct clips the samplers draw from, ≤ 2^32 (default 2^31: practically unbounded). */
+  length?: number;
+  /** Speed range in pixels per frame, as fractions of `size` (default [0.03, 0.06]: 1.9–3.8 px at 64). */
+  speed?: readonly [number, number];
+  /** Tint each garment with a random saturated colour instead of drawing it gray (default false). */
+  tint?: boolean;
+  /** Folder of the four gzipped IDX files (default `FASHION_MNIST_DIR`). */
+  dir?: string;
+}
+
+/** One garment of a clip and its trajectory. */
+export interface GarmentTrack {
+  /** Index of the image in the split. */
+  image: number;
+  /** Its Fashion-MNIST class (index into `FASHION_CLASSES`). */
+  label: number;
+  /** Colour the garment's intensity scales (RGB 0..255; white when `tint` is off). */
+  color: [number, number, number];
+  /** Initial velocity in pixels per frame (x right, y down). */
+  velocity: [number, number];
+  /** Garment centre x per frame (pixel units; pixel j covers [j, j+1)). */
+  x: Float64Array;
+  /** Garment centre y per frame. */
+  y: Float64Array;
+}
+
+/** A generated clip with its labels and the generator's ground truth. */
+export interface FashionClip {
+  /** Pixels [T, H, W, 3], uint8 RGB. */
+  data: Uint8Array;
+  /** Class of the main garment. */
+  shape: number;
+  /** Direction bin (0..7) of the main garment's initial velocity. */
+  direction: number;
+  /** The garments; `objects[0]` is the main one (drawn last, on top). */
+  objects: GarmentTrack[];
+}
+
+interface Resolved {
+  frames: number;
+  size: number;
+  garment: number;
+  split: FashionSplit;
+  seed: number;
+  minObjects: number;
+  maxObjects: number;
+  length: number;
+  speed: [number, number];
+  tint: boolean;
+  dir: string;
+}
+
+function resolve(o: MovingFashionMnistOptions): Resolved {
+  const size = o.size ?? 64;
+  const r: Resolved = {
+    frames: o.frames ?? 16,
+    size,
+    garment: o.garment ?? Math.round(size * 7 / 16),
+    split: o.split ?? "train",
+    seed: o.seed ?? 0,
+    minObjects: o.minObjects ?? 1,
+    maxObjects: o.maxObjects ?? 2,
+    length: o.length ?? 2 ** 31,
+    speed: [...(o.speed ?? [0.03, 0.06])] as [number, number],
+    tint: o.tint ?? false,
+    dir: o.dir ?? FASHION_MNIST_DIR,
+  };
+  const int = (k: keyof Resolved, min: number, max = Infinity) => {
+    const v = r[k] as number;
+    if (!Number.isInteger(v) || v < min || v > max) {
+      throw new RangeError(`MovingFashionMnist: ${k} must be an integer in [${min}, ${max}], got ${v}`);
+    }
+  };
+  int("frames", 1);
+  int("size", 8);
+  int("garment", 4, r.size - 2);
+  int("minObjects", 1);
+  int("maxObjects", r.minObjects);
+  int("length", 1, 2 ** 32);
+  if (!(r.split in FASHION_MNIST_FILES)) {
+    throw new RangeError(`MovingFashionMnist: split must be "train" or "test", got '${r.split}'`);
+  }
+  if (!(r.speed[0] >= 0 && r.speed[0] <= r.speed[1])) {
+    throw new RangeError("MovingFashionMnist: bad speed range");
+  }
+  return r;
+}
+
+// Antialiased linear resampling weights from n to m samples (a triangle filter widened by the shrink factor,
+// as PIL's bilinear resize): row o of the result is Σ_k w[o][k] · in[start[o] + k]. Identity when m = n.
+function resampleWeights(n: number, m: number): { start: Int32Array; w: Float64Array[] } {
+  const scale = n / m, support = Math.max(1, scale);
+  const start = new Int32Array(m), w: Float64Array[] = [];
+  for (let o = 0; o < m; o++) {
+    const c = (o + 0.5) * scale;
+    const lo = Math.max(0, Math.floor(c - support)), hi = Math.min(n, Math.ceil(c + support));
+    const row = new Float64Array(hi - lo);
+    let sum = 0;
+    for (let k = lo; k < hi; k++) sum += row[k - lo] = Math.max(0, 1 - Math.abs(k + 0.5 - c) / support);
+    for (let k = 0; k < row.length; k++) row[k] /= sum;
+    start[o] = lo;
+    w.push(row);
+  }
+  return { start, w };
+}
+
+function hsv(h: number, s: number, v: number): [number, number, number] {
+  const f = (n: number) => {
+    const k = (n + h * 6) % 6;
+    return Math.round(255 * (v - v * s * Math.max(0, Math.min(k, 4 - k, 1))));
+  };
+  return [f(5), f(3), f(1)];
+}
+
+/**
+ * The Moving Fashion-MNIST dataset (see the module documentation): `clip(index)` generates one clip,
+ * `batch(indices)` a labelled `ClipBatch`, and `sampler(batchSize, seed)` the deterministic infinite sequence of
+ * index batches used for training. The images are loaded on first use (`load()`); `open` also installs them.
+ */
+export class MovingFashionMnist implements ClipDataset {
+  readonly #o: Resolved;
+  readonly #weights: { start: Int32Array; w: Float64Array[] };
+  // Per-instance scratch: a garment resampled to garment×garment, and its intermediate rows.
+  readonly #sprite: Float64Array;
+  readonly #rows: Float64Array;
+  #data: FashionMnistData | null = null;
+
+  /**
+   * Makes sure the images are installed (`ensureFashionMnist`, with `install` and `log`), then returns the
+   * dataset with its split decoded, so a missing or corrupt file is reported here rather than at the first batch.
+   */
+  static async open(
+    opts: MovingFashionMnistOptions = {},
+    ensure: Omit<EnsureFashionMnistOptions, "dir"> = {},
+  ): Promise<MovingFashionMnist> {
+    const ds = new MovingFashionMnist(opts);
+    await ensureFashionMnist({ ...ensure, dir: ds.#o.dir });
+    await ds.load();
+    return ds;
+  }
+
+  /** A dataset with the given options (see `MovingFashionMnistOptions`); nothing is read until first use. */
+  constructor(opts: MovingFashionMnistOptions = {}) {
+    this.#o = resolve(opts);
+    const G = this.#o.garment;
+    this.#weights = resampleWeights(FASHION_IMAGE_SIZE, G);
+    this.#sprite = new Float64Array(G * G);
+    this.#rows = new Float64Array(FASHION_IMAGE_SIZE * G);
+  }
+
+  /** Frames per clip. */
+  get frames(): number {
+    return this.#o.frames;
+  }
+  /** Frame height in pixels. */
+  get height(): number {
+    return this.#o.size;
+  }
+  /** Frame width in pixels. */
+  get width(): number {
+    return this.#o.size;
+  }
+  /** Garment height and width in pixels. */
+  get garment(): number {
+    return this.#o.garment;
+  }
+  /** The official split the garments come from. */
+  get split(): FashionSplit {
+    return this.#o.split;
+  }
+  /** The dataset seed. */
+  get seed(): number {
+    return this.#o.seed;
+  }
+  /** Number of distinct clips the samplers draw from. */
+  get length(): number {
+    return this.#o.length;
+  }
+  /** Bytes of one clip (T·H·W·3). */
+  get clipBytes(): number {
+    return this.#o.frames * this.#o.size * this.#o.size * 3;
+  }
+
+  /** The options with defaults filled in (a description that rebuilds this dataset). */
+  options(): Required<MovingFashionMnistOptions> {
+    return { ...this.#o, speed: [...this.#o.speed] };
+  }
+
+  /** A serialisable description from which `datasetFromSpec` rebuilds this dataset (e.g. in a worker). */
+  spec(): DatasetSpec {
+    return { kind: "moving_fashion_mnist", options: this.options() };
+  }
+
+  /** Decodes this dataset's split (once per process; see `loadFashionMnist`) and returns it. */
+  async load(): Promise<FashionMnistData> {
+    return this.#data ??= await loadFashionMnist(this.#o.split, this.#o.dir);
+  }
+
+  /** Generates clip `index` (any integer in [0, 2^53)); the same (seed, split, index) always gives the same clip. */
+  async clip(index: number): Promise<FashionClip> {
+    const src = await this.load();
+    const data = new Uint8Array(this.clipBytes);
+    return { data, ...this.#draw(src, index, data, 0) };
+  }
+
+  /** Generates the clips at `indices` into one batch, with their labels (garment class, direction). */
+  async batch(indices: readonly number[]): Promise<ClipBatch> {
+    const src = await this.load();
+    const n = this.clipBytes;
+    const data = new Uint8Array(indices.length * n);
+    const shape = new Int32Array(indices.length), direction = new Int32Array(indices.length);
+    for (let i = 0; i < indices.length; i++) {
+      const c = this.#draw(src, indices[i], data, i * n);
+      shape[i] = c.shape;
+      direction[i] = c.direction;
+    }
+    const o = this.#o;
+    return {
+      data,
+      batch: indices.length,
+      frames: o.frames,
+      height: o.size,
+      width: o.size,
+      labels: { shape, direction },
+    };
+  }
+
+  /** An infinite deterministic sequence of batches of indices (see `BatchSampler`), optionally resumed. */
+  sampler(batchSize: number, seed = 0, state?: readonly number[]): BatchSampler {
+    return new BatchSampler(this.#o.length, batchSize, seed, state);
+  }
+
+  // Resamples image `k` of the split to the garment size into #sprite (a plain copy at the native size).
+  #resample(src: FashionMnistData, k: number): void {
+    const N = FASHION_IMAGE_SIZE, G = this.#o.garment, sprite = this.#sprite;
+    const img = src.images.subarray(k * N * N, (k + 1) * N * N);
+    if (G === N) {
+      for (let i = 0; i < N * N; i++) sprite[i] = img[i];
+      return;
+    }
+    const { start, w } = this.#weights, rows = this.#rows;
+    for (let y = 0; y < N; y++) { // horizontal pass: [N, N] -> [N, G]
+      for (let x = 0; x < G; x++) {
+        const row = w[x], s = y * N + start[x];
+        let v = 0;
+        for (let t = 0; t < row.length; t++) v += row[t] * img[s + t];
+        rows[y * G + x] = v;
+      }
+    }
+    for (let y = 0; y < G; y++) { // vertical pass: [N, G] -> [G, G]
+      const row = w[y], s = start[y];
+      for (let x = 0; x < G; x++) {
+        let v = 0;
+        for (let t = 0; t < row.length; t++) v += row[t] * rows[(s + t) * G + x];
+        sprite[y * G + x] = v;
+      }
+    }
+  }
+
+  // Draws clip `index` into out[offset ...], which must be zero (black); returns its labels and ground truth.
+  #draw(src: FashionMnistData, index: number, out: Uint8Array, offset: number): Omit<FashionClip, "data"> {
+    if (!Number.isInteger(index) || index < 0) {
+      throw new RangeError(`MovingFashionMnist: bad clip index ${index}`);
+    }
+    const o = this.#o, S = o.size, T = o.frames, G = o.garment;
+    const rng = new Rng(hash32(o.seed, index, o.split === "train" ? 0 : 1));
+
+    // Trajectories: the centre stays in [G/2, S − G/2 − 1], so the (G+1)-pixel footprint stays in the frame.
+    const count = o.minObjects + rng.int(o.maxObjects - o.minObjects + 1);
+    const lo = G / 2, hi = S - G / 2 - 1;
+    const objects: GarmentTrack[] = [];
+    for (let j = 0; j < count; j++) {
+      const image = rng.int(src.count);
+      const hue = rng.float(), sat = rng.uniform(0.5, 1);
+      const color: [number, number, number] = o.tint ? hsv(hue, sat, 1) : [255, 255, 255];
+      const speed = rng.uniform(o.speed[0], o.speed[1]) * S;
+      const angle = j === 0
+        ? rng.int(8) * Math.PI / 4 + rng.uniform(-0.5, 0.5) * Math.PI / 8
+        : rng.uniform(0, 2 * Math.PI);
+      const vx0 = speed * Math.cos(angle), vy0 = -speed * Math.sin(angle);
+      const xs = new Float64Array(T), ys = new Float64Array(T);
+      let px = rng.uniform(lo, hi), py = rng.uniform(lo, hi), vx = vx0, vy = vy0;
+      for (let f = 0; f < T; f++) {
+        xs[f] = px;
+        ys[f] = py;
+        px += vx;
+        py += vy;
+        // Reflect off the borders (repeatedly, in case a step overshoots the whole range).
+        for (let it = 0; it < 4 && (px < lo || px > hi); it++) {
+          px = px < lo ? 2 * lo - px : 2 * hi - px;
+          vx = -vx;
+        }
+        for (let it = 0; it < 4 && (py < lo || py > hi); it++) {
+          py = py < lo ? 2 * lo - py : 2 * hi - py;
+          vy = -vy;
+        }
+        px = Math.min(hi, Math.max(lo, px));
+        py = Math.min(hi, Math.max(lo, py));
+      }
+      objects.push({ image, label: src.labels[image], color, velocity: [vx0, vy0], x: xs, y: ys });
+    }
+
+    // Frames: distractors first, the main garment last. Garment pixel (i, j) covers [left + j, left + j + 1) ×
+    // [top + i, top + i + 1); frame pixel (left₀ + j, top₀ + i) (left₀ = ⌊left⌋, fx = left − left₀) receives
+    // the area-weighted mix of garment pixels j and j − 1 (and rows i, i − 1), zero outside the garment.
+    const sprite = this.#sprite, frameBytes = S * S * 3;
+    for (let j = count - 1; j >= 0; j--) {
+      const ob = objects[j], [R, Gc, B] = ob.color;
+      this.#resample(src, ob.image);
+      for (let f = 0; f < T; f++) {
+        const left = ob.x[f] - G / 2, top = ob.y[f] - G / 2;
+        const x0 = Math.floor(left), y0 = Math.floor(top), fx = left - x0, fy = top - y0;
+        const base = offset + f * frameBytes;
+        for (let i = 0; i <= G; i++) {
+          const r1 = i * G, r0 = (i - 1) * G; // garment rows i (weight 1 − fy) and i − 1 (weight fy)
+          let q = base + ((y0 + i) * S + x0) * 3;
+          for (let c = 0; c <= G; c++, q += 3) {
+            let v = 0;
+            if (i < G) {
+              if (c < G) v += (1 - fx) * (1 - fy) * sprite[r1 + c];
+              if (c > 0) v += fx * (1 - fy) * sprite[r1 + c - 1];
+            }
+            if (i > 0) {
+              if (c < G) v += (1 - fx) * fy * sprite[r0 + c];
+              if (c > 0) v += fx * fy * sprite[r0 + c - 1];
+            }
+            if (v < 0.5) continue; // transparent
+            out[q] = Math.round(v * R / 255);
+            out[q + 1] = Math.round(v * Gc / 255);
+            out[q + 2] = Math.round(v * B / 255);
+          }
+        }
+      }
+    }
+    const main = objects[0];
+    return { shape: main.label, direction: directionOf(main.velocity[0], main.velocity[1]), objects };
+  }
+}
