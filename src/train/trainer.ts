@@ -18,8 +18,14 @@ import { disposeMask, makeMask } from "../models/masking.ts";
 import { pixelTargets } from "../models/targets.ts";
 import { Freezer } from "../layerlock/freeze.ts";
 import { LatentHeads } from "../layerlock/heads.ts";
-import { computeLosses } from "../layerlock/objective.ts";
-import { type ResolvedSchedule, resolveSchedule, scheduleAt } from "../layerlock/schedule.ts";
+import { computeLosses, type Losses } from "../layerlock/objective.ts";
+import {
+  type Mode,
+  type ResolvedSchedule,
+  resolveSchedule,
+  scheduleAt,
+  type ScheduleState,
+} from "../layerlock/schedule.ts";
 import { PRESETS, VideoMAE, type VideoMAEConfig } from "../models/video_mae.ts";
 import { AdamW } from "../optim/adamw.ts";
 import { scaledLr, warmupCosine } from "../optim/schedule.ts";
@@ -107,8 +113,46 @@ function fmtTime(s: number): string {
   return m > 0 ? `${m}m${String(r).padStart(2, "0")}s` : `${r}s`;
 }
 
+/** Running sums of the loss terms on the device, read once per logging window (its only host syncs). */
+class LossMeter {
+  readonly #sums: [Tensor, Tensor, Tensor];
+  #n = [0, 0, 0];
+  constructor(device: Device) {
+    this.#sums = [zeros([], { device }), zeros([], { device }), zeros([], { device })];
+  }
+  /** Adds one step's losses (detached). */
+  add(l: Losses): void {
+    noGrad(() => {
+      [l.total, l.pixel, l.latent].forEach((t, i) => {
+        if (t) {
+          this.#sums[i].add_(t.detach());
+          this.#n[i]++;
+        }
+      });
+    });
+  }
+  /** The window's means (null for a term that was not computed), and a reset. */
+  read(): { loss: number; pixel: number | null; latent: number | null } {
+    const [loss, pixel, latent] = this.#sums.map((t, i) => (this.#n[i] ? t.item() / this.#n[i] : null));
+    for (const t of this.#sums) t.zero_();
+    this.#n = [0, 0, 0];
+    return { loss: loss ?? NaN, pixel, latent };
+  }
+  /** Frees the sums. */
+  dispose(): void {
+    for (const t of this.#sums) t.dispose();
+  }
+}
+
+/** How the progress line and metrics name the current target. */
+function targetName(st: ScheduleState, mode: Mode, unfrozenLayer: number): string {
+  const t = st.targetLayers;
+  if (t.length === 0) return mode === "latent-unfrozen" ? `pixels+h${unfrozenLayer}` : "pixels";
+  return t.length === 1 ? `h${t[0]}` : `h1..h${t[t.length - 1]}`;
+}
+
 /** The step a checkpoint file was saved at (from its name). */
-function meta0(path: string): number {
+function stepOfCheckpoint(path: string): number {
   return Number(path.match(/step_(\d+)\.safetensors$/)![1]);
 }
 
@@ -161,7 +205,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
   let step = 0, dataState: unknown = null;
   if (opts.resume) {
     // The frozen set is a function of the step: restore it first, then weights and optimizer state.
-    freezer.freezeTo(scheduleAt(sched, meta0(existing[existing.length - 1])).frozenDepth);
+    freezer.freezeTo(scheduleAt(sched, stepOfCheckpoint(existing[existing.length - 1])).frozenDepth);
     const meta = loadCheckpoint(existing[existing.length - 1], modules, opt);
     step = meta.step;
     dataState = meta.data;
@@ -190,9 +234,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
   };
 
   const losses: TrainResult["losses"] = [];
-  const lossSum: Tensor = zeros([], { device });
-  const pixelSum: Tensor = zeros([], { device }), latentSum: Tensor = zeros([], { device });
-  let pixelCount = 0, latentCount = 0;
+  const meter = new LossMeter(device);
   let stage = scheduleAt(sched, step).stage;
   let window = 0, tWindow = performance.now();
   const t0 = performance.now(), startStep = step;
@@ -239,13 +281,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
           ? autocast("bf16", () => computeLosses(model, x, mask, ctx))
           : computeLosses(model, x, mask, ctx);
         l.total.backward();
-        noGrad(() => {
-          lossSum.add_(l.total.detach());
-          if (l.pixel) pixelSum.add_(l.pixel.detach());
-          if (l.latent) latentSum.add_(l.latent.detach());
-        });
-        if (l.pixel) pixelCount++;
-        if (l.latent) latentCount++;
+        meter.add(l);
         disposeMask(mask);
       });
       if (cfg.optim.clipGrad > 0) opt.clipGradNorm(cfg.optim.clipGrad).dispose();
@@ -254,21 +290,12 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
       step++;
       window++;
       if (step % cfg.log.every === 0 || step === endStep || interrupted) {
-        const loss = lossSum.item() / window; // the host syncs of a logging window
-        const pixel = pixelCount ? pixelSum.item() / pixelCount : null;
-        const latent = latentCount ? latentSum.item() / latentCount : null;
+        const { loss, pixel, latent } = meter.read();
         if (!Number.isFinite(loss)) throw new TorchError("train", `loss became ${loss} at step ${step}`);
-        for (const t of [lossSum, pixelSum, latentSum]) t.zero_();
-        pixelCount = latentCount = 0;
         const now = performance.now();
         const sps = window / ((now - tWindow) / 1000);
         const eta = (cfg.optim.steps - step) / ((step - startStep) / ((now - t0) / 1000));
-        const st = scheduleAt(sched, step - 1);
-        const target = st.targetLayers.length === 0
-          ? (ll.mode === "latent-unfrozen" ? `pixels+h${unfrozenLayer}` : "pixels")
-          : st.targetLayers.length === 1
-          ? `h${st.targetLayers[0]}`
-          : `h1..h${st.targetLayers[st.targetLayers.length - 1]}`;
+        const target = targetName(scheduleAt(sched, step - 1), ll.mode, unfrozenLayer);
         losses.push({ step, loss, pixel, latent, frozenDepth: freezer.depth });
         const rec = {
           step,
@@ -311,7 +338,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
     Deno.removeSignalListener("SIGINT", onSigint);
     data.close();
     metrics.close();
-    for (const t of [lossSum, pixelSum, latentSum]) t.dispose();
+    meter.dispose();
     opt.dispose();
     model.dispose();
     heads?.dispose();
