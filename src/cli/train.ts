@@ -7,7 +7,7 @@
  *   --name NAME             run name (runs/NAME/)            --resume      continue runs/NAME exactly
  *   --device auto|cpu|cuda  --preset tiny|small|base|large|huge|giant      --seed N
  *   --steps N  --batch-size N  --lr X  --warmup N  --mask tube|random  --mask-ratio X
- *   --data shapes|folder  --data-path DIR  --frames N  --size N
+ *   --data shapes|fashion|folder  --data-path DIR  --frames N  --size N
  *   --set key.path=value    any other key, e.g. --set optim.clipGrad=1 --set log.every=5
  *   --print-config          print the resolved configuration and exit
  * @module
