@@ -53,6 +53,11 @@ export interface TrainOptions {
   print?: (line: string, final: boolean) => void;
   /** Stop after this many steps of this invocation (for tests of resumption); the schedule is unchanged. */
   stopAfter?: number;
+  /**
+   * Measurements taken every `every` steps (and at the last step) on the model, in eval mode and under no-grad,
+   * written into that step's metrics record as `eval` (e.g. collapse metrics of the features).
+   */
+  evaluate?: { every: number; fn: (model: VideoMAE, step: number) => Record<string, number> };
 }
 
 /** The outcome of a run. */
@@ -141,6 +146,18 @@ class LossMeter {
   /** Frees the sums. */
   dispose(): void {
     for (const t of this.#sums) t.dispose();
+  }
+}
+
+/** Runs `fn` with the model in eval mode and under no-grad, restoring training mode (frozen blocks stay in eval). */
+function evaluateIn<T>(model: VideoMAE, fn: () => T): T {
+  const modes = model.encoder.blocks.items.map((b) => b.training);
+  model.eval();
+  try {
+    return noGrad(() => scope(fn));
+  } finally {
+    model.train();
+    model.encoder.blocks.items.forEach((b, i) => b.train(modes[i]));
   }
 }
 
@@ -309,6 +326,10 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
           target,
           liveTensors: liveTensors(),
         };
+        if (opts.evaluate && (step % opts.evaluate.every === 0 || step === endStep)) {
+          const ev = opts.evaluate;
+          Object.assign(rec, { eval: evaluateIn(model, () => ev.fn(model, step)) });
+        }
         metrics.writeSync(enc.encode(JSON.stringify(rec) + "\n"));
         const terms = [
           pixel !== null ? `pix ${pixel.toFixed(4)}` : "",
@@ -323,7 +344,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
           false,
         );
         window = 0;
-        tWindow = now;
+        tWindow = performance.now(); // measurements above do not count as training time
       }
       if (step % cfg.log.checkpointEvery === 0 && step < endStep) save();
     }
