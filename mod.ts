@@ -207,3 +207,29 @@ export {
   table,
   writeReport,
 } from "./src/eval/report.ts";
+export { svdvals } from "./src/functional.ts";
+export {
+  type CollapseMetrics,
+  collapseMetrics,
+  effectiveRank,
+  entropyRank,
+  featureStd,
+  meanPairwiseCosine,
+} from "./src/eval/collapse.ts";
+export {
+  depthFromFraction,
+  extractFeatures,
+  type ExtractOptions,
+  type Features,
+} from "./src/eval/features.ts";
+export {
+  AttentiveProbe,
+  type AttentiveProbeOptions,
+  LinearProbe,
+  type ProbeOptions,
+  type ProbeResult,
+  probeWithSeeds,
+  type SeedStats,
+  trainAttentiveProbe,
+  trainLinearProbe,
+} from "./src/eval/probe.ts";

@@ -100,6 +100,7 @@ export const SYMBOLS = {
   ll_max_dim: { parameters: ["i32", "f64", "i32", "i32", "buffer"], result: "i32" },
   ll_argmax: { parameters: ["i32", "f64", "i32", "i32"], result: "i32" },
   ll_norm: { parameters: ["i32", "f64", "buffer", "i32", "i32"], result: "i32" },
+  ll_svdvals: { parameters: ["i32"], result: "i32" },
   ll_matmul: { parameters: ["i32", "i32"], result: "i32" },
   ll_bmm: { parameters: ["i32", "i32"], result: "i32" },
   ll_linear: { parameters: ["i32", "i32", "i32"], result: "i32" },

@@ -148,6 +148,8 @@ ll_tensor ll_std(ll_tensor t, const double* dims, int ndims, double correction, 
 int ll_max_dim(ll_tensor t, double dim, int keepdim, int is_min, ll_tensor* out2);
 ll_tensor ll_argmax(ll_tensor t, double dim, int has_dim, int keepdim);
 ll_tensor ll_norm(ll_tensor t, double p, const double* dims, int ndims, int keepdim);
+/* Singular values of a matrix (or a batch of matrices [..., M, N]), in descending order: [..., min(M, N)]. */
+ll_tensor ll_svdvals(ll_tensor t);
 
 /* ---- neural-network ops (nn.cpp) ---- */
 ll_tensor ll_matmul(ll_tensor a, ll_tensor b);

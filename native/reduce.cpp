@@ -80,4 +80,11 @@ ll_tensor ll_norm(ll_tensor t, double p, const double* dims, int ndims, int keep
   })
 }
 
+ll_tensor ll_svdvals(ll_tensor t) {
+  LL_T("svdvals", {
+    Borrow x(t);
+    return wrap(at::linalg_svdvals(*x));
+  })
+}
+
 }  // extern "C"

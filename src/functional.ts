@@ -34,6 +34,10 @@ export function where(cond: Tensor, a: Tensor, b: Tensor): Tensor {
 export function matmul(a: Tensor, b: Tensor): Tensor {
   return a.matmul(b);
 }
+/** Singular values of a matrix [M, N] (or a batch [..., M, N]), descending: [..., min(M, N)] (linalg.svdvals). */
+export function svdvals(x: Tensor): Tensor {
+  return x.svdvals();
+}
 /** Batched matrix product. */
 export function bmm(a: Tensor, b: Tensor): Tensor {
   return a.bmm(b);

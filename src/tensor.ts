@@ -736,6 +736,13 @@ export class Tensor implements ScopeOwned {
   matmul(other: Tensor): Tensor {
     return new Tensor(checkHandle(lib.ll_matmul(this.handle, other.handle), "matmul"));
   }
+  /**
+   * Singular values of a matrix [M, N] (or of each matrix of a batch [..., M, N]) in descending order:
+   * [..., min(M, N)] (torch.linalg.svdvals; floating dtypes).
+   */
+  svdvals(): Tensor {
+    return new Tensor(checkHandle(lib.ll_svdvals(this.handle), "svdvals"));
+  }
   /** Batched matrix product of [B, n, m] and [B, m, p]. */
   bmm(other: Tensor): Tensor {
     return new Tensor(checkHandle(lib.ll_bmm(this.handle, other.handle), "bmm"));
