@@ -7,7 +7,7 @@
  * @module
  */
 import * as torch from "../mod.ts";
-import { pythonWithTorch, trainBenchSetup } from "./common.ts";
+import { trainBenchSetup } from "./common.ts";
 import { Freezer } from "../src/layerlock/freeze.ts";
 import { LatentHeads } from "../src/layerlock/heads.ts";
 import { computeLosses, latentTargets } from "../src/layerlock/objective.ts";

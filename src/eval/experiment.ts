@@ -1,0 +1,495 @@
+/**
+ * The small-scale reproduction (`deno task experiment`): train `mae`, `mae-freeze`, `layerlock` and
+ * `latent-unfrozen` on Moving Fashion-MNIST with the same budget and seeds, then for each: frozen-feature probes
+ * (linear on pooled features, attentive on tokens; garment class and motion direction; several probe seeds),
+ * collapse metrics (logged during training and at the end), step time, layer convergence, and reconstructions.
+ * Writes `runs/<name>/results.json` and `runs/<name>/report.html` (with its PNGs).
+ * @module
+ */
+import { noGrad } from "../autograd.ts";
+import { tensor } from "../creation.ts";
+import { cat } from "../functional.ts";
+import type { Device } from "../dtype.ts";
+import { scope } from "../scope.ts";
+import type { Tensor } from "../tensor.ts";
+import { cuda, liveTensors } from "../runtime.ts";
+import { parseConfig, type TrainConfig } from "../cli/config.ts";
+import { batchToTensor, IMAGENET_MEAN, IMAGENET_STD } from "../data/clip.ts";
+import { FASHION_CLASSES, MovingFashionMnist } from "../data/moving_fashion_mnist.ts";
+import { DIRECTION_NAMES } from "../data/moving_shapes.ts";
+import { makeBatchSource } from "../data/source.ts";
+import { loadSafetensors } from "../io/safetensors.ts";
+import type { Mode } from "../layerlock/schedule.ts";
+import { makeMask } from "../models/masking.ts";
+import { patchify } from "../models/targets.ts";
+import { VideoMAE } from "../models/video_mae.ts";
+import { listCheckpoints } from "../train/checkpoint.ts";
+import { modelConfig, resolveDevice, train } from "../train/trainer.ts";
+import { type CollapseMetrics, collapseMetrics } from "./collapse.ts";
+import { layerOutputs, linearCka } from "./convergence.ts";
+import { extractFeatures } from "./features.ts";
+import { encodePng, imageGrid, type RgbImage, upscale } from "./png.ts";
+import { probeWithSeeds, type SeedStats, trainAttentiveProbe, trainLinearProbe } from "./probe.ts";
+import { barChart, lineChart, renderReport, table, writeReport } from "./report.ts";
+
+/** The experiment's settings (defaults sized for under an hour on 2 CPU cores). */
+export interface ExperimentConfig {
+  /** Output directory name under runs/. */
+  name: string;
+  /** Modes compared. */
+  modes: Mode[];
+  /** Training steps per mode. */
+  steps: number;
+  /** Clips per step. */
+  batchSize: number;
+  /** Model preset. */
+  preset: TrainConfig["model"]["preset"];
+  /** Frames per clip. */
+  frames: number;
+  /** Frame size. */
+  size: number;
+  /** Patch size. */
+  patch: number;
+  /** Training seed (shared by every mode). */
+  seed: number;
+  /** Probe seeds (the spread of each probe is over these). */
+  probeSeeds: number[];
+  /** Training-split clips the probes learn from. */
+  trainClips: number;
+  /** Test-split clips the probes are scored on. */
+  testClips: number;
+  /** Probe epochs. */
+  probeEpochs: number;
+  /** Steps between collapse measurements during training. */
+  evalEvery: number;
+  /** Device (auto: cuda when available). */
+  device: "auto" | "cpu" | "cuda";
+}
+
+/** The default settings. */
+export const DEFAULT_EXPERIMENT: ExperimentConfig = {
+  name: "experiment",
+  modes: ["mae", "mae-freeze", "layerlock", "latent-unfrozen"],
+  steps: 800,
+  batchSize: 8,
+  preset: "tiny",
+  frames: 16,
+  size: 64,
+  patch: 16,
+  seed: 0,
+  probeSeeds: [0, 1, 2],
+  trainClips: 1024,
+  testClips: 512,
+  probeEpochs: 40,
+  evalEvery: 100,
+  device: "auto",
+};
+
+/** One mode's results. */
+export interface ModeResult {
+  /** The mode. */
+  mode: Mode;
+  /** metrics.jsonl records of its run. */
+  metrics: Record<string, unknown>[];
+  /** Mean training steps per second (after the first logging window). */
+  stepsPerSec: number;
+  /** Peak CUDA memory (bytes), or null on the CPU. */
+  peakBytes: number | null;
+  /** Probe accuracies: linear/attentive × shape/direction. */
+  probes: Record<"linearShape" | "linearDirection" | "attentiveShape" | "attentiveDirection", SeedStats>;
+  /** Collapse metrics of the final pooled test features. */
+  collapse: CollapseMetrics;
+  /** Linear CKA of each layer's output at each checkpoint to its final output: {step, cka[]}[]. */
+  convergence: { step: number; cka: number[] }[];
+}
+
+/** The trainer configuration of one mode. */
+export function modeTrainConfig(e: ExperimentConfig, mode: Mode): TrainConfig {
+  return parseConfig({
+    name: `${e.name}-${mode}`,
+    seed: e.seed,
+    device: e.device,
+    model: { preset: e.preset, patch: e.patch },
+    data: { source: "fashion", frames: e.frames, size: e.size, prefetch: 4 },
+    optim: { steps: e.steps, batchSize: e.batchSize, warmupSteps: Math.max(1, Math.round(e.steps / 10)) },
+    layerlock: { mode },
+    log: { every: 20, checkpointEvery: Math.max(1, Math.round(e.steps / 8)), keep: 100 },
+  });
+}
+
+async function clipsOf(ds: MovingFashionMnist, n: number, device: Device, chunk = 64) {
+  const xs: Tensor[] = [], shape: number[] = [], direction: number[] = [];
+  for (let i = 0; i < n; i += chunk) {
+    const idx = Array.from({ length: Math.min(chunk, n - i) }, (_, k) => i + k);
+    const b = await ds.batch(idx);
+    xs.push(batchToTensor(b, device));
+    shape.push(...b.labels!.shape);
+    direction.push(...b.labels!.direction);
+  }
+  return { xs, shape, direction };
+}
+
+function loadModel(path: string, cfg: TrainConfig, device: Device): VideoMAE {
+  const model = new VideoMAE(modelConfig(cfg), device);
+  scope(() => {
+    const { tensors } = loadSafetensors(path, { device });
+    const sd: Record<string, Tensor> = {};
+    for (const [k, t] of Object.entries(tensors)) if (k.startsWith("model.")) sd[k.slice(6)] = t;
+    model.loadStateDict(sd);
+  });
+  return model;
+}
+
+/** Pooled and token features of clip chunks, concatenated. */
+function featuresOf(model: VideoMAE, xs: Tensor[]): { pooled: Tensor; tokens: Tensor } {
+  return scope(() => {
+    const parts = xs.map((x) => extractFeatures(model.encoder, x));
+    return {
+      pooled: scope(() => catRows(parts.map((p) => p.pooled))),
+      tokens: scope(() => catRows(parts.map((p) => p.tokens))),
+    };
+  });
+}
+
+function catRows(ts: Tensor[]): Tensor {
+  return cat(ts, 0);
+}
+
+/** Frames of clips [B, C, T, H, W] (ImageNet-normalised) as RGB images, one per (clip, frame index). */
+function framesToImages(x: Tensor, frameIdx: number[]): RgbImage[] {
+  const [b, , , h, w] = x.shape;
+  const data = noGrad(() =>
+    scope(() => {
+      const mean = tensor(new Float32Array(IMAGENET_MEAN), { shape: [1, 3, 1, 1, 1], device: x.device });
+      const std = tensor(new Float32Array(IMAGENET_STD), { shape: [1, 3, 1, 1, 1], device: x.device });
+      return x.mul(std).add(mean).clamp(0, 1).mul(255).permute([0, 2, 3, 4, 1]).contiguous().to({
+        dtype: "u8",
+      })
+        .toArray();
+    })
+  ) as Uint8Array;
+  const t = x.shape[2];
+  const out: RgbImage[] = [];
+  for (let i = 0; i < b; i++) {
+    for (const f of frameIdx) {
+      const off = ((i * t) + f) * h * w * 3;
+      out.push({ rgb: data.slice(off, off + h * w * 3), width: w, height: h });
+    }
+  }
+  return out;
+}
+
+/** Input, masked input and reconstruction of a few clips, as one PNG grid (rows: clip × kind; columns: frames). */
+async function reconstructionGrid(model: VideoMAE, x: Tensor, cfg: TrainConfig): Promise<Uint8Array> {
+  const m = modelConfig(cfg);
+  const frames = [0, Math.floor(m.frames / 3), Math.floor((2 * m.frames) / 3), m.frames - 1];
+  const rows = noGrad(() =>
+    scope(() => {
+      const [b, c, t, h, w] = x.shape;
+      const mask = makeMask(cfg.mask.kind, b, model.encoder.grid, cfg.mask.ratio, x.device);
+      const pred = model.forward(x, mask.keep, mask.masked);
+      const patches = patchify(x, m.tubelet, m.patch); // [B, N, K, C]
+      const [, n, k] = patches.shape;
+      const flat = patches.reshape([b, n, k * c]);
+      const idx = mask.masked.unsqueeze(-1).expand([b, mask.masked.shape[1], k * c]);
+      const unpatch = (p: Tensor) =>
+        p.reshape([b, t / m.tubelet, h / m.patch, w / m.patch, m.tubelet, m.patch, m.patch, c])
+          .permute([0, 7, 1, 4, 2, 5, 3, 6]).reshape([b, c, t, h, w]);
+      const masked = unpatch(flat.scatter(1, idx, flat.mul(0).gather(1, idx)));
+      const recon = unpatch(flat.scatter(1, idx, pred.float()));
+      return [x, masked, recon].map((v) => framesToImages(v, frames));
+    })
+  );
+  const tiles: RgbImage[] = [];
+  for (let i = 0; i < x.shape[0]; i++) for (const r of rows) tiles.push(...r.slice(i * 4, i * 4 + 4));
+  const grid = upscale(imageGrid(tiles, 4), 2);
+  return await encodePng(grid.rgb, grid.width, grid.height);
+}
+
+/** Runs the experiment; `print` receives progress lines. */
+export async function runExperiment(e: ExperimentConfig, print: (s: string) => void = console.log) {
+  const dir = `runs/${e.name}`;
+  await Deno.mkdir(dir, { recursive: true });
+  const device = resolveDevice(modeTrainConfig(e, e.modes[0]));
+  const trainDs = await MovingFashionMnist.open({
+    frames: e.frames,
+    size: e.size,
+    split: "train",
+    seed: e.seed + 1,
+  });
+  const testDs = await MovingFashionMnist.open({
+    frames: e.frames,
+    size: e.size,
+    split: "test",
+    seed: e.seed + 2,
+  });
+  const train_ = await clipsOf(trainDs, e.trainClips, device);
+  const test = await clipsOf(testDs, e.testClips, device);
+  const evalBatch = test.xs[0];
+  const results: ModeResult[] = [];
+  const images: { name: string; png: Uint8Array }[] = [];
+  const t0 = performance.now();
+  try {
+    for (const mode of e.modes) {
+      const cfg = modeTrainConfig(e, mode);
+      const runDir = `${dir}/${mode}`;
+      await Deno.remove(runDir, { recursive: true }).catch(() => {});
+      print(
+        `[${mode}] training ${e.steps} steps (${cfg.model.preset}, ${e.frames}x${e.size}x${e.size}, batch ${e.batchSize})`,
+      );
+      if (device === "cuda") cuda.resetPeakMemoryStats();
+      await train(cfg, {
+        runDir,
+        resume: false,
+        data: makeBatchSource,
+        print: (line, final) => {
+          if (final || /^step \d+\/\d+/.test(line) && Number(line.match(/^step (\d+)/)![1]) % 100 === 0) {
+            print(`[${mode}] ${line.trim()}`);
+          }
+        },
+        evaluate: {
+          every: e.evalEvery,
+          fn: (model) => ({ ...collapseMetrics(extractFeatures(model.encoder, evalBatch).pooled) }),
+        },
+      });
+      const peakBytes = device === "cuda" ? cuda.memoryStats()!.peakAllocated : null;
+      const metrics = (await Deno.readTextFile(`${runDir}/metrics.jsonl`)).trim().split("\n").map((l) =>
+        JSON.parse(l)
+      );
+      const sps = metrics.slice(1).map((r) => r.stepsPerSec as number);
+      const ckpts = listCheckpoints(`${runDir}/checkpoints`);
+      const final = loadModel(ckpts[ckpts.length - 1], cfg, device);
+      try {
+        print(`[${mode}] probing (${e.probeSeeds.length} seeds)`);
+        const r = scope(() => {
+          const tr = featuresOf(final, train_.xs), te = featuresOf(final, test.xs);
+          const labels = (v: number[]) => tensor(Int32Array.from(v), { device }).long();
+          const ys = {
+            trS: labels(train_.shape),
+            teS: labels(test.shape),
+            trD: labels(train_.direction),
+            teD: labels(test.direction),
+          };
+          const opts = { epochs: e.probeEpochs };
+          return {
+            probes: {
+              linearShape: probeWithSeeds(
+                (seed) => trainLinearProbe(tr.pooled, ys.trS, te.pooled, ys.teS, { ...opts, seed }),
+                e.probeSeeds,
+              ),
+              linearDirection: probeWithSeeds(
+                (seed) => trainLinearProbe(tr.pooled, ys.trD, te.pooled, ys.teD, { ...opts, seed }),
+                e.probeSeeds,
+              ),
+              attentiveShape: probeWithSeeds(
+                (seed) => trainAttentiveProbe(tr.tokens, ys.trS, te.tokens, ys.teS, { ...opts, seed }),
+                e.probeSeeds,
+              ),
+              attentiveDirection: probeWithSeeds(
+                (seed) => trainAttentiveProbe(tr.tokens, ys.trD, te.tokens, ys.teD, { ...opts, seed }),
+                e.probeSeeds,
+              ),
+            },
+            collapse: collapseMetrics(te.pooled),
+          };
+        });
+        print(`[${mode}] measuring layer convergence over ${ckpts.length} checkpoints`);
+        const small = scope(() => evalBatch.narrow(0, 0, Math.min(16, evalBatch.shape[0])));
+        const finalOuts = layerOutputs(final.encoder, small);
+        const convergence: ModeResult["convergence"] = [];
+        for (const path of ckpts) {
+          const step = Number(path.match(/step_(\d+)/)![1]);
+          const m = loadModel(path, cfg, device);
+          const cka = scope(() => layerOutputs(m.encoder, small).map((o, i) => linearCka(o, finalOuts[i])));
+          m.dispose();
+          convergence.push({ step, cka });
+        }
+        for (const t of finalOuts) t.dispose();
+        small.dispose();
+        const pixelHead = mode !== "layerlock";
+        if (pixelHead) {
+          const two = test.xs[0].narrow(0, 0, 2);
+          try {
+            images.push({ name: `recon_${mode}.png`, png: await reconstructionGrid(final, two, cfg) });
+          } finally {
+            two.dispose();
+          }
+        }
+        results.push({
+          mode,
+          metrics,
+          stepsPerSec: sps.reduce((a, b) => a + b, 0) / Math.max(1, sps.length),
+          peakBytes,
+          probes: r.probes,
+          collapse: r.collapse,
+          convergence,
+        });
+        const p = r.probes;
+        print(
+          `[${mode}] linear shape ${(100 * p.linearShape.mean).toFixed(1)}%, direction ${
+            (100 * p.linearDirection.mean).toFixed(1)
+          }%; ` +
+            `attentive shape ${(100 * p.attentiveShape.mean).toFixed(1)}%, direction ${
+              (100 * p.attentiveDirection.mean).toFixed(1)
+            }%; ` +
+            `effective rank ${r.collapse.effectiveRank.toFixed(1)}`,
+        );
+      } finally {
+        final.dispose();
+      }
+    }
+  } finally {
+    for (const t of [...train_.xs, ...test.xs]) t.dispose();
+  }
+  const minutes = (performance.now() - t0) / 60000;
+  const summary = { config: e, device, minutes, liveTensors: liveTensors(), results };
+  await Deno.writeTextFile(`${dir}/results.json`, JSON.stringify(summary, null, 2) + "\n");
+  const html = renderReport({
+    title: "LayerLock at small scale: Moving Fashion-MNIST",
+    subtitle:
+      `${
+        e.modes.join(", ")
+      } · ${e.preset} · ${e.steps} steps of batch ${e.batchSize} · ${e.frames}×${e.size}×${e.size} clips · ` +
+      `device ${device} · ${minutes.toFixed(1)} min`,
+    sections: reportSections(e, results, images.map((i) => i.name)),
+  });
+  await writeReport(dir, html, images);
+  print(`wrote ${dir}/results.json and ${dir}/report.html (${minutes.toFixed(1)} min)`);
+  return summary;
+}
+
+function pct(s: SeedStats): string {
+  return `${(100 * s.mean).toFixed(1)} ± ${(100 * s.std).toFixed(1)}`;
+}
+
+/** The report's sections, from the results. */
+export function reportSections(e: ExperimentConfig, rs: ModeResult[], imageNames: string[]) {
+  const series = (key: string, pick: (r: Record<string, unknown>) => unknown) =>
+    rs.map((r) => ({
+      name: r.mode,
+      points: r.metrics.map((m) =>
+        [m.step as number, (pick(m) as number | null) ?? null] as [number, number | null]
+      ),
+    }));
+  const probeRows = rs.map((
+    r,
+  ) => [
+    r.mode,
+    pct(r.probes.linearShape),
+    pct(r.probes.linearDirection),
+    pct(r.probes.attentiveShape),
+    pct(r.probes.attentiveDirection),
+  ]);
+  const bars = rs.flatMap((r) => [
+    { label: `${r.mode} lin·shape`, value: r.probes.linearShape.mean, err: r.probes.linearShape.std },
+    { label: `${r.mode} att·shape`, value: r.probes.attentiveShape.mean, err: r.probes.attentiveShape.std },
+    { label: `${r.mode} lin·dir`, value: r.probes.linearDirection.mean, err: r.probes.linearDirection.std },
+    {
+      label: `${r.mode} att·dir`,
+      value: r.probes.attentiveDirection.mean,
+      err: r.probes.attentiveDirection.std,
+    },
+  ]);
+  const conv = rs.find((r) => r.mode === "mae") ?? rs[0];
+  const layers = conv.convergence[0]?.cka.length ?? 0;
+  return [
+    {
+      heading: "Setup",
+      html: table(["setting", "value"], [
+        [
+          "data",
+          `Moving Fashion-MNIST (${FASHION_CLASSES.length} garment classes, ${DIRECTION_NAMES.length} directions)`,
+        ],
+        ["clips", `${e.frames} frames of ${e.size}×${e.size}, patch ${e.patch}, tubelet 2`],
+        ["model", `${e.preset}`],
+        ["training", `${e.steps} steps, batch ${e.batchSize}, seed ${e.seed}, same for every mode`],
+        [
+          "probes",
+          `${e.trainClips} train / ${e.testClips} test clips, ${e.probeEpochs} epochs, seeds ${
+            e.probeSeeds.join(", ")
+          }`,
+        ],
+      ]),
+    },
+    {
+      heading: "Loss curves",
+      html: lineChart({
+        title: "pixel loss (masked tokens)",
+        xLabel: "step",
+        yLabel: "MSE",
+        series: series("pixel", (m) => m.pixelLoss),
+      }) +
+        lineChart({
+          title: "latent loss",
+          xLabel: "step",
+          yLabel: "MSE",
+          series: series("latent", (m) => m.latentLoss),
+        }),
+    },
+    {
+      heading: "Frozen depth",
+      html: lineChart({
+        title: "frozen encoder blocks",
+        xLabel: "step",
+        yLabel: "blocks",
+        series: series("frozen", (m) => m.frozenDepth),
+      }),
+    },
+    {
+      heading: "Frozen-feature probes (top-1 %, mean ± std over probe seeds)",
+      html: table([
+        "mode",
+        "linear · garment",
+        "linear · direction",
+        "attentive · garment",
+        "attentive · direction",
+      ], probeRows) +
+        barChart({ title: "probe accuracy", yLabel: "top-1", bars }),
+    },
+    {
+      heading: "Collapse metrics during training (pooled features of 64 test clips)",
+      html: ["effectiveRank", "featureStd", "meanCosine"].map((k) =>
+        lineChart({
+          title: k,
+          xLabel: "step",
+          yLabel: k,
+          series: series(k, (m) => (m.eval as Record<string, number> | undefined)?.[k] ?? null),
+        })
+      ).join("") +
+        table(
+          ["mode", "effective rank", "feature std", "mean cosine"],
+          rs.map((r) => [r.mode, r.collapse.effectiveRank, r.collapse.featureStd, r.collapse.meanCosine]),
+        ),
+    },
+    {
+      heading: "Step time and memory",
+      html: table(
+        ["mode", "steps/s", "peak memory (MiB)"],
+        rs.map((r) => [r.mode, r.stepsPerSec, r.peakBytes === null ? "n/a (CPU)" : r.peakBytes / 2 ** 20]),
+      ),
+    },
+    {
+      heading: `Layer convergence (${conv.mode}): linear CKA of each block's output to its final output`,
+      html: lineChart({
+        title: "CKA to the final model, per block",
+        xLabel: "step",
+        yLabel: "CKA",
+        series: Array.from(
+          { length: layers },
+          (_, l) => ({
+            name: `block ${l + 1}`,
+            points: conv.convergence.map((c) => [c.step, c.cka[l]] as [number, number]),
+          }),
+        ),
+      }),
+    },
+    {
+      heading: "Reconstructions (rows per clip: input, masked input, reconstruction; columns: frames)",
+      html: imageNames.map((n) =>
+        `<figure><img src="${n}" alt="${n}"><figcaption>${
+          n.replace(/^recon_|\.png$/g, "")
+        }</figcaption></figure>`
+      ).join(""),
+    },
+  ];
+}
