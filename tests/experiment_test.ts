@@ -1,0 +1,103 @@
+// The experiment end to end at a toy budget: every mode's results, and an offline report whose images exist.
+import assert from "node:assert/strict";
+import * as torch from "../mod.ts";
+import { DEFAULT_EXPERIMENT, runExperiment } from "../src/eval/experiment.ts";
+import { checkReport } from "../src/eval/report.ts";
+
+Deno.test("experiment: two modes at a toy budget produce results.json and a report with existing images", async () => {
+  const before = torch.liveTensors();
+  const name = `tmp/exp_${Date.now()}`;
+  const summary = await runExperiment({
+    ...DEFAULT_EXPERIMENT,
+    name,
+    modes: ["mae", "layerlock"],
+    steps: 8,
+    batchSize: 2,
+    frames: 4,
+    size: 32,
+    patch: 16,
+    trainClips: 16,
+    testClips: 16,
+    probeEpochs: 2,
+    probeSeeds: [0, 1],
+    evalEvery: 4,
+    device: "cpu",
+  }, () => {});
+  const dir = `runs/${name}`;
+  const saved = JSON.parse(await Deno.readTextFile(`${dir}/results.json`));
+  assert.deepEqual(saved.results.map((r: { mode: string }) => r.mode), ["mae", "layerlock"]);
+  for (const r of summary.results) {
+    for (const p of Object.values(r.probes)) {
+      assert.equal(p.values.length, 2);
+      assert.ok(p.mean >= 0 && p.mean <= 1);
+    }
+    assert.ok(r.collapse.effectiveRank >= 1 && Number.isFinite(r.collapse.featureStd));
+    assert.ok(r.convergence.length >= 2);
+    const last = r.convergence[r.convergence.length - 1];
+    assert.ok(last.cka.every((c) => Math.abs(c - 1) < 1e-6), "the final checkpoint's CKA to itself is 1");
+    assert.ok(r.metrics.some((m) => m.eval !== undefined), "collapse metrics were logged during training");
+    assert.ok(r.stepsPerSec > 0);
+  }
+  const check = await checkReport(dir);
+  assert.deepEqual(check.problems, []);
+  assert.deepEqual(check.missing, []);
+  assert.deepEqual(check.images.map((i) => i.src), ["recon_mae.png"], "a reconstruction for the pixel model");
+  assert.equal(torch.liveTensors(), before);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("embed: a checkpoint's features and labels are written to safetensors", async () => {
+  const before = torch.liveTensors();
+  await Deno.mkdir("runs/tmp", { recursive: true });
+  const dir = await Deno.makeTempDir({ dir: "runs/tmp", prefix: "embed_" });
+  const cfg = torch.parseConfig({
+    device: "cpu",
+    model: {
+      encoderDim: 48,
+      encoderDepth: 4,
+      encoderHeads: 3,
+      decoderDim: 24,
+      decoderDepth: 1,
+      decoderHeads: 3,
+    },
+    data: { frames: 4, size: 16, prefetch: 0 },
+    optim: { batchSize: 2, steps: 2, warmupSteps: 1 },
+  });
+  const { makeBatchSource } = await import("../src/data/source.ts");
+  const r = await torch.train(cfg, { runDir: dir, resume: false, data: makeBatchSource, print: () => {} });
+  const out = `${dir}/f.safetensors`;
+  const p = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-ffi=native/build",
+      "--allow-read",
+      "--allow-env",
+      "--allow-write=runs",
+      "src/cli/embed.ts",
+      "--checkpoint",
+      r.checkpoint!,
+      "--clips",
+      "5",
+      "--depth",
+      "2",
+      "--out",
+      out,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.ok(p.success, new TextDecoder().decode(p.stderr));
+  torch.scope(() => {
+    const { tensors, metadata } = torch.loadSafetensors(out);
+    assert.deepEqual(tensors.pooled.shape, [5, 48]);
+    assert.deepEqual(tensors.tokens.shape, [5, 2 * 2 * 2, 48]);
+    assert.deepEqual(tensors["labels.shape"].shape, [5]);
+    assert.equal(metadata.depth, "2");
+    // pooled is the mean of the tokens
+    const mean = tensors.tokens.mean(1).toArray() as Float32Array,
+      pooled = tensors.pooled.toArray() as Float32Array;
+    assert.ok(pooled.every((v, i) => Math.abs(v - mean[i]) < 1e-5));
+  });
+  assert.equal(torch.liveTensors(), before);
+  await Deno.remove(dir, { recursive: true });
+});
