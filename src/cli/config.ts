@@ -91,6 +91,8 @@ export const TrainConfigSchema = z.object({
     checkpointEvery: positiveInt.default(200),
     /** Checkpoints kept (oldest deleted first). */
     keep: positiveInt.default(3),
+    /** Steps between collapse metrics of the encoder's pooled features on 64 fixed clips (0: off). */
+    collapseEvery: z.number().int().nonnegative().default(0),
   }).strict().default({}),
 }).strict().superRefine((c, ctx) => {
   if (c.data.source === "folder" && !c.data.path) {

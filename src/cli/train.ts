@@ -15,8 +15,11 @@
 import { parseArgs } from "node:util";
 import * as torch from "../../mod.ts";
 import { ConfigError, parseConfig, parseValue, setPath, type TrainConfig } from "./config.ts";
-import { modelConfig, resolveDevice, train } from "../train/trainer.ts";
-import { makeBatchSource } from "../data/source.ts";
+import { modelConfig, resolveDevice, train, type TrainOptions } from "../train/trainer.ts";
+import { makeBatchSource, makeDataset } from "../data/source.ts";
+import { batchToTensor } from "../data/clip.ts";
+import { collapseMetrics } from "../eval/collapse.ts";
+import { extractFeatures } from "../eval/features.ts";
 
 const FLAG_PATHS: Record<string, string> = {
   name: "name",
@@ -147,7 +150,21 @@ async function main(): Promise<number> {
     await Deno.writeTextFile(`${runDir}/config.json`, JSON.stringify(cfg, null, 2) + "\n");
   }
   console.log(`outputs: ${runDir}/config.json, ${runDir}/metrics.jsonl, ${runDir}/checkpoints/`);
-  const r = await train(cfg, { runDir, resume: !!values.resume, data: makeBatchSource });
+  let evaluate: TrainOptions["evaluate"];
+  let evalClips: torch.Tensor | null = null;
+  if (cfg.log.collapseEvery > 0) {
+    // 64 fixed clips (indices past any the sampler is likely to reach first) for the collapse metrics.
+    const ds = await makeDataset(cfg);
+    const b = await ds.batch(Array.from({ length: 64 }, (_, i) => ds.length - 1 - i));
+    evalClips = torch.keep(batchToTensor(b, resolveDevice(cfg)));
+    const x = evalClips;
+    evaluate = {
+      every: cfg.log.collapseEvery,
+      fn: (model) => ({ ...collapseMetrics(extractFeatures(model.encoder, x).pooled) }),
+    };
+  }
+  const r = await train(cfg, { runDir, resume: !!values.resume, data: makeBatchSource, evaluate });
+  evalClips?.dispose();
   if (r.losses.length >= 2) {
     const first = r.losses[0].loss, last = r.losses[r.losses.length - 1].loss;
     console.log(
