@@ -101,3 +101,57 @@ Deno.test("embed: a checkpoint's features and labels are written to safetensors"
   assert.equal(torch.liveTensors(), before);
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("claims: the verdicts follow the measured numbers", async () => {
+  const { claims } = await import("../src/eval/experiment.ts");
+  const stats = (mean: number) => ({ mean, std: 0, values: [mean] });
+  const probes = (m: number) => ({
+    linearShape: stats(m),
+    linearDirection: stats(m),
+    attentiveShape: stats(m),
+    attentiveDirection: stats(m),
+  });
+  const collapse = (rank: number) => ({
+    featureStd: rank / 100,
+    effectiveRank: rank,
+    meanCosine: 0.1,
+    n: 64,
+    dim: 192,
+  });
+  const result = (mode: string, sps: number, probe: number, rank: number, conv: number[][] = []) => ({
+    mode,
+    metrics: [],
+    stepsPerSec: sps,
+    peakBytes: null,
+    probes: probes(probe),
+    collapse: collapse(rank),
+    convergence: conv.map((cka, i) => ({ step: (i + 1) * 100, cka })),
+  });
+  // blocks 1..3 reach CKA 0.9 at steps 100, 200, 300: depth order
+  const conv = [[0.95, 0.5, 0.2], [0.97, 0.93, 0.6], [0.99, 0.97, 0.95], [1, 1, 1]];
+  // deno-lint-ignore no-explicit-any
+  const rs: any[] = [
+    result("mae", 10, 0.3, 20, conv),
+    result("mae-freeze", 13, 0.3, 20),
+    result("layerlock", 9, 0.35, 22),
+    result("latent-unfrozen", 9, 0.15, 3),
+  ];
+  const c = claims(rs);
+  assert.equal(c.length, 4);
+  assert.match(c[0].measured, /100, 200, 300/);
+  assert.equal(c[0].verdict, "reproduced");
+  assert.equal(c[1].verdict, "reproduced");
+  assert.equal(c[2].verdict, "reproduced");
+  assert.equal(c[3].verdict, "reproduced");
+  // reversed order of convergence, no speed-up, no collapse, worse probes: none reproduced
+  rs[0] = result("mae", 10, 0.3, 20, conv.map((r) => [...r].reverse()));
+  rs[1] = result("mae-freeze", 9, 0.3, 20);
+  rs[2] = result("layerlock", 9, 0.2, 22);
+  rs[3] = result("latent-unfrozen", 9, 0.15, 21);
+  assert.deepEqual(claims(rs).map((x) => x.verdict), [
+    "not reproduced",
+    "not reproduced",
+    "not reproduced at this scale",
+    "not reproduced at this scale",
+  ]);
+});

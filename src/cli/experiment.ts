@@ -4,11 +4,17 @@
  *   --name NAME  --modes mae,mae-freeze,layerlock,latent-unfrozen  --steps N  --batch-size N  --preset P
  *   --frames N  --size N  --patch N  --seed N  --probe-seeds 0,1,2  --train-clips N  --test-clips N
  *   --probe-epochs N  --eval-every N  --device auto|cpu|cuda
+ *   --report-only     re-render runs/NAME/report.html from its results.json
  * @module
  */
 import { parseArgs } from "node:util";
 import * as torch from "../../mod.ts";
-import { DEFAULT_EXPERIMENT, type ExperimentConfig, runExperiment } from "../eval/experiment.ts";
+import {
+  DEFAULT_EXPERIMENT,
+  type ExperimentConfig,
+  rerenderReport,
+  runExperiment,
+} from "../eval/experiment.ts";
 import { type Mode, MODES } from "../layerlock/schedule.ts";
 
 const ints = (s: string, flag: string) =>
@@ -37,11 +43,18 @@ async function main(): Promise<number> {
     "device",
   ];
   let v: Record<string, string | undefined>;
+  let reportOnly = false;
   try {
-    v = parseArgs({
+    const parsed = parseArgs({
       args: Deno.args,
-      options: Object.fromEntries(flags.map((f) => [f, { type: "string" as const }])),
-    }).values as Record<string, string | undefined>;
+      options: {
+        ...Object.fromEntries(flags.map((f) => [f, { type: "string" as const }])),
+        "report-only": { type: "boolean" as const },
+      },
+    }).values as Record<string, string | boolean | undefined>;
+    reportOnly = parsed["report-only"] === true;
+    delete parsed["report-only"];
+    v = parsed as Record<string, string | undefined>;
   } catch (e) {
     console.error(`experiment: ${(e as Error).message}`);
     return 2;
@@ -77,6 +90,11 @@ async function main(): Promise<number> {
   } catch (err) {
     console.error(`experiment: ${(err as Error).message}`);
     return 2;
+  }
+  if (reportOnly) {
+    await rerenderReport(e.name);
+    console.log(`re-rendered runs/${e.name}/report.html from its results.json`);
+    return 0;
   }
   console.log(`layerlock experiment: torch ${torch.torchVersion()}; ${JSON.stringify(e)}`);
   await runExperiment(e);
