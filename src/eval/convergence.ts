@@ -29,19 +29,21 @@ export function linearCka(x: Tensor, y: Tensor): number {
 
 /** Every layer's tokens (outputs of blocks 1..L, without the final norm) on `clips`, flattened to [B·N, D]. */
 export function layerOutputs(encoder: VideoMAEEncoder, clips: Tensor): Tensor[] {
-  return noGrad(() => {
-    const was = encoder.training;
-    encoder.eval();
-    try {
-      const outs: Tensor[] = [];
-      let h = encoder.embed(clips);
-      for (const b of encoder.blocks.items) {
-        h = b.forward(h);
-        outs.push(h.flatten(0, 1));
+  return noGrad(() =>
+    scope(() => {
+      const was = encoder.training;
+      encoder.eval();
+      try {
+        const outs: Tensor[] = [];
+        let h = encoder.embed(clips);
+        for (const b of encoder.blocks.items) {
+          h = b.forward(h);
+          outs.push(h.flatten(0, 1));
+        }
+        return outs;
+      } finally {
+        encoder.train(was);
       }
-      return outs;
-    } finally {
-      encoder.train(was);
-    }
-  });
+    })
+  );
 }

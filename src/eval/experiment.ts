@@ -106,7 +106,7 @@ export interface ModeResult {
 /** The trainer configuration of one mode. */
 export function modeTrainConfig(e: ExperimentConfig, mode: Mode): TrainConfig {
   return parseConfig({
-    name: `${e.name}-${mode}`,
+    name: `${e.name}-${mode}`.replace(/[^A-Za-z0-9._-]/g, "_"),
     seed: e.seed,
     device: e.device,
     model: { preset: e.preset, patch: e.patch },
@@ -256,7 +256,7 @@ export async function runExperiment(e: ExperimentConfig, print: (s: string) => v
       const metrics = (await Deno.readTextFile(`${runDir}/metrics.jsonl`)).trim().split("\n").map((l) =>
         JSON.parse(l)
       );
-      const sps = metrics.slice(1).map((r) => r.stepsPerSec as number);
+      const sps = (metrics.length > 1 ? metrics.slice(1) : metrics).map((r) => r.stepsPerSec as number);
       const ckpts = listCheckpoints(`${runDir}/checkpoints`);
       const final = loadModel(ckpts[ckpts.length - 1], cfg, device);
       try {
