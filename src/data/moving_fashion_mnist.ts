@@ -24,6 +24,7 @@
  */
 import { aptInstall } from "./apt.ts";
 import type { ClipBatch } from "./clip.ts";
+import { labelledBatch } from "./labelled_batch.ts";
 import type { ClipDataset, DatasetSpec } from "./dataset.ts";
 import { directionOf } from "./moving_shapes.ts";
 import { hash32, Rng } from "./rng.ts";
@@ -501,23 +502,12 @@ export class MovingFashionMnist implements ClipDataset {
   /** Generates the clips at `indices` into one batch, with their labels (garment class, direction). */
   async batch(indices: readonly number[]): Promise<ClipBatch> {
     const src = await this.load();
-    const n = this.clipBytes;
-    const data = new Uint8Array(indices.length * n);
-    const shape = new Int32Array(indices.length), direction = new Int32Array(indices.length);
-    for (let i = 0; i < indices.length; i++) {
-      const c = this.#draw(src, indices[i], data, i * n);
-      shape[i] = c.shape;
-      direction[i] = c.direction;
-    }
-    const o = this.#o;
-    return {
-      data,
-      batch: indices.length,
-      frames: o.frames,
-      height: o.size,
-      width: o.size,
-      labels: { shape, direction },
-    };
+    return labelledBatch(
+      indices,
+      this.#o.frames,
+      this.#o.size,
+      (i, out, off) => this.#draw(src, i, out, off),
+    );
   }
 
   /** An infinite deterministic sequence of batches of indices (see `BatchSampler`), optionally resumed. */
