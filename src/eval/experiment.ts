@@ -480,7 +480,7 @@ export function claims(rs: ModeResult[]): { claim: string; measured: string; ver
 
 /** The report's sections, from the results. */
 export function reportSections(e: ExperimentConfig, rs: ModeResult[], imageNames: string[]) {
-  const series = (key: string, pick: (r: Record<string, unknown>) => unknown) =>
+  const series = (pick: (r: Record<string, unknown>) => unknown) =>
     rs.map((r) => ({
       name: r.mode,
       points: r.metrics.map((m) =>
@@ -537,13 +537,13 @@ export function reportSections(e: ExperimentConfig, rs: ModeResult[], imageNames
         title: "pixel loss (masked tokens)",
         xLabel: "step",
         yLabel: "MSE",
-        series: series("pixel", (m) => m.pixelLoss),
+        series: series((m) => m.pixelLoss),
       }) +
         lineChart({
           title: "latent loss",
           xLabel: "step",
           yLabel: "MSE",
-          series: series("latent", (m) => m.latentLoss),
+          series: series((m) => m.latentLoss),
         }),
     },
     {
@@ -552,7 +552,7 @@ export function reportSections(e: ExperimentConfig, rs: ModeResult[], imageNames
         title: "frozen encoder blocks",
         xLabel: "step",
         yLabel: "blocks",
-        series: series("frozen", (m) => m.frozenDepth),
+        series: series((m) => m.frozenDepth),
       }),
     },
     {
@@ -573,7 +573,7 @@ export function reportSections(e: ExperimentConfig, rs: ModeResult[], imageNames
           title: k,
           xLabel: "step",
           yLabel: k,
-          series: series(k, (m) => (m.eval as Record<string, number> | undefined)?.[k] ?? null),
+          series: series((m) => (m.eval as Record<string, number> | undefined)?.[k] ?? null),
         })
       ).join("") +
         table(
