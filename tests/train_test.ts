@@ -242,3 +242,44 @@ Deno.test("command line: Ctrl-C saves a checkpoint and --resume finishes the run
   assert.equal(steps[steps.length - 1], 30);
   await Deno.remove(runDir, { recursive: true });
 });
+
+Deno.test("command line: without --name a second run goes to runs/default-2, never over the first", async () => {
+  await Deno.mkdir("runs/tmp", { recursive: true });
+  const cwd = await Deno.makeTempDir({ dir: "runs/tmp", prefix: "names_" });
+  const script = new URL("../src/cli/train.ts", import.meta.url).pathname;
+  const run = () =>
+    new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-ffi",
+        "--allow-read",
+        "--allow-env",
+        "--allow-write=runs",
+        script,
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--frames",
+        "4",
+        "--size",
+        "16",
+        "--set",
+        "model.encoderDepth=2",
+        "--set",
+        "data.prefetch=0",
+      ],
+      cwd,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+  for (let i = 0; i < 2; i++) {
+    const r = await run();
+    assert.ok(r.success, new TextDecoder().decode(r.stderr));
+  }
+  for (const d of ["default", "default-2"]) {
+    assert.ok(Deno.statSync(`${cwd}/runs/${d}/checkpoints/step_0000002.safetensors`).isFile, d);
+    assert.equal(JSON.parse(Deno.readTextFileSync(`${cwd}/runs/${d}/config.json`)).name, d);
+  }
+  await Deno.remove(cwd, { recursive: true });
+});

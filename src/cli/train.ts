@@ -43,6 +43,14 @@ function usage(): string {
     "[--preset P] [--steps N] [--batch-size N] [--lr X] [--set key=value ...] [--print-config]";
 }
 
+function existsDir(path: string): boolean {
+  try {
+    return Deno.statSync(path).isDirectory;
+  } catch {
+    return false;
+  }
+}
+
 async function main(): Promise<number> {
   const options: Record<string, { type: "string" | "boolean"; multiple?: boolean }> = {
     config: { type: "string" },
@@ -64,8 +72,8 @@ async function main(): Promise<number> {
     return 0;
   }
 
-  const name = (values.name as string | undefined) ?? "default";
-  const runDir = `runs/${name}`;
+  let name = (values.name as string | undefined) ?? "default";
+  let runDir = `runs/${name}`;
   let raw: Record<string, unknown> = {};
   let source = "configuration";
   if (values.resume) {
@@ -104,6 +112,11 @@ async function main(): Promise<number> {
         );
       }
     }
+    if (raw.name === undefined) {
+      // Named neither by --name nor by the config file: never collide with an earlier run (default, default-2, ...).
+      for (let i = 2; existsDir(`runs/${name}/checkpoints`); i++) name = `default-${i}`;
+      setPath(raw, "name", name);
+    }
     for (const kv of (values.set as string[] | undefined) ?? []) {
       const i = kv.indexOf("=");
       if (i <= 0) {
@@ -124,6 +137,8 @@ async function main(): Promise<number> {
     }
     throw e;
   }
+  name = cfg.name;
+  runDir = `runs/${name}`;
   const device = resolveDevice(cfg);
   const m = modelConfig(cfg);
   console.log(
@@ -140,8 +155,7 @@ async function main(): Promise<number> {
 
   await Deno.mkdir(runDir, { recursive: true });
   if (!values.resume) {
-    const existing = [...Deno.readDirSync(runDir)].some((e) => e.name === "checkpoints");
-    if (existing) {
+    if (existsDir(`${runDir}/checkpoints`)) {
       console.error(
         `train: ${runDir} already holds a run; continue it with --resume --name ${name}, or pick another --name`,
       );
