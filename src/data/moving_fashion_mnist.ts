@@ -229,10 +229,15 @@ async function readIdx(path: string, magic: number): Promise<IdxArray> {
 async function decodeSplit(split: FashionSplit, dir: string): Promise<FashionMnistData> {
   const f = FASHION_MNIST_FILES[split], S = FASHION_IMAGE_SIZE;
   const imagesPath = `${dir}/${f.images}`, labelsPath = `${dir}/${f.labels}`;
-  const [img, lab] = await Promise.all([
+  // Both files are read concurrently, but a failure is reported in a fixed order (images first), so the same
+  // broken folder always gives the same message.
+  const [ri, rl] = await Promise.allSettled([
     readIdx(imagesPath, IDX_IMAGES_MAGIC),
     readIdx(labelsPath, IDX_LABELS_MAGIC),
   ]);
+  if (ri.status === "rejected") throw ri.reason;
+  if (rl.status === "rejected") throw rl.reason;
+  const img = ri.value, lab = rl.value;
   const [n, h, w] = img.dims;
   if (h !== S || w !== S) {
     throw new Error(`Fashion-MNIST: ${imagesPath} holds ${h}×${w} images, expected ${S}×${S}`);
