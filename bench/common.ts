@@ -57,3 +57,25 @@ export function trainBenchSetup(args: string[]): TrainBenchSetup {
     cfg,
   };
 }
+
+/**
+ * Times `step` as the best of `rounds` rounds of `steps` calls each, after `warmup` calls; on CUDA it
+ * synchronises around each round and reports the peak allocated bytes since the warm-up (null on the CPU).
+ */
+export function timeSteps(
+  step: () => void,
+  { warmup, rounds = 3, steps, cudaOn }: { warmup: number; rounds?: number; steps: number; cudaOn: boolean },
+): { msPerStep: number; peakBytes: number | null } {
+  const sync = () => cudaOn && torch.cuda.synchronize();
+  for (let i = 0; i < warmup; i++) step();
+  sync();
+  if (cudaOn) torch.cuda.resetPeakMemoryStats();
+  let best = Infinity;
+  for (let r = 0; r < rounds; r++) {
+    const t0 = performance.now();
+    for (let i = 0; i < steps; i++) step();
+    sync();
+    best = Math.min(best, (performance.now() - t0) / steps);
+  }
+  return { msPerStep: best, peakBytes: cudaOn ? torch.cuda.memoryStats()!.peakAllocated : null };
+}

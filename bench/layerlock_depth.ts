@@ -7,7 +7,7 @@
  * @module
  */
 import * as torch from "../mod.ts";
-import { trainBenchSetup } from "./common.ts";
+import { timeSteps, trainBenchSetup } from "./common.ts";
 import { Freezer } from "../src/layerlock/freeze.ts";
 import { LatentHeads } from "../src/layerlock/heads.ts";
 import { computeLosses, latentTargets } from "../src/layerlock/objective.ts";
@@ -62,17 +62,7 @@ function measure(mode: "mae-freeze" | "layerlock", frozen: number): Row {
     opt.step();
     opt.zeroGrad();
   };
-  for (let i = 0; i < 3; i++) step();
-  sync();
-  if (cudaOn) torch.cuda.resetPeakMemoryStats();
-  let best = Infinity;
-  for (let r = 0; r < 3; r++) {
-    const t0 = performance.now();
-    for (let i = 0; i < steps; i++) step();
-    sync();
-    best = Math.min(best, (performance.now() - t0) / steps);
-  }
-  const peak = cudaOn ? torch.cuda.memoryStats()!.peakAllocated : null;
+  const { msPerStep: best, peakBytes: peak } = timeSteps(step, { warmup: 3, steps, cudaOn });
   let targetPassMs: number | null = null;
   if (mode === "layerlock" && frozen > 0) {
     const pass = () =>

@@ -7,7 +7,7 @@
  * @module
  */
 import * as torch from "../mod.ts";
-import { pythonWithTorch, trainBenchSetup } from "./common.ts";
+import { pythonWithTorch, timeSteps, trainBenchSetup } from "./common.ts";
 import { disposeMask, makeMask } from "../src/models/masking.ts";
 import { maskedMse, pixelTargets } from "../src/models/targets.ts";
 import { VideoMAE } from "../src/models/video_mae.ts";
@@ -39,18 +39,8 @@ function ours(): { msPerStep: number; peakBytes: number; params: number } {
     opt.step();
     opt.zeroGrad();
   };
-  const sync = () => cudaOn && torch.cuda.synchronize();
-  for (let i = 0; i < 5; i++) step();
-  sync();
-  if (cudaOn) torch.cuda.resetPeakMemoryStats();
-  let best = Infinity;
-  for (let r = 0; r < 3; r++) {
-    const t0 = performance.now();
-    for (let i = 0; i < steps; i++) step();
-    sync();
-    best = Math.min(best, (performance.now() - t0) / steps);
-  }
-  const peak = cudaOn ? torch.cuda.memoryStats()!.peakAllocated : 0;
+  const { msPerStep: best, peakBytes } = timeSteps(step, { warmup: 5, steps, cudaOn });
+  const peak = peakBytes ?? 0;
   const params = model.numParameters();
   x.dispose();
   opt.dispose();

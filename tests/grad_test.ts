@@ -7,23 +7,9 @@
 import assert from "node:assert/strict";
 import * as torch from "../mod.ts";
 import { clipGradNorm, enableGrad, isGradEnabled, noGrad, scope, type Tensor, tensor } from "../mod.ts";
-import { assertClose, leakFreeTest } from "./helpers.ts";
+import { assertClose, leakFreeTest, numel, prng } from "./helpers.ts";
 
 // ---------------------------------------------------------------------------------------- helpers
-
-/** A small deterministic PRNG (mulberry32), so every run checks the same points. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
 /** A differentiable input of `gradcheck`: its shape, and either fixed data or a sampling range. */
 interface Input {

@@ -42,3 +42,18 @@ export function assertClose(
     );
   }
 }
+
+/** A small deterministic PRNG (mulberry32) for test data, so every run checks the same points. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** The number of elements of a shape. */
+export const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);

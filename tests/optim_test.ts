@@ -17,7 +17,7 @@ import {
   TorchError,
   warmupCosine,
 } from "../mod.ts";
-import { assertClose, leakFreeTest } from "./helpers.ts";
+import { assertClose, leakFreeTest, numel, prng } from "./helpers.ts";
 
 // ---------------------------------------------------------------------------------------- helpers
 
@@ -38,20 +38,6 @@ interface Golden {
 }
 
 const GOLDEN: Golden = JSON.parse(Deno.readTextFileSync(new URL("./golden/optim.json", import.meta.url)));
-
-/** A small deterministic PRNG (mulberry32) for gradients. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
 /** A tensor of values uniform in [-scale, scale), from `rng`. */
 function randTensor(shape: number[], rng: () => number, scale = 1, requiresGrad = false): Tensor {

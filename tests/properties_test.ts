@@ -7,11 +7,10 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import * as torch from "../mod.ts";
 import { currentScope, keep, liveTensors, scope, type Tensor, tensor, TorchError } from "../mod.ts";
-import { leakFreeTest, noLeak } from "./helpers.ts";
+import { leakFreeTest, noLeak, numel } from "./helpers.ts";
 
 const RUNS = { numRuns: 100 };
 
-const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 const vals = (t: Tensor): number[] => Array.from(t.toArray() as Float64Array);
 
 /** Deterministic host data for a shape: small multiples of 1/4, so f64 add and mul are exact. */
