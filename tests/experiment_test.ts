@@ -18,7 +18,8 @@ Deno.test("experiment: two modes at a toy budget produce results.json and a repo
     patch: 16,
     trainClips: 16,
     testClips: 16,
-    probeEpochs: 2,
+    linearEpochs: 2,
+    attentiveEpochs: 2,
     probeSeeds: [0, 1],
     evalEvery: 4,
     device: "cpu",
@@ -38,6 +39,12 @@ Deno.test("experiment: two modes at a toy budget produce results.json and a repo
     assert.ok(r.metrics.some((m) => m.eval !== undefined), "collapse metrics were logged during training");
     assert.ok(r.stepsPerSec > 0);
   }
+  assert.ok(summary.baseline !== null, "the untrained encoder is probed by default");
+  assert.deepEqual(Object.keys(saved.baseline.probes).sort(), Object.keys(summary.results[0].probes).sort());
+  for (const p of Object.values(summary.baseline!.probes)) assert.equal(p.values.length, 2);
+  const html = await Deno.readTextFile(`${dir}/report.html`);
+  assert.match(html, /<td>untrained<\/td>/, "the report's probe table has the baseline row");
+  assert.match(html, /0\. \(sanity check\)/, "the claims table opens with the sanity check");
   const check = await checkReport(dir);
   assert.deepEqual(check.problems, []);
   assert.deepEqual(check.missing, []);
@@ -154,4 +161,13 @@ Deno.test("claims: the verdicts follow the measured numbers", async () => {
     "not reproduced at this scale",
     "not reproduced at this scale",
   ]);
+  // the sanity row: which modes beat the untrained encoder (probe means 0.3, 0.3, 0.2, 0.15 here)
+  const untrained = (m: number) => ({ probes: probes(m), collapse: collapse(10) });
+  const sanity = (m: number) => claims(rs, untrained(m))[0];
+  assert.match(sanity(0.25).claim, /^0\. /);
+  assert.equal(claims(rs, untrained(0.25)).length, 5);
+  assert.equal(sanity(0.25).verdict, "only mae, mae-freeze");
+  assert.equal(sanity(0.1).verdict, "yes, every mode");
+  assert.equal(sanity(0.3).verdict, "no: at this budget no mode beats the untrained encoder");
+  assert.match(sanity(0.25).measured, /untrained 25\.0%; mae 30\.0%/);
 });

@@ -3,7 +3,9 @@
  * (see src/eval/experiment.ts). Flags override the defaults, which fit in under an hour on 2 CPU cores:
  *   --name NAME  --modes mae,mae-freeze,layerlock,latent-unfrozen  --steps N  --batch-size N  --preset P
  *   --frames N  --size N  --patch N  --seed N  --probe-seeds 0,1,2  --train-clips N  --test-clips N
- *   --probe-epochs N  --eval-every N  --device auto|cpu|cuda
+ *   --linear-epochs N  --linear-lr X  --attentive-epochs N  --attentive-lr X  --attentive-batch N
+ *   --eval-every N  --device auto|cpu|cuda
+ *   --no-baseline     skip probing the untrained encoder
  *   --report-only     re-render runs/NAME/report.html from its results.json
  * @module
  */
@@ -38,22 +40,29 @@ async function main(): Promise<number> {
     "probe-seeds",
     "train-clips",
     "test-clips",
-    "probe-epochs",
+    "linear-epochs",
+    "linear-lr",
+    "attentive-epochs",
+    "attentive-lr",
+    "attentive-batch",
     "eval-every",
     "device",
   ];
   let v: Record<string, string | undefined>;
-  let reportOnly = false;
+  let reportOnly = false, noBaseline = false;
   try {
     const parsed = parseArgs({
       args: Deno.args,
       options: {
         ...Object.fromEntries(flags.map((f) => [f, { type: "string" as const }])),
         "report-only": { type: "boolean" as const },
+        "no-baseline": { type: "boolean" as const },
       },
     }).values as Record<string, string | boolean | undefined>;
     reportOnly = parsed["report-only"] === true;
+    noBaseline = parsed["no-baseline"] === true;
     delete parsed["report-only"];
+    delete parsed["no-baseline"];
     v = parsed as Record<string, string | undefined>;
   } catch (e) {
     console.error(`experiment: ${(e as Error).message}`);
@@ -82,7 +91,16 @@ async function main(): Promise<number> {
     num("seed", "seed");
     num("train-clips", "trainClips");
     num("test-clips", "testClips");
-    num("probe-epochs", "probeEpochs");
+    num("linear-epochs", "linearEpochs");
+    num("attentive-epochs", "attentiveEpochs");
+    num("attentive-batch", "attentiveBatch");
+    for (const [flag, key] of [["linear-lr", "linearLr"], ["attentive-lr", "attentiveLr"]] as const) {
+      if (v[flag] === undefined) continue;
+      const x = Number(v[flag]);
+      if (!(Number.isFinite(x) && x > 0)) throw new Error(`--${flag}: '${v[flag]}' is not a number > 0`);
+      e[key] = x;
+    }
+    if (noBaseline) e.baseline = false;
     num("eval-every", "evalEvery");
     if (v["probe-seeds"]) e.probeSeeds = ints(v["probe-seeds"], "probe-seeds");
     if (v.preset) e.preset = v.preset as ExperimentConfig["preset"];

@@ -12,7 +12,7 @@ import { cat } from "../functional.ts";
 import type { Device } from "../dtype.ts";
 import { scope } from "../scope.ts";
 import type { Tensor } from "../tensor.ts";
-import { cuda, liveTensors } from "../runtime.ts";
+import { cuda, liveTensors, manualSeed } from "../runtime.ts";
 import { parseConfig, type TrainConfig } from "../cli/config.ts";
 import { batchToTensor, IMAGENET_MEAN, IMAGENET_STD } from "../data/clip.ts";
 import { FASHION_CLASSES, MovingFashionMnist } from "../data/moving_fashion_mnist.ts";
@@ -58,8 +58,18 @@ export interface ExperimentConfig {
   trainClips: number;
   /** Test-split clips the probes are scored on. */
   testClips: number;
-  /** Probe epochs. */
-  probeEpochs: number;
+  /** Linear-probe epochs (full passes over the training clips; the probe costs little). */
+  linearEpochs: number;
+  /** Linear-probe peak learning rate. */
+  linearLr: number;
+  /** Attentive-probe epochs (the attentive probe is the costly part of the evaluation). */
+  attentiveEpochs: number;
+  /** Attentive-probe peak learning rate. */
+  attentiveLr: number;
+  /** Attentive-probe batch size. */
+  attentiveBatch: number;
+  /** Also probe the untrained encoder (the initialisation every mode starts from) as a baseline row. */
+  baseline: boolean;
   /** Steps between collapse measurements during training. */
   evalEvery: number;
   /** Device (auto: cuda when available). */
@@ -80,7 +90,12 @@ export const DEFAULT_EXPERIMENT: ExperimentConfig = {
   probeSeeds: [0, 1, 2],
   trainClips: 1024,
   testClips: 512,
-  probeEpochs: 40,
+  linearEpochs: 300,
+  linearLr: 1e-2,
+  attentiveEpochs: 40,
+  attentiveLr: 1e-3,
+  attentiveBatch: 64,
+  baseline: true,
   evalEvery: 100,
   device: "auto",
 };
@@ -206,6 +221,58 @@ async function reconstructionGrid(model: VideoMAE, x: Tensor, cfg: TrainConfig):
   return await encodePng(grid.rgb, grid.width, grid.height);
 }
 
+/** A probed encoder's results: probe accuracies and the collapse metrics of its pooled test features. */
+export interface ProbeSummary {
+  /** Probe accuracies: linear/attentive × shape/direction. */
+  probes: ModeResult["probes"];
+  /** Collapse metrics of the pooled test features. */
+  collapse: CollapseMetrics;
+}
+
+type Clips = Awaited<ReturnType<typeof clipsOf>>;
+
+/** Features of the training and test clips, the four probes over every probe seed, and collapse metrics. */
+function probeModel(model: VideoMAE, train_: Clips, test: Clips, e: ExperimentConfig): ProbeSummary {
+  return scope(() => {
+    const device = train_.xs[0].device;
+    const tr = featuresOf(model, train_.xs), te = featuresOf(model, test.xs);
+    const labels = (v: number[]) => tensor(Int32Array.from(v), { device }).long();
+    const trS = labels(train_.shape), teS = labels(test.shape);
+    const trD = labels(train_.direction), teD = labels(test.direction);
+    const lin = { epochs: e.linearEpochs, lr: e.linearLr };
+    const att = { epochs: e.attentiveEpochs, lr: e.attentiveLr, batchSize: e.attentiveBatch };
+    return {
+      probes: {
+        linearShape: probeWithSeeds(
+          (seed) => trainLinearProbe(tr.pooled, trS, te.pooled, teS, { ...lin, seed }),
+          e.probeSeeds,
+        ),
+        linearDirection: probeWithSeeds(
+          (seed) => trainLinearProbe(tr.pooled, trD, te.pooled, teD, { ...lin, seed }),
+          e.probeSeeds,
+        ),
+        attentiveShape: probeWithSeeds(
+          (seed) => trainAttentiveProbe(tr.tokens, trS, te.tokens, teS, { ...att, seed }),
+          e.probeSeeds,
+        ),
+        attentiveDirection: probeWithSeeds(
+          (seed) => trainAttentiveProbe(tr.tokens, trD, te.tokens, teD, { ...att, seed }),
+          e.probeSeeds,
+        ),
+      },
+      collapse: collapseMetrics(te.pooled),
+    };
+  });
+}
+
+/** One line of probe accuracies. */
+function probeLine(r: ProbeSummary): string {
+  const p = r.probes, f = (s: SeedStats) => (100 * s.mean).toFixed(1);
+  return `linear shape ${f(p.linearShape)}%, direction ${f(p.linearDirection)}%; attentive shape ${
+    f(p.attentiveShape)
+  }%, direction ${f(p.attentiveDirection)}%; effective rank ${r.collapse.effectiveRank.toFixed(1)}`;
+}
+
 /** Runs the experiment; `print` receives progress lines. */
 export async function runExperiment(e: ExperimentConfig, print: (s: string) => void = console.log) {
   const dir = `runs/${e.name}`;
@@ -229,7 +296,22 @@ export async function runExperiment(e: ExperimentConfig, print: (s: string) => v
   const results: ModeResult[] = [];
   const images: { name: string; png: Uint8Array }[] = [];
   const t0 = performance.now();
+  let baseline: ProbeSummary | null = null;
   try {
+    if (e.baseline) {
+      // The initialisation every mode starts from: the trainer seeds torch with the run's seed, then builds
+      // the model, so this is each run's step-0 encoder.
+      print(`[${BASELINE_NAME}] probing the untrained encoder (${e.probeSeeds.length} seeds)`);
+      const cfg = modeTrainConfig(e, e.modes[0]);
+      manualSeed(cfg.seed);
+      const init = new VideoMAE(modelConfig(cfg), device);
+      try {
+        baseline = probeModel(init, train_, test, e);
+      } finally {
+        init.dispose();
+      }
+      print(`[${BASELINE_NAME}] ${probeLine(baseline)}`);
+    }
     for (const mode of e.modes) {
       const cfg = modeTrainConfig(e, mode);
       const runDir = `${dir}/${mode}`;
@@ -261,38 +343,7 @@ export async function runExperiment(e: ExperimentConfig, print: (s: string) => v
       const final = loadModel(ckpts[ckpts.length - 1], cfg, device);
       try {
         print(`[${mode}] probing (${e.probeSeeds.length} seeds)`);
-        const r = scope(() => {
-          const tr = featuresOf(final, train_.xs), te = featuresOf(final, test.xs);
-          const labels = (v: number[]) => tensor(Int32Array.from(v), { device }).long();
-          const ys = {
-            trS: labels(train_.shape),
-            teS: labels(test.shape),
-            trD: labels(train_.direction),
-            teD: labels(test.direction),
-          };
-          const opts = { epochs: e.probeEpochs };
-          return {
-            probes: {
-              linearShape: probeWithSeeds(
-                (seed) => trainLinearProbe(tr.pooled, ys.trS, te.pooled, ys.teS, { ...opts, seed }),
-                e.probeSeeds,
-              ),
-              linearDirection: probeWithSeeds(
-                (seed) => trainLinearProbe(tr.pooled, ys.trD, te.pooled, ys.teD, { ...opts, seed }),
-                e.probeSeeds,
-              ),
-              attentiveShape: probeWithSeeds(
-                (seed) => trainAttentiveProbe(tr.tokens, ys.trS, te.tokens, ys.teS, { ...opts, seed }),
-                e.probeSeeds,
-              ),
-              attentiveDirection: probeWithSeeds(
-                (seed) => trainAttentiveProbe(tr.tokens, ys.trD, te.tokens, ys.teD, { ...opts, seed }),
-                e.probeSeeds,
-              ),
-            },
-            collapse: collapseMetrics(te.pooled),
-          };
-        });
+        const r = probeModel(final, train_, test, e);
         print(`[${mode}] measuring layer convergence over ${ckpts.length} checkpoints`);
         const small = scope(() => evalBatch.narrow(0, 0, Math.min(16, evalBatch.shape[0])));
         const finalOuts = layerOutputs(final.encoder, small);
@@ -324,16 +375,7 @@ export async function runExperiment(e: ExperimentConfig, print: (s: string) => v
           collapse: r.collapse,
           convergence,
         });
-        const p = r.probes;
-        print(
-          `[${mode}] linear shape ${(100 * p.linearShape.mean).toFixed(1)}%, direction ${
-            (100 * p.linearDirection.mean).toFixed(1)
-          }%; ` +
-            `attentive shape ${(100 * p.attentiveShape.mean).toFixed(1)}%, direction ${
-              (100 * p.attentiveDirection.mean).toFixed(1)
-            }%; ` +
-            `effective rank ${r.collapse.effectiveRank.toFixed(1)}`,
-        );
+        print(`[${mode}] ${probeLine(r)}`);
       } finally {
         final.dispose();
       }
@@ -342,7 +384,7 @@ export async function runExperiment(e: ExperimentConfig, print: (s: string) => v
     for (const t of [...train_.xs, ...test.xs]) t.dispose();
   }
   const minutes = (performance.now() - t0) / 60000;
-  const summary = { config: e, device, minutes, liveTensors: liveTensors(), results };
+  const summary = { config: e, device, minutes, liveTensors: liveTensors(), baseline, results };
   await Deno.writeTextFile(`${dir}/results.json`, JSON.stringify(summary, null, 2) + "\n");
   const html = renderReport({
     title: "LayerLock at small scale: Moving Fashion-MNIST",
@@ -351,7 +393,7 @@ export async function runExperiment(e: ExperimentConfig, print: (s: string) => v
         e.modes.join(", ")
       } · ${e.preset} · ${e.steps} steps of batch ${e.batchSize} · ${e.frames}×${e.size}×${e.size} clips · ` +
       `device ${device} · ${minutes.toFixed(1)} min`,
-    sections: reportSections(e, results, images.map((i) => i.name)),
+    sections: reportSections(e, results, images.map((i) => i.name), baseline),
   });
   await writeReport(dir, html, images);
   print(`wrote ${dir}/results.json and ${dir}/report.html (${minutes.toFixed(1)} min)`);
@@ -371,9 +413,20 @@ export async function rerenderReport(name: string): Promise<void> {
     title: "LayerLock at small scale: Moving Fashion-MNIST",
     subtitle: `${e.modes.join(", ")} · ${e.preset} · ${e.steps} steps of batch ${e.batchSize} · ` +
       `${e.frames}×${e.size}×${e.size} clips · device ${summary.device} · ${summary.minutes.toFixed(1)} min`,
-    sections: reportSections(e, summary.results, names),
+    sections: reportSections(e, summary.results, names, summary.baseline ?? null),
   });
   await writeReport(dir, html, []);
+}
+
+/** The row name of the untrained-encoder baseline. */
+export const BASELINE_NAME = "untrained";
+
+/** The probe settings in words (results.json files written before the linear / attentive split had one count). */
+function probeSettings(e: ExperimentConfig): string {
+  const old = (e as unknown as { probeEpochs?: number }).probeEpochs;
+  if (e.linearEpochs === undefined && old !== undefined) return `${old} epochs, lr 0.001, batch 256`;
+  return `linear ${e.linearEpochs} epochs at lr ${e.linearLr} (batch 256), attentive ${e.attentiveEpochs} ` +
+    `epochs at lr ${e.attentiveLr} (batch ${e.attentiveBatch})`;
 }
 
 function pct(s: SeedStats): string {
@@ -405,14 +458,38 @@ function spearman(a: number[], b: number[]): number {
   return da > 0 && db > 0 ? num / Math.sqrt(da * db) : 0;
 }
 
-/** Plain statements of what the results say about each of the paper's four claims at this scale. */
-export function claims(rs: ModeResult[]): { claim: string; measured: string; verdict: string }[] {
+/** The mean of a result's four probe accuracies. */
+function probeMean(r: ProbeSummary): number {
+  return (r.probes.linearShape.mean + r.probes.linearDirection.mean + r.probes.attentiveShape.mean +
+    r.probes.attentiveDirection.mean) / 4;
+}
+
+/**
+ * Plain statements of what the results say about each of the paper's four claims at this scale. With the
+ * untrained encoder's results (`baseline`), a sanity row "0." comes first: whether training beat the untrained
+ * encoder on the probes at all, without which claims 2 and 4 compare numbers that say little.
+ */
+export function claims(
+  rs: ModeResult[],
+  baseline: ProbeSummary | null = null,
+): { claim: string; measured: string; verdict: string }[] {
   const by = (m: Mode) => rs.find((r) => r.mode === m);
   const out: { claim: string; measured: string; verdict: string }[] = [];
   const mae = by("mae"), freeze = by("mae-freeze"), ll = by("layerlock"), lu = by("latent-unfrozen");
-  const probeMean = (r: ModeResult) =>
-    (r.probes.linearShape.mean + r.probes.linearDirection.mean + r.probes.attentiveShape.mean +
-      r.probes.attentiveDirection.mean) / 4;
+  if (baseline && rs.length > 0) {
+    const b = probeMean(baseline);
+    const better = rs.filter((r) => probeMean(r) > b + 0.005);
+    out.push({
+      claim: "0. (sanity check) Pretraining improves the frozen features over the untrained encoder",
+      measured: `mean probe accuracy: untrained ${(100 * b).toFixed(1)}%; ` +
+        rs.map((r) => `${r.mode} ${(100 * probeMean(r)).toFixed(1)}%`).join(", "),
+      verdict: better.length === rs.length
+        ? "yes, every mode"
+        : better.length > 0
+        ? `only ${better.map((r) => r.mode).join(", ")}`
+        : "no: at this budget no mode beats the untrained encoder",
+    });
+  }
   if (mae && mae.convergence.length > 1) {
     // the first checkpoint at which each block's CKA to its final self reaches 0.9
     const first = mae.convergence[0].cka.map((_, l) =>
@@ -479,7 +556,12 @@ export function claims(rs: ModeResult[]): { claim: string; measured: string; ver
 }
 
 /** The report's sections, from the results. */
-export function reportSections(e: ExperimentConfig, rs: ModeResult[], imageNames: string[]) {
+export function reportSections(
+  e: ExperimentConfig,
+  rs: ModeResult[],
+  imageNames: string[],
+  baseline: ProbeSummary | null = null,
+) {
   const series = (pick: (r: Record<string, unknown>) => unknown) =>
     rs.map((r) => ({
       name: r.mode,
@@ -487,16 +569,19 @@ export function reportSections(e: ExperimentConfig, rs: ModeResult[], imageNames
         [m.step as number, (pick(m) as number | null) ?? null] as [number, number | null]
       ),
     }));
-  const probeRows = rs.map((
-    r,
-  ) => [
+  // every probed encoder: the untrained baseline first, when there is one
+  const probed: (ProbeSummary & { mode: string })[] = [
+    ...(baseline ? [{ mode: BASELINE_NAME, ...baseline }] : []),
+    ...rs,
+  ];
+  const probeRows = probed.map((r) => [
     r.mode,
     pct(r.probes.linearShape),
     pct(r.probes.linearDirection),
     pct(r.probes.attentiveShape),
     pct(r.probes.attentiveDirection),
   ]);
-  const bars = rs.flatMap((r) => [
+  const bars = probed.flatMap((r) => [
     { label: `${r.mode} lin·shape`, value: r.probes.linearShape.mean, err: r.probes.linearShape.std },
     { label: `${r.mode} att·shape`, value: r.probes.attentiveShape.mean, err: r.probes.attentiveShape.std },
     { label: `${r.mode} lin·dir`, value: r.probes.linearDirection.mean, err: r.probes.linearDirection.std },
@@ -511,7 +596,7 @@ export function reportSections(e: ExperimentConfig, rs: ModeResult[], imageNames
   return [
     {
       heading: "The paper's claims at this scale",
-      html: table(["claim", "measured", "verdict"], claims(rs).map((c) => [c.claim, c.measured, c.verdict])),
+      html: table(["claim", "measured", "verdict"], claims(rs, baseline).map((c) => [c.claim, c.measured, c.verdict])),
     },
     {
       heading: "Setup",
@@ -525,8 +610,8 @@ export function reportSections(e: ExperimentConfig, rs: ModeResult[], imageNames
         ["training", `${e.steps} steps, batch ${e.batchSize}, seed ${e.seed}, same for every mode`],
         [
           "probes",
-          `${e.trainClips} train / ${e.testClips} test clips, ${e.probeEpochs} epochs, seeds ${
-            e.probeSeeds.join(", ")
+          `${e.trainClips} train / ${e.testClips} test clips; ${probeSettings(e)}; seeds ${e.probeSeeds.join(", ")}${
+            baseline ? `; baseline: the untrained encoder (seed ${e.seed}, each mode's initialisation)` : ""
           }`,
         ],
       ]),
@@ -578,7 +663,7 @@ export function reportSections(e: ExperimentConfig, rs: ModeResult[], imageNames
       ).join("") +
         table(
           ["mode", "effective rank", "feature std", "mean cosine"],
-          rs.map((r) => [r.mode, r.collapse.effectiveRank, r.collapse.featureStd, r.collapse.meanCosine]),
+          probed.map((r) => [r.mode, r.collapse.effectiveRank, r.collapse.featureStd, r.collapse.meanCosine]),
         ),
     },
     {
