@@ -173,6 +173,7 @@ export {
   FASHION_MNIST_PACKAGE,
   type FashionClip,
   type FashionMnistData,
+  fashionMnistDir,
   type FashionSplit,
   type GarmentTrack,
   gunzip,

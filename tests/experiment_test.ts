@@ -39,6 +39,8 @@ Deno.test("experiment: two modes at a toy budget produce results.json and a repo
     assert.ok(r.metrics.some((m) => m.eval !== undefined), "collapse metrics were logged during training");
     assert.ok(r.stepsPerSec > 0);
   }
+  assert.equal(saved.complete, true);
+  assert.equal(saved.liveTensors, before, "everything the experiment made is freed");
   assert.ok(summary.baseline !== null, "the untrained encoder is probed by default");
   assert.deepEqual(Object.keys(saved.baseline.probes).sort(), Object.keys(summary.results[0].probes).sort());
   for (const p of Object.values(summary.baseline!.probes)) assert.equal(p.values.length, 2);
@@ -49,6 +51,42 @@ Deno.test("experiment: two modes at a toy budget produce results.json and a repo
   assert.deepEqual(check.problems, []);
   assert.deepEqual(check.missing, []);
   assert.deepEqual(check.images.map((i) => i.src), ["recon_mae.png"], "a reconstruction for the pixel model");
+  assert.equal(torch.liveTensors(), before);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("experiment: a run cut short keeps the modes it finished in results.json and the report", async () => {
+  const before = torch.liveTensors();
+  const name = `tmp/exp_cut_${Date.now()}`;
+  await assert.rejects(
+    runExperiment({
+      ...DEFAULT_EXPERIMENT,
+      name,
+      modes: ["mae", "mae-freeze"],
+      steps: 4,
+      batchSize: 2,
+      frames: 4,
+      size: 32,
+      trainClips: 8,
+      testClips: 8,
+      linearEpochs: 1,
+      attentiveEpochs: 1,
+      probeSeeds: [0],
+      evalEvery: 2,
+      baseline: false,
+      device: "cpu",
+    }, (line) => {
+      if (line.startsWith("[mae-freeze] training")) throw new Error("interrupted");
+    }),
+    /interrupted/,
+  );
+  const dir = `runs/${name}`;
+  const saved = JSON.parse(await Deno.readTextFile(`${dir}/results.json`));
+  assert.equal(saved.complete, false);
+  assert.equal(saved.baseline, null);
+  assert.deepEqual(saved.results.map((r: { mode: string }) => r.mode), ["mae"]);
+  assert.match(await Deno.readTextFile(`${dir}/report.html`), /partial: 1 of 2 modes/);
+  assert.deepEqual((await checkReport(dir)).missing, []);
   assert.equal(torch.liveTensors(), before);
   await Deno.remove(dir, { recursive: true });
 });

@@ -16,9 +16,11 @@ import {
   DirectLoader,
   ensureFashionMnist,
   FASHION_CLASSES,
+  FASHION_MNIST_DIR,
   FASHION_MNIST_FILES,
   type FashionClip,
   type FashionMnistData,
+  fashionMnistDir,
   IDX_IMAGES_MAGIC,
   IDX_LABELS_MAGIC,
   loadFashionMnist,
@@ -354,6 +356,40 @@ Deno.test("fashion-mnist: missing, corrupt or truncated IDX files give clear err
     assert.equal((await ds.batch([0])).data.every((v) => v === 0), true); // all-black images
     assert.throws(() => parseIdx(new Uint8Array(2), "x"), /x: truncated IDX file: 2 bytes/);
   } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("fashion-mnist: LAYERLOCK_FASHION_MNIST names the folder, and is never installed into", async () => {
+  await ensureFashionMnist({ log: () => {} });
+  await Deno.mkdir("runs/tmp", { recursive: true });
+  const dir = await Deno.makeTempDir({ dir: "runs/tmp", prefix: "fashion_env_" });
+  const saved = Deno.env.get("LAYERLOCK_FASHION_MNIST");
+  try {
+    Deno.env.set("LAYERLOCK_FASHION_MNIST", dir);
+    assert.equal(fashionMnistDir(), dir);
+    // empty folder: a clear error naming it and the variable, without trying apt-get
+    await assert.rejects(
+      ensureFashionMnist({ log: () => assert.fail("must not try to install") }),
+      (e: Error) =>
+        e.message.includes(`missing from ${dir}`) && e.message.includes("LAYERLOCK_FASHION_MNIST"),
+    );
+    // a copy of the official files there: the datasets read it by default
+    for (const f of Object.values(FASHION_MNIST_FILES)) {
+      for (const name of [f.images, f.labels]) {
+        await Deno.copyFile(`${FASHION_MNIST_DIR}/${name}`, `${dir}/${name}`);
+      }
+    }
+    assert.equal(await ensureFashionMnist({ install: false }), dir);
+    const fromEnv = await loadFashionMnist("test");
+    const fromDefault = await loadFashionMnist("test", FASHION_MNIST_DIR);
+    assert.notEqual(fromEnv, fromDefault, "decoded from the other folder, not the cache of the default one");
+    assert.deepEqual(fromEnv.labels, fromDefault.labels);
+    Deno.env.set("LAYERLOCK_FASHION_MNIST", "");
+    assert.equal(fashionMnistDir(), FASHION_MNIST_DIR, "an empty variable means the default");
+  } finally {
+    if (saved === undefined) Deno.env.delete("LAYERLOCK_FASHION_MNIST");
+    else Deno.env.set("LAYERLOCK_FASHION_MNIST", saved);
     await Deno.remove(dir, { recursive: true });
   }
 });

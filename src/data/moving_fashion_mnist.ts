@@ -69,16 +69,29 @@ const INSTALL_HINT =
   `install it with \`apt-get install ${FASHION_MNIST_PACKAGE}\` (as root; \`sudo apt-get ` +
   `install ${FASHION_MNIST_PACKAGE}\` otherwise) on Debian/Ubuntu, or put the four official gzipped IDX files ` +
   `(${Object.values(FASHION_MNIST_FILES).flatMap((f) => [f.images, f.labels]).join(", ")}) in a folder and ` +
-  "pass it as `dir`";
+  "name it with the environment variable `" + "LAYERLOCK_FASHION_MNIST" + "` (or pass it as `dir`)";
 
 /** Options of `ensureFashionMnist`. */
 export interface EnsureFashionMnistOptions {
-  /** The folder holding the four files (default `FASHION_MNIST_DIR`; only that one is ever installed). */
+  /**
+   * The folder holding the four files (default: `$LAYERLOCK_FASHION_MNIST` when set, else `FASHION_MNIST_DIR`;
+   * only the latter is ever installed).
+   */
   dir?: string;
   /** Install Debian's package with apt-get when files are missing and we are root (default true). */
   install?: boolean;
   /** Where progress lines go (default console.log). */
   log?: (line: string) => void;
+}
+
+/**
+ * The folder Fashion-MNIST is read from when none is given: the environment variable `LAYERLOCK_FASHION_MNIST`
+ * when it is set and not empty (e.g. a copy in your home directory on a machine without root), else
+ * `FASHION_MNIST_DIR`.
+ */
+export function fashionMnistDir(): string {
+  const v = Deno.env.get("LAYERLOCK_FASHION_MNIST");
+  return v !== undefined && v !== "" ? v : FASHION_MNIST_DIR;
 }
 
 async function missingFiles(dir: string): Promise<string[]> {
@@ -101,7 +114,7 @@ async function missingFiles(dir: string): Promise<string[]> {
  * install them.
  */
 export async function ensureFashionMnist(opts: EnsureFashionMnistOptions = {}): Promise<string> {
-  const dir = opts.dir ?? FASHION_MNIST_DIR, log = opts.log ?? ((l: string) => console.log(l));
+  const dir = opts.dir ?? fashionMnistDir(), log = opts.log ?? ((l: string) => console.log(l));
   const missing = await missingFiles(dir);
   if (missing.length === 0) return dir;
   const why = `Fashion-MNIST is needed but ${missing.join(", ")} ${missing.length === 1 ? "is" : "are"} ` +
@@ -264,13 +277,13 @@ async function decodeSplit(split: FashionSplit, dir: string): Promise<FashionMni
 const cache = new Map<string, Promise<FashionMnistData>>();
 
 /**
- * The decoded `split` of the Fashion-MNIST files in `dir` (default `FASHION_MNIST_DIR`), decoded once per
+ * The decoded `split` of the Fashion-MNIST files in `dir` (default `fashionMnistDir()`), decoded once per
  * process (or worker) and cached; a failed decode is not cached. Does not install anything: see
  * `ensureFashionMnist`. Throws an Error naming the file when one is missing, corrupt, truncated or invalid.
  */
 export function loadFashionMnist(
   split: FashionSplit = "train",
-  dir = FASHION_MNIST_DIR,
+  dir = fashionMnistDir(),
 ): Promise<FashionMnistData> {
   if (!(split in FASHION_MNIST_FILES)) throw new RangeError(`Fashion-MNIST: unknown split '${split}'`);
   const key = `${dir}\0${split}`;
@@ -305,7 +318,7 @@ export interface MovingFashionMnistOptions {
   speed?: readonly [number, number];
   /** Tint each garment with a random saturated colour instead of drawing it gray (default false). */
   tint?: boolean;
-  /** Folder of the four gzipped IDX files (default `FASHION_MNIST_DIR`). */
+  /** Folder of the four gzipped IDX files (default `fashionMnistDir()`). */
   dir?: string;
 }
 
@@ -364,7 +377,7 @@ function resolve(o: MovingFashionMnistOptions): Resolved {
     length: o.length ?? 2 ** 31,
     speed: [...(o.speed ?? [0.03, 0.06])] as [number, number],
     tint: o.tint ?? false,
-    dir: o.dir ?? FASHION_MNIST_DIR,
+    dir: o.dir ?? fashionMnistDir(),
   };
   const int = (k: keyof Resolved, min: number, max = Infinity) => {
     const v = r[k] as number;

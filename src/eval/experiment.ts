@@ -297,6 +297,28 @@ export async function runExperiment(e: ExperimentConfig, print: (s: string) => v
   const images: { name: string; png: Uint8Array }[] = [];
   const t0 = performance.now();
   let baseline: ProbeSummary | null = null;
+  // results.json and the report are rewritten after every mode, so a run cut short keeps what it measured
+  // (`complete: false`, and the report's subtitle says how many modes it holds).
+  const save = async (complete: boolean) => {
+    const minutes = (performance.now() - t0) / 60000;
+    const summary = {
+      config: e,
+      device,
+      minutes,
+      complete,
+      // the count after everything is freed (only meaningful once the run is complete)
+      liveTensors: complete ? liveTensors() : null,
+      baseline,
+      results,
+    };
+    await Deno.writeTextFile(`${dir}/results.json`, JSON.stringify(summary, null, 2) + "\n");
+    const html = renderReport({
+      ...reportTitle(e, device, minutes, complete ? null : results.length),
+      sections: reportSections(e, results, images.map((i) => i.name), baseline),
+    });
+    await writeReport(dir, html, images);
+    return summary;
+  };
   try {
     if (e.baseline) {
       // The initialisation every mode starts from: the trainer seeds torch with the run's seed, then builds
@@ -379,24 +401,13 @@ export async function runExperiment(e: ExperimentConfig, print: (s: string) => v
       } finally {
         final.dispose();
       }
+      if (results.length < e.modes.length) await save(false);
     }
   } finally {
     for (const t of [...train_.xs, ...test.xs]) t.dispose();
   }
-  const minutes = (performance.now() - t0) / 60000;
-  const summary = { config: e, device, minutes, liveTensors: liveTensors(), baseline, results };
-  await Deno.writeTextFile(`${dir}/results.json`, JSON.stringify(summary, null, 2) + "\n");
-  const html = renderReport({
-    title: "LayerLock at small scale: Moving Fashion-MNIST",
-    subtitle:
-      `${
-        e.modes.join(", ")
-      } · ${e.preset} · ${e.steps} steps of batch ${e.batchSize} · ${e.frames}×${e.size}×${e.size} clips · ` +
-      `device ${device} · ${minutes.toFixed(1)} min`,
-    sections: reportSections(e, results, images.map((i) => i.name), baseline),
-  });
-  await writeReport(dir, html, images);
-  print(`wrote ${dir}/results.json and ${dir}/report.html (${minutes.toFixed(1)} min)`);
+  const summary = await save(true);
+  print(`wrote ${dir}/results.json and ${dir}/report.html (${summary.minutes.toFixed(1)} min)`);
   return summary;
 }
 
@@ -410,12 +421,25 @@ export async function rerenderReport(name: string): Promise<void> {
   ) => f.name)
     .sort();
   const html = renderReport({
-    title: "LayerLock at small scale: Moving Fashion-MNIST",
-    subtitle: `${e.modes.join(", ")} · ${e.preset} · ${e.steps} steps of batch ${e.batchSize} · ` +
-      `${e.frames}×${e.size}×${e.size} clips · device ${summary.device} · ${summary.minutes.toFixed(1)} min`,
+    ...reportTitle(
+      e,
+      summary.device,
+      summary.minutes,
+      summary.complete === false ? summary.results.length : null,
+    ),
     sections: reportSections(e, summary.results, names, summary.baseline ?? null),
   });
   await writeReport(dir, html, []);
+}
+
+/** The report's title and subtitle; `partialModes` is the number of modes done when the run is incomplete. */
+function reportTitle(e: ExperimentConfig, device: string, minutes: number, partialModes: number | null) {
+  return {
+    title: "LayerLock and its comparison modes on Moving Fashion-MNIST",
+    subtitle: `${e.modes.join(", ")} · ${e.preset} · ${e.steps} steps of batch ${e.batchSize} · ` +
+      `${e.frames}×${e.size}×${e.size} clips · device ${device} · ${minutes.toFixed(1)} min` +
+      (partialModes === null ? "" : ` · partial: ${partialModes} of ${e.modes.length} modes`),
+  };
 }
 
 /** The row name of the untrained-encoder baseline. */
@@ -596,7 +620,10 @@ export function reportSections(
   return [
     {
       heading: "The paper's claims at this scale",
-      html: table(["claim", "measured", "verdict"], claims(rs, baseline).map((c) => [c.claim, c.measured, c.verdict])),
+      html: table(
+        ["claim", "measured", "verdict"],
+        claims(rs, baseline).map((c) => [c.claim, c.measured, c.verdict]),
+      ),
     },
     {
       heading: "Setup",
@@ -610,7 +637,9 @@ export function reportSections(
         ["training", `${e.steps} steps, batch ${e.batchSize}, seed ${e.seed}, same for every mode`],
         [
           "probes",
-          `${e.trainClips} train / ${e.testClips} test clips; ${probeSettings(e)}; seeds ${e.probeSeeds.join(", ")}${
+          `${e.trainClips} train / ${e.testClips} test clips; ${probeSettings(e)}; seeds ${
+            e.probeSeeds.join(", ")
+          }${
             baseline ? `; baseline: the untrained encoder (seed ${e.seed}, each mode's initialisation)` : ""
           }`,
         ],
