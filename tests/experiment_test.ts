@@ -209,3 +209,20 @@ Deno.test("claims: the verdicts follow the measured numbers", async () => {
   assert.equal(sanity(0.3).verdict, "no: at this budget no mode beats the untrained encoder");
   assert.match(sanity(0.25).measured, /untrained 25\.0%; mae 30\.0%/);
 });
+
+Deno.test("experiment: every mode trains with the experiment's budget, learning rate and seed", async () => {
+  const { modeTrainConfig } = await import("../src/eval/experiment.ts");
+  const e = { ...DEFAULT_EXPERIMENT, steps: 500, batchSize: 4, lr: 2e-4, seed: 7 };
+  for (const mode of e.modes) {
+    const c = modeTrainConfig(e, mode);
+    assert.equal(c.layerlock.mode, mode);
+    assert.deepEqual([c.optim.steps, c.optim.batchSize, c.optim.lr, c.optim.warmupSteps, c.seed], [
+      500,
+      4,
+      2e-4,
+      50,
+      7,
+    ]);
+    assert.equal(c.data.source, "fashion");
+  }
+});

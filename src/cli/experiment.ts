@@ -1,7 +1,7 @@
 /**
  * `deno task experiment [flags]`: the small-scale reproduction of LayerLock's claims on Moving Fashion-MNIST
  * (see src/eval/experiment.ts). Flags override the defaults, which fit in under an hour on 2 CPU cores:
- *   --name NAME  --modes mae,mae-freeze,layerlock,latent-unfrozen  --steps N  --batch-size N  --preset P
+ *   --name NAME  --modes mae,mae-freeze,layerlock,latent-unfrozen  --steps N  --batch-size N  --lr X  --preset P
  *   --frames N  --size N  --patch N  --seed N  --probe-seeds 0,1,2  --train-clips N  --test-clips N
  *   --linear-epochs N  --linear-lr X  --attentive-epochs N  --attentive-lr X  --attentive-batch N
  *   --eval-every N  --device auto|cpu|cuda
@@ -32,6 +32,7 @@ async function main(): Promise<number> {
     "modes",
     "steps",
     "batch-size",
+    "lr",
     "preset",
     "frames",
     "size",
@@ -94,7 +95,9 @@ async function main(): Promise<number> {
     num("linear-epochs", "linearEpochs");
     num("attentive-epochs", "attentiveEpochs");
     num("attentive-batch", "attentiveBatch");
-    for (const [flag, key] of [["linear-lr", "linearLr"], ["attentive-lr", "attentiveLr"]] as const) {
+    for (
+      const [flag, key] of [["lr", "lr"], ["linear-lr", "linearLr"], ["attentive-lr", "attentiveLr"]] as const
+    ) {
       if (v[flag] === undefined) continue;
       const x = Number(v[flag]);
       if (!(Number.isFinite(x) && x > 0)) throw new Error(`--${flag}: '${v[flag]}' is not a number > 0`);

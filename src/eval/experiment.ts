@@ -42,6 +42,8 @@ export interface ExperimentConfig {
   steps: number;
   /** Clips per step. */
   batchSize: number;
+  /** Peak learning rate of every mode's training (warmup-cosine). */
+  lr: number;
   /** Model preset. */
   preset: TrainConfig["model"]["preset"];
   /** Frames per clip. */
@@ -82,6 +84,7 @@ export const DEFAULT_EXPERIMENT: ExperimentConfig = {
   modes: ["mae", "mae-freeze", "layerlock", "latent-unfrozen"],
   steps: 800,
   batchSize: 8,
+  lr: 1e-3,
   preset: "tiny",
   frames: 16,
   size: 64,
@@ -126,7 +129,12 @@ export function modeTrainConfig(e: ExperimentConfig, mode: Mode): TrainConfig {
     device: e.device,
     model: { preset: e.preset, patch: e.patch },
     data: { source: "fashion", frames: e.frames, size: e.size, prefetch: 4 },
-    optim: { steps: e.steps, batchSize: e.batchSize, warmupSteps: Math.max(1, Math.round(e.steps / 10)) },
+    optim: {
+      steps: e.steps,
+      batchSize: e.batchSize,
+      lr: e.lr ?? 1e-3, // results.json files written before this setting have none
+      warmupSteps: Math.max(1, Math.round(e.steps / 10)),
+    },
     layerlock: { mode },
     log: { every: 20, checkpointEvery: Math.max(1, Math.round(e.steps / 8)), keep: 100 },
   });
@@ -634,7 +642,12 @@ export function reportSections(
         ],
         ["clips", `${e.frames} frames of ${e.size}×${e.size}, patch ${e.patch}, tubelet 2`],
         ["model", `${e.preset}`],
-        ["training", `${e.steps} steps, batch ${e.batchSize}, seed ${e.seed}, same for every mode`],
+        [
+          "training",
+          `${e.steps} steps, batch ${e.batchSize}, peak lr ${
+            e.lr ?? 1e-3
+          }, seed ${e.seed}, same for every mode`,
+        ],
         [
           "probes",
           `${e.trainClips} train / ${e.testClips} test clips; ${probeSettings(e)}; seeds ${
