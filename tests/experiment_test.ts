@@ -226,3 +226,21 @@ Deno.test("experiment: every mode trains with the experiment's budget, learning 
     assert.equal(c.data.source, "fashion");
   }
 });
+
+Deno.test("experiment: unusable probe settings are TorchErrors naming the setting, before any training", async () => {
+  const before = torch.liveTensors();
+  const name = `tmp/exp_bad_${Date.now()}`;
+  const cases: [Partial<typeof DEFAULT_EXPERIMENT>, RegExp][] = [
+    [{ linearEpochs: 0 }, /runExperiment: linearEpochs must be a positive integer, got 0/],
+    [{ attentiveBatch: 2.5 }, /attentiveBatch must be a positive integer, got 2\.5/],
+    [{ testClips: 0 }, /testClips must be a positive integer, got 0/],
+    [{ attentiveLr: -1 }, /attentiveLr must be a finite number > 0, got -1/],
+    [{ lr: NaN }, /lr must be a finite number > 0, got NaN/],
+    [{ probeSeeds: [] }, /probeSeeds is empty/],
+  ];
+  for (const [bad, re] of cases) {
+    await assert.rejects(runExperiment({ ...DEFAULT_EXPERIMENT, name, device: "cpu", ...bad }, () => {}), re);
+  }
+  assert.equal(torch.liveTensors(), before);
+  await assert.rejects(Deno.stat(`runs/${name}`), Deno.errors.NotFound, "nothing was written");
+});

@@ -12,22 +12,22 @@
  */
 import { parseArgs } from "node:util";
 import {
-  batchToTensor,
-  cat,
-  extractFeatures,
-  loadSafetensors,
   manualSeed,
   modelConfig,
-  MovingFashionMnist,
   type ProbeResult,
   scope,
-  type Tensor,
   tensor,
   trainAttentiveProbe,
   trainLinearProbe,
   VideoMAE,
 } from "../mod.ts";
-import { DEFAULT_EXPERIMENT, modeTrainConfig } from "../src/eval/experiment.ts";
+import {
+  DEFAULT_EXPERIMENT,
+  featuresOf,
+  loadModel,
+  modeTrainConfig,
+  probeClips,
+} from "../src/eval/experiment.ts";
 
 const { positionals, values } = parseArgs({
   args: Deno.args,
@@ -40,58 +40,33 @@ if (!which) {
   Deno.exit(2);
 }
 const e = DEFAULT_EXPERIMENT;
-
-async function clips(split: "train" | "test", seed: number, n: number) {
-  const ds = await MovingFashionMnist.open({ frames: e.frames, size: e.size, split, seed });
-  const xs: Tensor[] = [], shape: number[] = [], direction: number[] = [];
-  for (let i = 0; i < n; i += 64) {
-    const b = await ds.batch(Array.from({ length: Math.min(64, n - i) }, (_, k) => i + k));
-    xs.push(batchToTensor(b, "cpu"));
-    shape.push(...b.labels!.shape);
-    direction.push(...b.labels!.direction);
-  }
-  const long = (v: number[]) => tensor(Int32Array.from(v)).long();
-  return { x: cat(xs, 0), shape: long(shape), direction: long(direction) };
-}
-
-// the same splits and seeds as runExperiment
-const tr = await clips("train", e.seed + 1, e.trainClips), te = await clips("test", e.seed + 2, e.testClips);
 const cfg = modeTrainConfig(e, "mae");
-manualSeed(cfg.seed); // the trainer's initialisation, for "untrained"
-const model = new VideoMAE(modelConfig(cfg), "cpu");
-if (which !== "untrained") {
-  scope(() => {
-    const sd: Record<string, Tensor> = {};
-    for (const [k, t] of Object.entries(loadSafetensors(which).tensors)) {
-      if (k.startsWith("model.")) sd[k.slice(6)] = t;
-    }
-    model.loadStateDict(sd);
-  });
-}
+// the experiment's clips, and for "untrained" the trainer's initialisation (seeded, then built)
+const { train: tr, test: te } = await probeClips(e, "cpu");
+manualSeed(cfg.seed);
+const model = which === "untrained" ? new VideoMAE(modelConfig(cfg), "cpu") : loadModel(which, cfg, "cpu");
+const long = (v: number[]) => tensor(Int32Array.from(v)).long();
+const [trS, trD, teS, teD] = [tr.shape, tr.direction, te.shape, te.direction].map(long);
+// [epochs, peak lr, batch size] of each probe setting tried
+const LINEAR_SETTINGS = [[40, 1e-3, 256], [300, 1e-3, 256], [300, 1e-2, 256], [1000, 3e-3, 256]];
+const ATTENTIVE_SETTINGS = [[40, 1e-3, 256], [40, 1e-3, 64], [40, 3e-3, 64]];
 const pct = (r: ProbeResult) => `${(100 * r.accuracy).toFixed(1)}/${(100 * r.trainAccuracy).toFixed(0)}`;
 const depths = (values.depths ?? String(model.encoder.blocks.length)).split(",").map(Number);
 for (const depth of depths) {
   scope(() => {
-    const a = extractFeatures(model.encoder, tr.x, { depth, batchSize: 64 });
-    const b = extractFeatures(model.encoder, te.x, { depth, batchSize: 64 });
+    const a = featuresOf(model, tr.xs, depth), b = featuresOf(model, te.xs, depth);
     console.log(`${which} · depth ${depth} · test/train top-1 % (garment, direction)`);
-    for (
-      const [epochs, lr, batchSize] of [[40, 1e-3, 256], [300, 1e-3, 256], [300, 1e-2, 256], [
-        1000,
-        3e-3,
-        256,
-      ]]
-    ) {
+    for (const [epochs, lr, batchSize] of LINEAR_SETTINGS) {
       const o = { epochs, lr, batchSize };
-      const s = trainLinearProbe(a.pooled, tr.shape, b.pooled, te.shape, o);
-      const d = trainLinearProbe(a.pooled, tr.direction, b.pooled, te.direction, o);
+      const s = trainLinearProbe(a.pooled, trS, b.pooled, teS, o);
+      const d = trainLinearProbe(a.pooled, trD, b.pooled, teD, o);
       console.log(`  linear    ${epochs} epochs, lr ${lr}, batch ${batchSize}: ${pct(s)}  ${pct(d)}`);
     }
     if (!values.attentive) return;
-    for (const [epochs, lr, batchSize] of [[40, 1e-3, 256], [40, 1e-3, 64], [40, 3e-3, 64]]) {
+    for (const [epochs, lr, batchSize] of ATTENTIVE_SETTINGS) {
       const o = { epochs, lr, batchSize };
-      const s = trainAttentiveProbe(a.tokens, tr.shape, b.tokens, te.shape, o);
-      const d = trainAttentiveProbe(a.tokens, tr.direction, b.tokens, te.direction, o);
+      const s = trainAttentiveProbe(a.tokens, trS, b.tokens, teS, o);
+      const d = trainAttentiveProbe(a.tokens, trD, b.tokens, teD, o);
       console.log(`  attentive ${epochs} epochs, lr ${lr}, batch ${batchSize}: ${pct(s)}  ${pct(d)}`);
     }
   });

@@ -6,6 +6,7 @@
  * Writes `runs/<name>/results.json` and `runs/<name>/report.html` (with its PNGs).
  * @module
  */
+import { TorchError } from "../../ffi/errors.ts";
 import { noGrad } from "../autograd.ts";
 import { tensor } from "../creation.ts";
 import { cat } from "../functional.ts";
@@ -132,7 +133,7 @@ export function modeTrainConfig(e: ExperimentConfig, mode: Mode): TrainConfig {
     optim: {
       steps: e.steps,
       batchSize: e.batchSize,
-      lr: e.lr ?? 1e-3, // results.json files written before this setting have none
+      lr: e.lr,
       warmupSteps: Math.max(1, Math.round(e.steps / 10)),
     },
     layerlock: { mode },
@@ -140,7 +141,22 @@ export function modeTrainConfig(e: ExperimentConfig, mode: Mode): TrainConfig {
   });
 }
 
-async function clipsOf(ds: MovingFashionMnist, n: number, device: Device, chunk = 64) {
+/** Labelled clips of one split, as [chunk, C, T, H, W] tensors on `device` and their labels. */
+export interface LabelledClips {
+  /** The clips, in chunks of up to 64. */
+  xs: Tensor[];
+  /** Garment class of each clip. */
+  shape: number[];
+  /** Motion direction of each clip. */
+  direction: number[];
+}
+
+async function clipsOf(
+  ds: MovingFashionMnist,
+  n: number,
+  device: Device,
+  chunk = 64,
+): Promise<LabelledClips> {
   const xs: Tensor[] = [], shape: number[] = [], direction: number[] = [];
   for (let i = 0; i < n; i += chunk) {
     const idx = Array.from({ length: Math.min(chunk, n - i) }, (_, k) => i + k);
@@ -152,7 +168,27 @@ async function clipsOf(ds: MovingFashionMnist, n: number, device: Device, chunk 
   return { xs, shape, direction };
 }
 
-function loadModel(path: string, cfg: TrainConfig, device: Device): VideoMAE {
+/**
+ * The clips the probes learn from (`trainClips` from the training split) and are scored on (`testClips` from the
+ * test split), the same for every mode and run with the same settings. The caller owns the tensors.
+ */
+export async function probeClips(
+  e: ExperimentConfig,
+  device: Device,
+): Promise<{ train: LabelledClips; test: LabelledClips }> {
+  const open = (split: "train" | "test", seed: number) =>
+    MovingFashionMnist.open({ frames: e.frames, size: e.size, split, seed });
+  const train = await clipsOf(await open("train", e.seed + 1), e.trainClips, device);
+  try {
+    return { train, test: await clipsOf(await open("test", e.seed + 2), e.testClips, device) };
+  } catch (err) {
+    for (const t of train.xs) t.dispose();
+    throw err;
+  }
+}
+
+/** A VideoMAE of `cfg`'s architecture with the model weights of a training checkpoint. */
+export function loadModel(path: string, cfg: TrainConfig, device: Device): VideoMAE {
   const model = new VideoMAE(modelConfig(cfg), device);
   scope(() => {
     const { tensors } = loadSafetensors(path, { device });
@@ -163,10 +199,14 @@ function loadModel(path: string, cfg: TrainConfig, device: Device): VideoMAE {
   return model;
 }
 
-/** Pooled and token features of clip chunks, concatenated. */
-function featuresOf(model: VideoMAE, xs: Tensor[]): { pooled: Tensor; tokens: Tensor } {
+/** Pooled and token features of clip chunks after `depth` blocks (default all), concatenated. */
+export function featuresOf(
+  model: VideoMAE,
+  xs: Tensor[],
+  depth?: number,
+): { pooled: Tensor; tokens: Tensor } {
   return scope(() => {
-    const parts = xs.map((x) => extractFeatures(model.encoder, x));
+    const parts = xs.map((x) => extractFeatures(model.encoder, x, { depth }));
     return {
       pooled: scope(() => catRows(parts.map((p) => p.pooled))),
       tokens: scope(() => catRows(parts.map((p) => p.tokens))),
@@ -237,10 +277,13 @@ export interface ProbeSummary {
   collapse: CollapseMetrics;
 }
 
-type Clips = Awaited<ReturnType<typeof clipsOf>>;
-
 /** Features of the training and test clips, the four probes over every probe seed, and collapse metrics. */
-function probeModel(model: VideoMAE, train_: Clips, test: Clips, e: ExperimentConfig): ProbeSummary {
+function probeModel(
+  model: VideoMAE,
+  train_: LabelledClips,
+  test: LabelledClips,
+  e: ExperimentConfig,
+): ProbeSummary {
   return scope(() => {
     const device = train_.xs[0].device;
     const tr = featuresOf(model, train_.xs), te = featuresOf(model, test.xs);
@@ -284,22 +327,10 @@ function probeLine(r: ProbeSummary): string {
 /** Runs the experiment; `print` receives progress lines. */
 export async function runExperiment(e: ExperimentConfig, print: (s: string) => void = console.log) {
   const dir = `runs/${e.name}`;
+  checkExperiment(e);
   await Deno.mkdir(dir, { recursive: true });
   const device = resolveDevice(modeTrainConfig(e, e.modes[0]));
-  const trainDs = await MovingFashionMnist.open({
-    frames: e.frames,
-    size: e.size,
-    split: "train",
-    seed: e.seed + 1,
-  });
-  const testDs = await MovingFashionMnist.open({
-    frames: e.frames,
-    size: e.size,
-    split: "test",
-    seed: e.seed + 2,
-  });
-  const train_ = await clipsOf(trainDs, e.trainClips, device);
-  const test = await clipsOf(testDs, e.testClips, device);
+  const { train: train_, test } = await probeClips(e, device);
   const evalBatch = test.xs[0];
   const results: ModeResult[] = [];
   const images: { name: string; png: Uint8Array }[] = [];
@@ -423,7 +454,7 @@ export async function runExperiment(e: ExperimentConfig, print: (s: string) => v
 export async function rerenderReport(name: string): Promise<void> {
   const dir = `runs/${name}`;
   const summary = JSON.parse(await Deno.readTextFile(`${dir}/results.json`));
-  const e: ExperimentConfig = summary.config;
+  const e = upgradeConfig(summary.config);
   const names = [...Deno.readDirSync(dir)].filter((f) => f.isFile && /^recon_.*\.png$/.test(f.name)).map((
     f,
   ) => f.name)
@@ -453,10 +484,40 @@ function reportTitle(e: ExperimentConfig, device: string, minutes: number, parti
 /** The row name of the untrained-encoder baseline. */
 export const BASELINE_NAME = "untrained";
 
-/** The probe settings in words (results.json files written before the linear / attentive split had one count). */
+/**
+ * The configuration of a results.json, with the settings that older versions did not record filled in with the
+ * values those versions used: peak lr 1e-3, and one `probeEpochs` for both probes at lr 1e-3, batch 256.
+ */
+function upgradeConfig(c: Partial<ExperimentConfig> & { probeEpochs?: number }): ExperimentConfig {
+  const old = c.probeEpochs;
+  const probes = old === undefined ? {} : {
+    linearEpochs: old,
+    linearLr: 1e-3,
+    attentiveEpochs: old,
+    attentiveLr: 1e-3,
+    attentiveBatch: 256,
+    baseline: false,
+  };
+  return { ...DEFAULT_EXPERIMENT, lr: 1e-3, ...probes, ...c };
+}
+
+/** Throws a TorchError naming the first probe setting that is not usable, before anything is trained. */
+function checkExperiment(e: ExperimentConfig): void {
+  const bad = (what: string) => {
+    throw new TorchError("runExperiment", what);
+  };
+  for (const k of ["linearEpochs", "attentiveEpochs", "attentiveBatch", "trainClips", "testClips"] as const) {
+    if (!Number.isInteger(e[k]) || e[k] < 1) bad(`${k} must be a positive integer, got ${e[k]}`);
+  }
+  for (const k of ["lr", "linearLr", "attentiveLr"] as const) {
+    if (!(Number.isFinite(e[k]) && e[k] > 0)) bad(`${k} must be a finite number > 0, got ${e[k]}`);
+  }
+  if (e.probeSeeds.length === 0) bad("probeSeeds is empty");
+  if (e.modes.length === 0) bad("modes is empty");
+}
+
+/** The probe settings in words. */
 function probeSettings(e: ExperimentConfig): string {
-  const old = (e as unknown as { probeEpochs?: number }).probeEpochs;
-  if (e.linearEpochs === undefined && old !== undefined) return `${old} epochs, lr 0.001, batch 256`;
   return `linear ${e.linearEpochs} epochs at lr ${e.linearLr} (batch 256), attentive ${e.attentiveEpochs} ` +
     `epochs at lr ${e.attentiveLr} (batch ${e.attentiveBatch})`;
 }
@@ -644,9 +705,7 @@ export function reportSections(
         ["model", `${e.preset}`],
         [
           "training",
-          `${e.steps} steps, batch ${e.batchSize}, peak lr ${
-            e.lr ?? 1e-3
-          }, seed ${e.seed}, same for every mode`,
+          `${e.steps} steps, batch ${e.batchSize}, peak lr ${e.lr}, seed ${e.seed}, same for every mode`,
         ],
         [
           "probes",
