@@ -1,52 +1,400 @@
-// The experiment end to end at a toy budget: every mode's results, and an offline report whose images exist.
+// The experiment: its configuration (one schema with the trainer's, every flag checked), the statistics over
+// training seeds, the claims on constructed numbers, disjoint probe splits, and the whole experiment end to end
+// at a toy budget (baselines, two seeds, floors, a report whose images exist, a run cut short).
 import assert from "node:assert/strict";
 import * as torch from "../mod.ts";
-import { DEFAULT_EXPERIMENT, runExperiment } from "../src/eval/experiment.ts";
+import { experimentConfigFromArgs } from "../src/cli/experiment.ts";
+import { type ExperimentResults, probeDatasets, runExperiment } from "../src/eval/experiment.ts";
+import {
+  EXPERIMENT_TRAIN_DEFAULTS,
+  ExperimentConfigError,
+  parseExperimentConfig,
+  runConfig,
+} from "../src/eval/experiment_config.ts";
+import { claims, convergenceOrder, summaryRows } from "../src/eval/experiment_report.ts";
+import { learningVerdict } from "../src/eval/learning.ts";
 import { checkReport } from "../src/eval/report.ts";
+import { compare, differenceSpread, formatDifference, spreadOf, spreadOfProbes } from "../src/eval/seeds.ts";
 
-Deno.test("experiment: two modes at a toy budget produce results.json and a report with existing images", async () => {
+// ------------------------------------------------------------------------------------------ configuration
+
+Deno.test("experiment config: training keys go through the training schema, for every mode and seed", () => {
+  const e = parseExperimentConfig({
+    seeds: [3, 5],
+    train: { optim: { steps: 500, lr: 2e-4 }, model: { encoderDepth: 4 }, layerlock: { pixelSteps: 300 } },
+  });
+  for (const mode of e.modes) {
+    for (const seed of e.seeds) {
+      const c = runConfig(e, mode, seed);
+      assert.equal(c.layerlock.mode, mode);
+      assert.equal(c.seed, seed);
+      assert.deepEqual([c.optim.steps, c.optim.lr, c.optim.batchSize], [
+        500,
+        2e-4,
+        EXPERIMENT_TRAIN_DEFAULTS.optim.batchSize,
+      ]);
+      assert.deepEqual([c.model.encoderDepth, c.model.patch, c.layerlock.pixelSteps], [4, 8, 300]);
+      assert.equal(c.data.source, "fashion");
+      assert.equal(c.log.checkpointEvery, 63, "8 checkpoints per run unless given");
+      assert.equal(c.name, `experiment-${mode}-s${seed}`);
+    }
+  }
+  // defaults: two training seeds, three baselines, probes scored on the test split with ≥ 4096/1024 clips
+  const d = parseExperimentConfig({});
+  assert.deepEqual(d.seeds, [0, 1]);
+  assert.deepEqual(d.baselines, ["untrained", "embedding", "pixels"]);
+  assert.equal(d.probe.split, "test");
+  assert.ok(d.probe.trainClips >= 4096 && d.probe.evalClips >= 1024);
+});
+
+Deno.test("experiment config: bad settings are errors naming the key, experiment or training", () => {
+  const bad: [unknown, RegExp][] = [
+    [{ probe: { linearEpochs: 0 } }, /probe\.linearEpochs: Number must be greater than 0/],
+    [{ probe: { attentiveBatch: 2.5 } }, /probe\.attentiveBatch: Expected integer/],
+    [{ probe: { evalClips: 0 } }, /probe\.evalClips/],
+    [{ probe: { attentiveLr: -1 } }, /probe\.attentiveLr/],
+    [{ probe: { seeds: [] } }, /probe\.seeds: Array must contain at least 1/],
+    [{ probe: { split: "train" } }, /probe\.split: Invalid enum value/],
+    [{ seeds: [0, 0] }, /seeds: seeds must be distinct/],
+    [{ modes: ["mae", "bogus"] }, /modes\.1: Invalid enum value/],
+    [{ baselines: ["random"] }, /baselines\.0: Invalid enum value/],
+    [{ name: "../x" }, /name: use letters/],
+    [{ bogus: 1 }, /Unrecognized key.*bogus/],
+    [{ train: { optim: { lr: "fast" } } }, /train\.optim\.lr: Expected number, received string/],
+    [{ train: { model: { patch: 7 }, data: { size: 64 }, mask: { ratio: 2 } } }, /train\.mask\.ratio/],
+    [{ train: { nope: true } }, /train.*Unrecognized key.*nope/],
+  ];
+  for (const [raw, re] of bad) {
+    assert.throws(
+      () => parseExperimentConfig(raw),
+      (e) => e instanceof ExperimentConfigError && re.test(e.message),
+      JSON.stringify(raw),
+    );
+  }
+});
+
+Deno.test("experiment flags: each sets its key, and a bad value is a clear error naming the flag", async () => {
+  const { raw } = await experimentConfigFromArgs([
+    "--name=x",
+    "--modes=mae,layerlock",
+    "--seeds=0,1,2",
+    "--probe-split=val",
+    "--probe-seeds=4",
+    "--train-clips=64",
+    "--test-clips=32",
+    "--linear-epochs=5",
+    "--linear-lr=0.1",
+    "--attentive-epochs=3",
+    "--attentive-lr=0.002",
+    "--attentive-batch=16",
+    "--baselines=untrained,pixels",
+    "--eval-every=10",
+    "--steps=300",
+    "--lr=2e-4",
+    "--patch=8",
+    "--mask=random",
+    "--set",
+    "model.encoderDepth=4",
+    "--set",
+    "probe.seeds=[0,1]",
+    "--set",
+    "layerlock.pixelSteps=100",
+  ]);
+  const e = parseExperimentConfig(raw);
+  assert.deepEqual([e.name, e.modes, e.seeds, e.baselines, e.evalEvery], ["x", ["mae", "layerlock"], [
+    0,
+    1,
+    2,
+  ], [
+    "untrained",
+    "pixels",
+  ], 10]);
+  assert.deepEqual(e.probe, {
+    split: "val",
+    seeds: [0, 1],
+    trainClips: 64,
+    evalClips: 32,
+    linearEpochs: 5,
+    linearLr: 0.1,
+    attentiveEpochs: 3,
+    attentiveLr: 0.002,
+    attentiveBatch: 16,
+  });
+  const c = runConfig(e, "layerlock", 2);
+  assert.deepEqual([
+    c.optim.steps,
+    c.optim.lr,
+    c.model.patch,
+    c.mask.kind,
+    c.model.encoderDepth,
+    c.layerlock.pixelSteps,
+  ], [
+    300,
+    2e-4,
+    8,
+    "random",
+    4,
+    100,
+  ]);
+  assert.deepEqual((await experimentConfigFromArgs(["--no-baseline"])).raw.baselines, []);
+  assert.deepEqual((await experimentConfigFromArgs(["--baselines", "none"])).raw.baselines, []);
+  const fails: [string[], RegExp][] = [
+    [["--seeds", "0,x"], /--seeds: 'x' is not a non-negative integer/],
+    [["--seeds=-1"], /--seeds: '-1' is not a non-negative integer/],
+    [["--train-clips", "1.5"], /--train-clips: '1\.5' is not a non-negative integer/],
+    [["--linear-lr", "fast"], /--linear-lr: 'fast' is not a number/],
+    [["--seed", "3"], /--seed: the experiment takes training seeds as --seeds/],
+    [["--set", "lr"], /--set expects key\.path=value, got 'lr'/],
+    [["--no-baseline", "--baselines", "pixels"], /contradict/],
+    [["--bogus"], /Unknown option '--bogus'/],
+    [["--config", "/nonexistent.json"], /cannot read --config \/nonexistent\.json/],
+  ];
+  for (const [args, re] of fails) {
+    await assert.rejects(
+      experimentConfigFromArgs(args),
+      (e) => e instanceof ExperimentConfigError && re.test(e.message),
+      args.join(" "),
+    );
+  }
+  // values that parse but are wrong are named by the schema
+  const schemaFails: [string[], RegExp][] = [
+    [["--probe-split", "train"], /probe\.split/],
+    [["--modes", "mae,nope"], /modes\.1/],
+    [["--baselines", "random"], /baselines\.0/],
+    [["--mask", "zigzag"], /train\.mask\.kind/],
+    [["--set", "model.encoderDepth=0"], /train\.model\.encoderDepth/],
+    [["--set", "probe.linearEpochs=-2"], /probe\.linearEpochs/],
+  ];
+  for (const [args, re] of schemaFails) {
+    const { raw } = await experimentConfigFromArgs(args);
+    assert.throws(
+      () => parseExperimentConfig(raw),
+      (e) => e instanceof ExperimentConfigError && re.test(e.message),
+      args.join(" "),
+    );
+  }
+});
+
+// ------------------------------------------------------------------------------------------ statistics
+
+Deno.test("seeds: mean and Bessel-corrected spread over training seeds, probe seeds inside (constructed)", () => {
+  // three training seeds, each probed with two probe seeds
+  const runs = [
+    { mean: 0.5, std: 0.02, values: [0.48, 0.52] },
+    { mean: 0.6, std: 0.04, values: [0.56, 0.64] },
+    { mean: 0.7, std: 0.0, values: [0.7, 0.7] },
+  ];
+  const s = spreadOfProbes(runs);
+  assert.ok(Math.abs(s.mean - 0.6) < 1e-12);
+  assert.ok(Math.abs(s.std - 0.1) < 1e-12, "sqrt(((-.1)² + 0 + .1²) / 2) = 0.1");
+  assert.ok(Math.abs(s.probeStd - 0.02) < 1e-12);
+  assert.deepEqual([s.n, s.values], [3, [0.5, 0.6, 0.7]]);
+  assert.equal(spreadOf([0.3]).std, 0, "one seed: no spread");
+  // a difference counts only beyond √(s_a² + s_b²)
+  const a = spreadOf([0.6, 0.66]), b = spreadOf([0.5, 0.54]); // std 0.0424, 0.0283 → spread 0.051
+  assert.ok(Math.abs(differenceSpread(a, b) - Math.sqrt(0.0018 + 0.0008)) < 1e-12);
+  assert.equal(compare(a, b), "above"); // 0.11 > 0.051
+  assert.equal(compare(b, a), "below");
+  assert.equal(compare(spreadOf([0.6, 0.7]), spreadOf([0.6, 0.64])), "within"); // 0.07 < 0.0762
+  assert.equal(formatDifference(a, b), "+11.0 ± 5.1");
+  assert.throws(() => spreadOf([]), RangeError);
+});
+
+/** Constructed results: each mode's runs with the given probe means (one per seed), ranks and speeds. */
+function constructed(
+  spec: Record<string, { probe: number[]; rank?: number[]; sps?: number; conv?: number[][] }>,
+) {
+  const probes = (m: number) =>
+    Object.fromEntries(
+      ["linearShape", "linearDirection", "attentiveShape", "attentiveDirection"].map((
+        k,
+      ) => [k, { mean: m, std: 0, values: [m] }]),
+    );
+  const fit = { linearShape: 1, linearDirection: 1, attentiveShape: 1, attentiveDirection: 1 };
+  const collapse = (rank: number) => ({
+    featureStd: 0.01,
+    effectiveRank: rank,
+    meanCosine: 0.5,
+    n: 64,
+    dim: 192,
+  });
+  const learning = learningVerdict([{ step: 1, pixelLoss: 0.4, pixelFloor: 0.8 }]);
+  const r = {
+    version: 2,
+    config: parseExperimentConfig({ modes: Object.keys(spec).filter((k) => k !== "untrained") }),
+    trainConfigs: {},
+    device: "cpu",
+    minutes: 1,
+    complete: true,
+    liveTensors: 0,
+    baselines: [] as unknown[],
+    modes: [] as unknown[],
+  };
+  for (const [name, s] of Object.entries(spec)) {
+    const runs = s.probe.map((p, i) => ({
+      seed: i,
+      probes: probes(p),
+      trainAccuracy: fit,
+      collapse: collapse(s.rank?.[i] ?? 20),
+      mode: name,
+      metrics: [],
+      stepsPerSec: s.sps ?? 10,
+      peakBytes: null,
+      convergence: (s.conv ?? []).map((cka, j) => ({ step: (j + 1) * 100, cka })),
+      learning,
+      minutes: 1,
+    }));
+    if (name === "untrained") r.baselines.push({ name, runs });
+    else r.modes.push({ mode: name, runs });
+  }
+  return r as unknown as ExperimentResults;
+}
+
+Deno.test("claims: verdicts follow the numbers and their spread over training seeds", () => {
+  // blocks 1..3 reach CKA 0.9 at steps 100, 200, 300: depth order
+  const conv = [[0.95, 0.5, 0.2], [0.97, 0.93, 0.6], [0.99, 0.97, 0.95], [1, 1, 1]];
+  const good = constructed({
+    untrained: { probe: [0.40, 0.42] },
+    mae: { probe: [0.50, 0.52], sps: 10, conv },
+    "mae-freeze": { probe: [0.49, 0.53], sps: 13 },
+    layerlock: { probe: [0.55, 0.57], rank: [22, 23] },
+    "latent-unfrozen": { probe: [0.20, 0.22], rank: [3, 4] },
+  });
+  const c = claims(good);
+  assert.deepEqual(c.map((x) => x.claim.split(" ")[0]), ["0a.", "0b.", "1.", "2.", "3.", "4."]);
+  assert.equal(c[0].verdict, "yes, every run is learning");
+  assert.match(
+    c[1].verdict,
+    /^only mae, mae-freeze, layerlock by more than the spread; latent-unfrozen below/,
+  );
+  assert.match(c[1].measured, /untrained 41\.0 ± 1\.4%; mae 51\.0 ± 1\.4% \(\+10\.0 ± 2\.0\)/);
+  assert.match(c[2].measured, /100, 200, 300/);
+  assert.match(c[2].verdict, /^reproduced/);
+  assert.match(c[3].verdict, /^reproduced \(faster; the probe within the spread\)/);
+  assert.match(c[4].verdict, /^reproduced \(lower rank and lower probe/);
+  assert.equal(c[5].verdict, "reproduced: better by more than the spread");
+  // within the spread counts as "at least as well"; a wide spread swallows a 3-point gap
+  const close = constructed({ mae: { probe: [0.45, 0.55] }, layerlock: { probe: [0.44, 0.50] } });
+  assert.equal(
+    claims(close).find((x) => x.claim.startsWith("4."))!.verdict,
+    "reproduced: equal within the spread",
+  );
+  // the other way round: reversed convergence, no speed-up, no collapse, worse probes
+  const bad = constructed({
+    untrained: { probe: [0.60, 0.61] },
+    mae: { probe: [0.50, 0.51], sps: 10, conv: conv.map((r) => [...r].reverse()) },
+    "mae-freeze": { probe: [0.40, 0.41], sps: 9 },
+    layerlock: { probe: [0.30, 0.31], rank: [20, 21] },
+    "latent-unfrozen": { probe: [0.35, 0.36], rank: [20, 22] },
+  });
+  const v = claims(bad).map((x) => x.verdict);
+  assert.match(v[1], /^no mode beats it by more than the spread/);
+  assert.equal(v[2], "not reproduced");
+  assert.equal(v[3], "not reproduced (not faster)");
+  assert.equal(v[4], "not reproduced at this scale");
+  assert.equal(v[5], "not reproduced: worse by more than the spread");
+  // summary rows: baselines first; the probe mean's spread over seeds
+  const rows = summaryRows(good);
+  assert.deepEqual(rows.map((x) => x.name), [
+    "untrained",
+    "mae",
+    "mae-freeze",
+    "layerlock",
+    "latent-unfrozen",
+  ]);
+  assert.ok(Math.abs(rows[1].probeMean.std - Math.sqrt(0.0002)) < 1e-12);
+  assert.equal(convergenceOrder({ convergence: [] }), 0);
+});
+
+// ------------------------------------------------------------------------------------------ probe clips
+
+Deno.test("experiment: probe-training, validation and test clips are disjoint by clip identity", async () => {
+  const ids = async (split: "val" | "test") => {
+    const e = parseExperimentConfig({ probe: { split } });
+    const ds = await probeDatasets(e);
+    const garments = async (d: typeof ds.train, n: number) => {
+      const s = new Set<string>();
+      for (let i = 0; i < n; i++) for (const o of (await d.clip(i)).objects) s.add(`${d.file}:${o.image}`);
+      return s;
+    };
+    return { train: await garments(ds.train, 512), eval: await garments(ds.eval, 256) };
+  };
+  const v = await ids("val"), t = await ids("test");
+  assert.deepEqual(
+    [...v.train].sort(),
+    [...t.train].sort(),
+    "the same probe-training clips whatever the split",
+  );
+  for (const k of v.eval) assert.ok(!v.train.has(k) && !t.eval.has(k), `validation garment ${k} reused`);
+  for (const k of t.eval) assert.ok(!v.train.has(k), `test garment ${k} reused`);
+  assert.ok(
+    [...v.eval].every((k) => k.startsWith("train:")) && [...t.eval].every((k) => k.startsWith("test:")),
+  );
+});
+
+// ------------------------------------------------------------------------------------------ end to end
+
+/** A toy experiment (seconds on 2 cores). */
+function toy(name: string, extra: Record<string, unknown> = {}) {
+  return parseExperimentConfig({
+    name,
+    seeds: [0, 1],
+    evalEvery: 4,
+    probe: { trainClips: 16, evalClips: 16, linearEpochs: 2, attentiveEpochs: 2, seeds: [0, 1] },
+    train: {
+      device: "cpu",
+      threads: 1,
+      optim: { steps: 8, batchSize: 2, warmupSteps: 2 },
+      data: { frames: 4, size: 32, prefetch: 0 },
+      model: { patch: 16, encoderDepth: 3 },
+      log: { floorClips: 8, every: 2 },
+    },
+    ...extra,
+  });
+}
+
+Deno.test("experiment: two modes × two seeds with every baseline → results.json and a report with existing images", async () => {
   const before = torch.liveTensors();
   const name = `tmp/exp_${Date.now()}`;
-  const summary = await runExperiment({
-    ...DEFAULT_EXPERIMENT,
-    name,
-    modes: ["mae", "layerlock"],
-    steps: 8,
-    batchSize: 2,
-    frames: 4,
-    size: 32,
-    patch: 16,
-    trainClips: 16,
-    testClips: 16,
-    linearEpochs: 2,
-    attentiveEpochs: 2,
-    probeSeeds: [0, 1],
-    evalEvery: 4,
-    device: "cpu",
-  }, () => {});
+  const lines: string[] = [];
+  const r = await runExperiment(toy(name, { modes: ["mae", "layerlock"] }), (l) => lines.push(l));
   const dir = `runs/${name}`;
-  const saved = JSON.parse(await Deno.readTextFile(`${dir}/results.json`));
-  assert.deepEqual(saved.results.map((r: { mode: string }) => r.mode), ["mae", "layerlock"]);
-  for (const r of summary.results) {
-    for (const p of Object.values(r.probes)) {
-      assert.equal(p.values.length, 2);
-      assert.ok(p.mean >= 0 && p.mean <= 1);
-    }
-    assert.ok(r.collapse.effectiveRank >= 1 && Number.isFinite(r.collapse.featureStd));
-    assert.ok(r.convergence.length >= 2);
-    const last = r.convergence[r.convergence.length - 1];
-    assert.ok(last.cka.every((c) => Math.abs(c - 1) < 1e-6), "the final checkpoint's CKA to itself is 1");
-    assert.ok(r.metrics.some((m) => m.eval !== undefined), "collapse metrics were logged during training");
-    assert.ok(r.stepsPerSec > 0);
-  }
+  const saved = JSON.parse(await Deno.readTextFile(`${dir}/results.json`)) as ExperimentResults;
+  assert.equal(saved.version, 2);
   assert.equal(saved.complete, true);
   assert.equal(saved.liveTensors, before, "everything the experiment made is freed");
-  assert.ok(summary.baseline !== null, "the untrained encoder is probed by default");
-  assert.deepEqual(Object.keys(saved.baseline.probes).sort(), Object.keys(summary.results[0].probes).sort());
-  for (const p of Object.values(summary.baseline!.probes)) assert.equal(p.values.length, 2);
+  assert.deepEqual(saved.baselines.map((b) => [b.name, b.runs.map((x) => x.seed)]), [
+    ["untrained", [0, 1]],
+    ["embedding", [0, 1]],
+    ["pixels", [null]],
+  ]);
+  assert.deepEqual(saved.modes.map((m) => [m.mode, m.runs.map((x) => x.seed)]), [["mae", [0, 1]], [
+    "layerlock",
+    [0, 1],
+  ]]);
+  for (const run of r.modes.flatMap((m) => m.runs)) {
+    for (const p of Object.values(run.probes)) assert.ok(p.values.length === 2 && p.mean >= 0 && p.mean <= 1);
+    assert.ok(run.collapse.effectiveRank >= 1);
+    assert.ok(run.convergence.length >= 2);
+    const last = run.convergence[run.convergence.length - 1];
+    assert.ok(last.cka.every((c) => Math.abs(c - 1) < 1e-6), "the final checkpoint's CKA to itself is 1");
+    assert.ok(run.metrics.some((m) => m.eval !== undefined), "collapse metrics were logged during training");
+    assert.ok(
+      run.metrics.every((m) => typeof m.pixelFloor === "number" || typeof m.latentFloor === "number"),
+    );
+    assert.ok(run.learning.phases.length >= 1, "a learning verdict from the floors");
+    assert.ok(run.stepsPerSec > 0);
+  }
+  // the two seeds' untrained encoders differ (each run's own initialisation); pixels have no parameters
+  const u = saved.baselines[0].runs;
+  assert.notDeepEqual(u[0].collapse, u[1].collapse);
+  assert.equal(saved.baselines[2].runs[0].collapse.dim, 2 * 16 * 16 * 3, "pixel tokens are whole tubelets");
+  assert.ok(lines.some((l) => /\[experiment\] 1\/4 runs done, .* to go/.test(l)), "progress with an ETA");
   const html = await Deno.readTextFile(`${dir}/report.html`);
-  assert.match(html, /<td>untrained<\/td>/, "the report's probe table has the baseline row");
-  assert.match(html, /0\. \(sanity check\)/, "the claims table opens with the sanity check");
+  for (const row of ["untrained", "embedding", "pixels"]) assert.match(html, new RegExp(`<td>${row}</td>`));
+  assert.match(html, /0b\. \(sanity check\)/);
+  assert.match(html, /mae floor/, "the loss chart draws the floor");
+  assert.match(html, /(not )?learning: pixel loss/);
   const check = await checkReport(dir);
   assert.deepEqual(check.problems, []);
   assert.deepEqual(check.missing, []);
@@ -55,192 +403,32 @@ Deno.test("experiment: two modes at a toy budget produce results.json and a repo
   await Deno.remove(dir, { recursive: true });
 });
 
-Deno.test("experiment: a run cut short keeps the modes it finished in results.json and the report", async () => {
+Deno.test("experiment: a run cut short keeps what it finished in results.json and the report", async () => {
   const before = torch.liveTensors();
   const name = `tmp/exp_cut_${Date.now()}`;
   await assert.rejects(
-    runExperiment({
-      ...DEFAULT_EXPERIMENT,
-      name,
-      modes: ["mae", "mae-freeze"],
-      steps: 4,
-      batchSize: 2,
-      frames: 4,
-      size: 32,
-      trainClips: 8,
-      testClips: 8,
-      linearEpochs: 1,
-      attentiveEpochs: 1,
-      probeSeeds: [0],
-      evalEvery: 2,
-      baseline: false,
-      device: "cpu",
-    }, (line) => {
-      if (line.startsWith("[mae-freeze] training")) throw new Error("interrupted");
+    runExperiment(toy(name, { modes: ["mae", "mae-freeze"], baselines: [] }), (line) => {
+      if (line.startsWith("[mae-freeze-s0] run")) throw new Error("interrupted");
     }),
     /interrupted/,
   );
   const dir = `runs/${name}`;
   const saved = JSON.parse(await Deno.readTextFile(`${dir}/results.json`));
   assert.equal(saved.complete, false);
-  assert.equal(saved.baseline, null);
-  assert.deepEqual(saved.results.map((r: { mode: string }) => r.mode), ["mae"]);
-  assert.match(await Deno.readTextFile(`${dir}/report.html`), /partial: 1 of 2 modes/);
+  assert.deepEqual(saved.modes.map((m: { runs: unknown[] }) => m.runs.length), [1, 0]);
+  assert.match(await Deno.readTextFile(`${dir}/report.html`), /partial: 1 of 4 runs/);
   assert.deepEqual((await checkReport(dir)).missing, []);
   assert.equal(torch.liveTensors(), before);
   await Deno.remove(dir, { recursive: true });
 });
 
-Deno.test("embed: a checkpoint's features and labels are written to safetensors", async () => {
-  const before = torch.liveTensors();
-  await Deno.mkdir("runs/tmp", { recursive: true });
-  const dir = await Deno.makeTempDir({ dir: "runs/tmp", prefix: "embed_" });
-  const cfg = torch.parseConfig({
-    device: "cpu",
-    model: {
-      encoderDim: 48,
-      encoderDepth: 4,
-      encoderHeads: 3,
-      decoderDim: 24,
-      decoderDepth: 1,
-      decoderHeads: 3,
-    },
-    data: { frames: 4, size: 16, prefetch: 0 },
-    optim: { batchSize: 2, steps: 2, warmupSteps: 1 },
-  });
-  const { makeBatchSource } = await import("../src/data/source.ts");
-  const r = await torch.train(cfg, { runDir: dir, resume: false, data: makeBatchSource, print: () => {} });
-  const out = `${dir}/f.safetensors`;
-  const p = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-ffi=native/build",
-      "--allow-read",
-      "--allow-env",
-      "--allow-write=runs",
-      "src/cli/embed.ts",
-      "--checkpoint",
-      r.checkpoint!,
-      "--clips",
-      "5",
-      "--depth",
-      "2",
-      "--out",
-      out,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.ok(p.success, new TextDecoder().decode(p.stderr));
-  torch.scope(() => {
-    const { tensors, metadata } = torch.loadSafetensors(out);
-    assert.deepEqual(tensors.pooled.shape, [5, 48]);
-    assert.deepEqual(tensors.tokens.shape, [5, 2 * 2 * 2, 48]);
-    assert.deepEqual(tensors["labels.shape"].shape, [5]);
-    assert.equal(metadata.depth, "2");
-    // pooled is the mean of the tokens
-    const mean = tensors.tokens.mean(1).toArray() as Float32Array,
-      pooled = tensors.pooled.toArray() as Float32Array;
-    assert.ok(pooled.every((v, i) => Math.abs(v - mean[i]) < 1e-5));
-  });
-  assert.equal(torch.liveTensors(), before);
-  await Deno.remove(dir, { recursive: true });
-});
-
-Deno.test("claims: the verdicts follow the measured numbers", async () => {
-  const { claims } = await import("../src/eval/experiment.ts");
-  const stats = (mean: number) => ({ mean, std: 0, values: [mean] });
-  const probes = (m: number) => ({
-    linearShape: stats(m),
-    linearDirection: stats(m),
-    attentiveShape: stats(m),
-    attentiveDirection: stats(m),
-  });
-  const collapse = (rank: number) => ({
-    featureStd: rank / 100,
-    effectiveRank: rank,
-    meanCosine: 0.1,
-    n: 64,
-    dim: 192,
-  });
-  const result = (mode: string, sps: number, probe: number, rank: number, conv: number[][] = []) => ({
-    mode,
-    metrics: [],
-    stepsPerSec: sps,
-    peakBytes: null,
-    probes: probes(probe),
-    collapse: collapse(rank),
-    convergence: conv.map((cka, i) => ({ step: (i + 1) * 100, cka })),
-  });
-  // blocks 1..3 reach CKA 0.9 at steps 100, 200, 300: depth order
-  const conv = [[0.95, 0.5, 0.2], [0.97, 0.93, 0.6], [0.99, 0.97, 0.95], [1, 1, 1]];
-  // deno-lint-ignore no-explicit-any
-  const rs: any[] = [
-    result("mae", 10, 0.3, 20, conv),
-    result("mae-freeze", 13, 0.3, 20),
-    result("layerlock", 9, 0.35, 22),
-    result("latent-unfrozen", 9, 0.15, 3),
-  ];
-  const c = claims(rs);
-  assert.equal(c.length, 4);
-  assert.match(c[0].measured, /100, 200, 300/);
-  assert.equal(c[0].verdict, "reproduced");
-  assert.equal(c[1].verdict, "reproduced");
-  assert.equal(c[2].verdict, "reproduced");
-  assert.equal(c[3].verdict, "reproduced");
-  // reversed order of convergence, no speed-up, no collapse, worse probes: none reproduced
-  rs[0] = result("mae", 10, 0.3, 20, conv.map((r) => [...r].reverse()));
-  rs[1] = result("mae-freeze", 9, 0.3, 20);
-  rs[2] = result("layerlock", 9, 0.2, 22);
-  rs[3] = result("latent-unfrozen", 9, 0.15, 21);
-  assert.deepEqual(claims(rs).map((x) => x.verdict), [
-    "not reproduced",
-    "not reproduced",
-    "not reproduced at this scale",
-    "not reproduced at this scale",
-  ]);
-  // the sanity row: which modes beat the untrained encoder (probe means 0.3, 0.3, 0.2, 0.15 here)
-  const untrained = (m: number) => ({ probes: probes(m), collapse: collapse(10) });
-  const sanity = (m: number) => claims(rs, untrained(m))[0];
-  assert.match(sanity(0.25).claim, /^0\. /);
-  assert.equal(claims(rs, untrained(0.25)).length, 5);
-  assert.equal(sanity(0.25).verdict, "only mae, mae-freeze");
-  assert.equal(sanity(0.1).verdict, "yes, every mode");
-  assert.equal(sanity(0.3).verdict, "no: at this budget no mode beats the untrained encoder");
-  assert.match(sanity(0.25).measured, /untrained 25\.0%; mae 30\.0%/);
-});
-
-Deno.test("experiment: every mode trains with the experiment's budget, learning rate and seed", async () => {
-  const { modeTrainConfig } = await import("../src/eval/experiment.ts");
-  const e = { ...DEFAULT_EXPERIMENT, steps: 500, batchSize: 4, lr: 2e-4, seed: 7 };
-  for (const mode of e.modes) {
-    const c = modeTrainConfig(e, mode);
-    assert.equal(c.layerlock.mode, mode);
-    assert.deepEqual([c.optim.steps, c.optim.batchSize, c.optim.lr, c.optim.warmupSteps, c.seed], [
-      500,
-      4,
-      2e-4,
-      50,
-      7,
-    ]);
-    assert.equal(c.data.source, "fashion");
-  }
-});
-
-Deno.test("experiment: unusable probe settings are TorchErrors naming the setting, before any training", async () => {
-  const before = torch.liveTensors();
+Deno.test("experiment: bad settings are refused before anything is trained or written", async () => {
   const name = `tmp/exp_bad_${Date.now()}`;
-  const cases: [Partial<typeof DEFAULT_EXPERIMENT>, RegExp][] = [
-    [{ linearEpochs: 0 }, /runExperiment: linearEpochs must be a positive integer, got 0/],
-    [{ attentiveBatch: 2.5 }, /attentiveBatch must be a positive integer, got 2\.5/],
-    [{ testClips: 0 }, /testClips must be a positive integer, got 0/],
-    [{ attentiveLr: -1 }, /attentiveLr must be a finite number > 0, got -1/],
-    [{ lr: NaN }, /lr must be a finite number > 0, got NaN/],
-    [{ probeSeeds: [] }, /probeSeeds is empty/],
-  ];
-  for (const [bad, re] of cases) {
-    await assert.rejects(runExperiment({ ...DEFAULT_EXPERIMENT, name, device: "cpu", ...bad }, () => {}), re);
-  }
-  assert.equal(torch.liveTensors(), before);
+  const e = toy(name);
+  await assert.rejects(
+    runExperiment({ ...e, probe: { ...e.probe, linearEpochs: 0 } }, () => {}),
+    /probe\.linearEpochs/,
+  );
+  await assert.rejects(runExperiment({ ...e, train: { optim: { lr: -1 } } }, () => {}), /train\.optim\.lr/);
   await assert.rejects(Deno.stat(`runs/${name}`), Deno.errors.NotFound, "nothing was written");
 });

@@ -116,7 +116,7 @@ fashionTest(
     assert.equal(sb.data.length, 4 * 4 * 32 * 32 * 3);
     assert.ok(sb.data.some((v) => v > 100));
     assert.throws(() => new MovingFashionMnist({ size: 32, garment: 31 }), /garment must be an integer/);
-    assert.throws(() => new MovingFashionMnist({ split: "val" as "test" }), /split/);
+    assert.throws(() => new MovingFashionMnist({ split: "dev" as "test" }), /split/);
   },
 );
 
@@ -393,3 +393,46 @@ Deno.test("fashion-mnist: LAYERLOCK_FASHION_MNIST names the folder, and is never
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+fashionTest(
+  "moving fashion-mnist: the val split holds out the last training images; train, val and test clips share none",
+  async () => {
+    const opts = { frames: 2, size: 32, minObjects: 2, maxObjects: 2 };
+    const train = new MovingFashionMnist({ ...opts, split: "train", seed: 1 });
+    const val = new MovingFashionMnist({ ...opts, split: "val", seed: 2 });
+    const test = new MovingFashionMnist({ ...opts, split: "test", seed: 2 });
+    assert.deepEqual(train.imageRange, { first: 0, count: 50000 });
+    assert.deepEqual(val.imageRange, { first: 50000, count: 10000 });
+    assert.deepEqual([train.file, val.file, test.file], ["train", "train", "test"]);
+    // clip identity: the (file, image) of every garment of a clip, main garment and distractor
+    const ids = async (ds: MovingFashionMnist, n: number) => {
+      const s = new Set<string>();
+      for (let i = 0; i < n; i++) for (const o of (await ds.clip(i)).objects) s.add(`${ds.file}:${o.image}`);
+      return s;
+    };
+    const [a, b, c] = [await ids(train, 400), await ids(val, 200), await ids(test, 200)];
+    for (const k of b) {
+      assert.ok(!a.has(k), `val garment ${k} is also a probe-training garment`);
+      assert.ok(Number(k.split(":")[1]) >= 50000);
+    }
+    for (const k of c) assert.ok(!a.has(k) && !b.has(k), `test garment ${k} also in another split`);
+    assert.ok(b.size > 300 && a.size > 600, "the garments are many and spread");
+    // val clips show the held-out image they name, with its label
+    const data = await val.load(), clip = await val.clip(0);
+    assert.equal(clip.shape, data.labels[clip.objects[0].image]);
+    // the same index and seed in train and val are different clips (separate generator streams)
+    const t0 = await new MovingFashionMnist({ ...opts, split: "train", seed: 2 }).clip(0);
+    assert.notDeepEqual(t0.objects[0].x, clip.objects[0].x);
+    // valImages: 0 gives the whole training file to train (the earlier behaviour) and no val split
+    const all = new MovingFashionMnist({ ...opts, valImages: 0 });
+    assert.deepEqual(all.imageRange, { first: 0, count: 60000 });
+    assert.throws(
+      () => new MovingFashionMnist({ ...opts, split: "val", valImages: 0 }),
+      /val" needs valImages ≥ 1/,
+    );
+    assert.throws(
+      () => new MovingFashionMnist({ ...opts, valImages: 60000 }),
+      /valImages must be an integer/,
+    );
+  },
+);

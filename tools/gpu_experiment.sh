@@ -8,7 +8,9 @@
 #   device 2:  carry [".gpu-data"]       command: bash tools/gpu_experiment.sh run         (<= 9 min)
 #
 # `run` writes runs/gpu_experiment/{results.json,report.html,recon_*.png} and the log to $OUT as it goes.
-# The budget (EXP_* variables below) is sized for ~8 minutes on an H100/H200; override them to change it.
+# The budget (EXP_* variables below) was sized for ~8 minutes on an H100/H200 with one training seed; with the
+# default two seeds (EXP_SEEDS) it needs about twice that: halve EXP_STEPS or run one seed per call (untested since
+# the experiment took training seeds: no GPU was lent to that session).
 set -uo pipefail
 out="${OUT:-/tmp/out}"; mkdir -p "$out"
 stamp() { echo "== $(date +%T) $*"; }
@@ -43,7 +45,8 @@ case "${1:-}" in
     stamp experiment
     deno run --allow-ffi=native/build --allow-read --allow-env --allow-write=runs --allow-run=apt-get,id \
       src/cli/experiment.ts --name gpu_experiment --device cuda \
-      --preset "${EXP_PRESET:-small}" --size "${EXP_SIZE:-128}" --patch "${EXP_PATCH:-16}" \
+      --preset "${EXP_PRESET:-small}" --set "model.encoderDepth=${EXP_DEPTH:-12}" --seeds "${EXP_SEEDS:-0,1}" \
+      --size "${EXP_SIZE:-128}" --patch "${EXP_PATCH:-16}" --mask-ratio "${EXP_MASK_RATIO:-0.9}" \
       --frames "${EXP_FRAMES:-16}" --steps "${EXP_STEPS:-1000}" --batch-size "${EXP_BATCH:-32}" \
       --train-clips "${EXP_TRAIN_CLIPS:-4096}" --test-clips "${EXP_TEST_CLIPS:-1024}" \
       --eval-every "${EXP_EVAL_EVERY:-100}" 2>&1 | tee "$out/experiment.log"

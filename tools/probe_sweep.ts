@@ -1,16 +1,27 @@
 /**
- * How the experiment's probe settings were chosen: probe one encoder's frozen features on the experiment's
- * Moving Fashion-MNIST clips (1024 train / 512 test, as `deno task experiment` draws them) under several
- * optimisation settings, printing test / train top-1 for the garment and the direction label. A probe whose
- * train accuracy stays low is under-trained, not a measure of the features.
+ * How the experiment's probe settings are chosen: probe encoders' frozen features on the experiment's clips,
+ * scored on the VALIDATION split only (held-out training images; never the test images), under a grid of
+ * optimisation settings, printing validation / probe-training top-1 for the garment and the direction label.
+ * A probe whose training accuracy stays low is under-trained, not a measure of the features; settings are
+ * chosen for every encoder alike (the mean over the encoders given), then fixed in the experiment's defaults.
  *
- *   deno run -A tools/probe_sweep.ts runs/experiment/mae/checkpoints/step_0000800.safetensors [--attentive]
- *   deno run -A tools/probe_sweep.ts untrained [--depths 4,8,12]
+ *   deno run -A tools/probe_sweep.ts untrained runs/sweep/mae-s0/checkpoints/step_0002000.safetensors
+ *   deno run -A tools/probe_sweep.ts untrained --set model.encoderDepth=4 --steps 3000 --train-clips 4096
  *
- * Uses the experiment's default model settings (tiny, 16×64×64, patch 16).
+ * Encoders: `untrained` (the initialisation of training seed 0), `embedding` (its depth-0 features), `pixels`, or a
+ * checkpoint of a run made with the same protocol. The other flags are the experiment's (`deno task experiment`).
  * @module
  */
-import { parseArgs } from "node:util";
+import { experimentConfigFromArgs } from "../src/cli/experiment.ts";
+import {
+  disposeClips,
+  type FeatureSet,
+  featuresOf,
+  loadModel,
+  pixelFeaturesOf,
+  probeClips,
+} from "../src/eval/experiment.ts";
+import { parseExperimentConfig, runConfig } from "../src/eval/experiment_config.ts";
 import {
   manualSeed,
   modelConfig,
@@ -21,53 +32,59 @@ import {
   trainLinearProbe,
   VideoMAE,
 } from "../mod.ts";
-import {
-  DEFAULT_EXPERIMENT,
-  featuresOf,
-  loadModel,
-  modeTrainConfig,
-  probeClips,
-} from "../src/eval/experiment.ts";
 
-const { positionals, values } = parseArgs({
-  args: Deno.args,
-  allowPositionals: true,
-  options: { attentive: { type: "boolean" }, depths: { type: "string" } },
-});
-const which = positionals[0];
-if (!which) {
-  console.error("usage: probe_sweep.ts <checkpoint.safetensors | untrained> [--attentive] [--depths 4,8,12]");
+// [epochs, peak lr] of each setting tried (linear: batch 256; attentive: the experiment's batch)
+const LINEAR = [[100, 1e-2], [300, 1e-2], [300, 3e-2], [1000, 1e-2]];
+const ATTENTIVE = [[20, 1e-3], [40, 1e-3], [20, 3e-3], [40, 3e-3], [80, 3e-3]];
+
+const { raw, positionals } = await experimentConfigFromArgs(Deno.args, true);
+if (positionals.length === 0) {
+  console.error(
+    "usage: probe_sweep.ts ENCODER... [experiment flags]  (ENCODER: untrained | embedding | pixels | CHECKPOINT)",
+  );
   Deno.exit(2);
 }
-const e = DEFAULT_EXPERIMENT;
-const cfg = modeTrainConfig(e, "mae");
-// the experiment's clips, and for "untrained" the trainer's initialisation (seeded, then built)
-const { train: tr, test: te } = await probeClips(e, "cpu");
-manualSeed(cfg.seed);
-const model = which === "untrained" ? new VideoMAE(modelConfig(cfg), "cpu") : loadModel(which, cfg, "cpu");
+const e = parseExperimentConfig({ ...raw, probe: { ...(raw.probe as object ?? {}), split: "val" } });
+const cfg = runConfig(e, "mae", e.seeds[0]);
+const clips = await probeClips(e, "cpu");
 const long = (v: number[]) => tensor(Int32Array.from(v)).long();
-const [trS, trD, teS, teD] = [tr.shape, tr.direction, te.shape, te.direction].map(long);
-// [epochs, peak lr, batch size] of each probe setting tried
-const LINEAR_SETTINGS = [[40, 1e-3, 256], [300, 1e-3, 256], [300, 1e-2, 256], [1000, 3e-3, 256]];
-const ATTENTIVE_SETTINGS = [[40, 1e-3, 256], [40, 1e-3, 64], [40, 3e-3, 64]];
+const labels = {
+  garment: [long(clips.train.shape), long(clips.eval.shape)],
+  direction: [long(clips.train.direction), long(clips.eval.direction)],
+};
 const pct = (r: ProbeResult) => `${(100 * r.accuracy).toFixed(1)}/${(100 * r.trainAccuracy).toFixed(0)}`;
-const depths = (values.depths ?? String(model.encoder.blocks.length)).split(",").map(Number);
-for (const depth of depths) {
+console.log(
+  `validation / probe-training top-1 % (${e.probe.trainClips} training clips, ${e.probe.evalClips} validation clips)`,
+);
+for (const which of positionals) {
   scope(() => {
-    const a = featuresOf(model, tr.xs, depth), b = featuresOf(model, te.xs, depth);
-    console.log(`${which} · depth ${depth} · test/train top-1 % (garment, direction)`);
-    for (const [epochs, lr, batchSize] of LINEAR_SETTINGS) {
-      const o = { epochs, lr, batchSize };
-      const s = trainLinearProbe(a.pooled, trS, b.pooled, teS, o);
-      const d = trainLinearProbe(a.pooled, trD, b.pooled, teD, o);
-      console.log(`  linear    ${epochs} epochs, lr ${lr}, batch ${batchSize}: ${pct(s)}  ${pct(d)}`);
+    let tr: FeatureSet, ev: FeatureSet;
+    if (which === "pixels") {
+      tr = pixelFeaturesOf(clips.train.xs, cfg.model.tubelet, cfg.model.patch);
+      ev = pixelFeaturesOf(clips.eval.xs, cfg.model.tubelet, cfg.model.patch);
+    } else {
+      manualSeed(cfg.seed);
+      using model = which === "untrained" || which === "embedding"
+        ? new VideoMAE(modelConfig(cfg), "cpu")
+        : loadModel(which, cfg, "cpu");
+      const depth = which === "embedding" ? 0 : undefined;
+      tr = featuresOf(model, clips.train.xs, depth);
+      ev = featuresOf(model, clips.eval.xs, depth);
     }
-    if (!values.attentive) return;
-    for (const [epochs, lr, batchSize] of ATTENTIVE_SETTINGS) {
-      const o = { epochs, lr, batchSize };
-      const s = trainAttentiveProbe(a.tokens, trS, b.tokens, teS, o);
-      const d = trainAttentiveProbe(a.tokens, trD, b.tokens, teD, o);
-      console.log(`  attentive ${epochs} epochs, lr ${lr}, batch ${batchSize}: ${pct(s)}  ${pct(d)}`);
+    for (const [epochs, lr] of LINEAR) {
+      const [g, d] = (["garment", "direction"] as const).map((k) =>
+        pct(trainLinearProbe(tr.pooled, labels[k][0], ev.pooled, labels[k][1], { epochs, lr }))
+      );
+      console.log(`${which}\tlinear\t${epochs} epochs\tlr ${lr}\tgarment ${g}\tdirection ${d}`);
+    }
+    for (const [epochs, lr] of ATTENTIVE) {
+      const o = { epochs, lr, batchSize: e.probe.attentiveBatch };
+      const [g, d] = (["garment", "direction"] as const).map((k) =>
+        pct(trainAttentiveProbe(tr.tokens, labels[k][0], ev.tokens, labels[k][1], o))
+      );
+      console.log(`${which}\tattentive\t${epochs} epochs\tlr ${lr}\tgarment ${g}\tdirection ${d}`);
     }
   });
 }
+disposeClips(clips.train);
+disposeClips(clips.eval);

@@ -72,7 +72,7 @@ export const TrainConfigSchema = z.object({
     steps: positiveInt.default(600),
     batchSize: positiveInt.default(8),
     /** Peak learning rate (not scaled by batch size unless scaleLr). */
-    lr: z.number().positive().default(1e-3),
+    lr: z.number().nonnegative().default(1e-3),
     /** VideoMAE's rule: lr × batch / 256. */
     scaleLr: z.boolean().default(false),
     minLr: z.number().nonnegative().default(1e-5),
@@ -93,6 +93,11 @@ export const TrainConfigSchema = z.object({
     keep: positiveInt.default(3),
     /** Steps between collapse metrics of the encoder's pooled features on 64 fixed clips (0: off). */
     collapseEvery: z.number().int().nonnegative().default(0),
+    /**
+     * Clips, outside the training stream, from which the mean targets of the trivial loss floors are estimated
+     * (src/train/floor.ts); the floors are logged beside the losses (`pixelFloor`, `latentFloor`). 0: off.
+     */
+    floorClips: z.number().int().nonnegative().default(128),
   }).strict().default({}),
 }).strict().superRefine((c, ctx) => {
   if (c.data.source === "folder" && !c.data.path) {
@@ -134,6 +139,25 @@ export function parseConfig(raw: unknown, source = "config"): TrainConfig {
   });
   throw new ConfigError(`invalid ${source}:\n${lines.join("\n")}`);
 }
+
+/** The flags of `train` (and, but for name and seed, of `experiment`) and the configuration keys they set. */
+export const TRAIN_FLAG_PATHS: Readonly<Record<string, string>> = {
+  name: "name",
+  device: "device",
+  preset: "model.preset",
+  seed: "seed",
+  steps: "optim.steps",
+  "batch-size": "optim.batchSize",
+  lr: "optim.lr",
+  warmup: "optim.warmupSteps",
+  mask: "mask.kind",
+  "mask-ratio": "mask.ratio",
+  data: "data.source",
+  "data-path": "data.path",
+  frames: "data.frames",
+  size: "data.size",
+  patch: "model.patch",
+};
 
 /** Sets `value` at a dotted path of a plain object, creating objects on the way. */
 export function setPath(obj: Record<string, unknown>, path: string, value: unknown): void {

@@ -1,133 +1,191 @@
 /**
  * `deno task experiment [flags]`: the small-scale reproduction of LayerLock's claims on Moving Fashion-MNIST
- * (see src/eval/experiment.ts). Flags override the defaults, which fit in under an hour on 2 CPU cores:
- *   --name NAME  --modes mae,mae-freeze,layerlock,latent-unfrozen  --steps N  --batch-size N  --lr X  --preset P
- *   --frames N  --size N  --patch N  --seed N  --probe-seeds 0,1,2  --train-clips N  --test-clips N
+ * (src/eval/experiment.ts): every mode from every training seed, baselines, probes, loss floors, a report.
+ *
+ * The training protocol is the training configuration (src/cli/config.ts), so its keys and flags are the same
+ * as `train`'s; the rest configures the experiment (src/eval/experiment_config.ts):
+ *   --config FILE.json     an experiment configuration file (flags override it)
+ *   --name NAME            outputs in runs/NAME/             --modes mae,mae-freeze,layerlock,latent-unfrozen
+ *   --seeds 0,1            training seeds                    --probe-split val|test (val for choices, test to report)
+ *   --probe-seeds 0        --train-clips N  --eval-clips N (alias --test-clips)
  *   --linear-epochs N  --linear-lr X  --attentive-epochs N  --attentive-lr X  --attentive-batch N
- *   --eval-every N  --device auto|cpu|cuda
- *   --no-baseline     skip probing the untrained encoder
- *   --report-only     re-render runs/NAME/report.html from its results.json
+ *   --baselines untrained,embedding,pixels|none  (--no-baseline: none)   --eval-every N
+ *   training flags, for every run: --steps N --batch-size N --lr X --warmup N --preset P --frames N --size N
+ *     --patch N --mask tube|random --mask-ratio X --device auto|cpu|cuda
+ *   --set key=value        a training key (model.encoderDepth=4, layerlock.pixelSteps=900, target.normalize=true)
+ *                          or an experiment key (probe.linearEpochs=100, seeds=[0,1,2], evalEvery=100)
+ *   --print-config         print the resolved configuration and each mode's training configuration, and exit
+ *   --report-only          re-render runs/NAME/report.html from its results.json
  * @module
  */
 import { parseArgs } from "node:util";
 import * as torch from "../../mod.ts";
+import { parseValue, setPath, TRAIN_FLAG_PATHS } from "./config.ts";
+import { rerenderReport, runExperiment } from "../eval/experiment.ts";
 import {
-  DEFAULT_EXPERIMENT,
-  type ExperimentConfig,
-  rerenderReport,
-  runExperiment,
-} from "../eval/experiment.ts";
-import { type Mode, MODES } from "../layerlock/schedule.ts";
+  BASELINES,
+  ExperimentConfigError,
+  ExperimentConfigSchema,
+  parseExperimentConfig,
+  runConfig,
+} from "../eval/experiment_config.ts";
 
-const ints = (s: string, flag: string) =>
-  s.split(",").map((v) => {
+/** Experiment flags and the experiment keys they set (lists are comma-separated). */
+const EXPERIMENT_FLAGS: Record<
+  string,
+  { path: string; kind: "string" | "int" | "number" | "ints" | "list" }
+> = {
+  name: { path: "name", kind: "string" },
+  modes: { path: "modes", kind: "list" },
+  seeds: { path: "seeds", kind: "ints" },
+  "probe-split": { path: "probe.split", kind: "string" },
+  "probe-seeds": { path: "probe.seeds", kind: "ints" },
+  "train-clips": { path: "probe.trainClips", kind: "int" },
+  "eval-clips": { path: "probe.evalClips", kind: "int" },
+  "test-clips": { path: "probe.evalClips", kind: "int" },
+  "linear-epochs": { path: "probe.linearEpochs", kind: "int" },
+  "linear-lr": { path: "probe.linearLr", kind: "number" },
+  "attentive-epochs": { path: "probe.attentiveEpochs", kind: "int" },
+  "attentive-lr": { path: "probe.attentiveLr", kind: "number" },
+  "attentive-batch": { path: "probe.attentiveBatch", kind: "int" },
+  baselines: { path: "baselines", kind: "list" },
+  "eval-every": { path: "evalEvery", kind: "int" },
+};
+
+/** Training flags the experiment passes to every run (name and seed are the experiment's own). */
+const TRAIN_FLAGS = Object.entries(TRAIN_FLAG_PATHS).filter(([f]) => f !== "name" && f !== "seed");
+
+/** The top-level keys of the experiment's configuration: a `--set` key starting with one is an experiment key. */
+const EXPERIMENT_KEYS = new Set(Object.keys(ExperimentConfigSchema.shape));
+
+function flagValue(flag: string, text: string, kind: string): unknown {
+  const int = (v: string) => {
     const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) throw new Error(`--${flag}: '${v}' is not a non-negative integer`);
+    if (v.trim() === "" || !Number.isInteger(n) || n < 0) {
+      throw new ExperimentConfigError(`--${flag}: '${v}' is not a non-negative integer`);
+    }
     return n;
-  });
+  };
+  switch (kind) {
+    case "int":
+      return int(text);
+    case "ints":
+      return text.split(",").map(int);
+    case "number": {
+      const x = Number(text);
+      if (text.trim() === "" || !Number.isFinite(x)) {
+        throw new ExperimentConfigError(`--${flag}: '${text}' is not a number`);
+      }
+      return x;
+    }
+    case "list":
+      return text === "none" ? [] : text.split(",").map((s) => s.trim());
+    default:
+      return text;
+  }
+}
+
+/** The raw experiment configuration from the command line (not yet validated). */
+export async function experimentConfigFromArgs(
+  args: string[],
+  allowPositionals = false,
+): Promise<
+  { raw: Record<string, unknown>; reportOnly: boolean; printConfig: boolean; positionals: string[] }
+> {
+  const options: Record<string, { type: "string" | "boolean"; multiple?: boolean }> = {
+    config: { type: "string" },
+    set: { type: "string", multiple: true },
+    "report-only": { type: "boolean" },
+    "print-config": { type: "boolean" },
+    "no-baseline": { type: "boolean" },
+    seed: { type: "string" },
+  };
+  for (const f of Object.keys(EXPERIMENT_FLAGS)) options[f] = { type: "string" };
+  for (const [f] of TRAIN_FLAGS) options[f] = { type: "string" };
+  let v: Record<string, unknown>, positionals: string[];
+  try {
+    ({ values: v, positionals } = parseArgs({ args, options, allowPositionals }));
+  } catch (e) {
+    throw new ExperimentConfigError((e as Error).message);
+  }
+  if (v.seed !== undefined) {
+    throw new ExperimentConfigError(
+      "--seed: the experiment takes training seeds as --seeds (e.g. --seeds 0,1)",
+    );
+  }
+  let raw: Record<string, unknown> = {};
+  if (v.config !== undefined) {
+    try {
+      raw = JSON.parse(await Deno.readTextFile(v.config as string));
+    } catch (e) {
+      throw new ExperimentConfigError(`cannot read --config ${v.config}: ${(e as Error).message}`);
+    }
+    if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+      throw new ExperimentConfigError(`--config ${v.config}: expected a JSON object`);
+    }
+  }
+  for (const [flag, { path, kind }] of Object.entries(EXPERIMENT_FLAGS)) {
+    if (v[flag] !== undefined) setPath(raw, path, flagValue(flag, v[flag] as string, kind));
+  }
+  if (v["no-baseline"]) {
+    if (v.baselines !== undefined) {
+      throw new ExperimentConfigError("--no-baseline and --baselines contradict");
+    }
+    raw.baselines = [];
+  }
+  for (const [flag, path] of TRAIN_FLAGS) {
+    if (v[flag] !== undefined) {
+      setPath(raw, `train.${path}`, flag === "data-path" ? v[flag] : parseValue(v[flag] as string));
+    }
+  }
+  for (const kv of (v.set as string[] | undefined) ?? []) {
+    const i = kv.indexOf("=");
+    if (i <= 0) throw new ExperimentConfigError(`--set expects key.path=value, got '${kv}'`);
+    const key = kv.slice(0, i);
+    const top = key.split(".")[0];
+    setPath(raw, EXPERIMENT_KEYS.has(top) ? key : `train.${key}`, parseValue(kv.slice(i + 1)));
+  }
+  return { raw, reportOnly: v["report-only"] === true, printConfig: v["print-config"] === true, positionals };
+}
 
 async function main(): Promise<number> {
-  const flags = [
-    "name",
-    "modes",
-    "steps",
-    "batch-size",
-    "lr",
-    "preset",
-    "frames",
-    "size",
-    "patch",
-    "seed",
-    "probe-seeds",
-    "train-clips",
-    "test-clips",
-    "linear-epochs",
-    "linear-lr",
-    "attentive-epochs",
-    "attentive-lr",
-    "attentive-batch",
-    "eval-every",
-    "device",
-  ];
-  let v: Record<string, string | undefined>;
-  let reportOnly = false, noBaseline = false;
+  let e;
+  let opts;
   try {
-    const parsed = parseArgs({
-      args: Deno.args,
-      options: {
-        ...Object.fromEntries(flags.map((f) => [f, { type: "string" as const }])),
-        "report-only": { type: "boolean" as const },
-        "no-baseline": { type: "boolean" as const },
-      },
-    }).values as Record<string, string | boolean | undefined>;
-    reportOnly = parsed["report-only"] === true;
-    noBaseline = parsed["no-baseline"] === true;
-    delete parsed["report-only"];
-    delete parsed["no-baseline"];
-    v = parsed as Record<string, string | undefined>;
-  } catch (e) {
-    console.error(`experiment: ${(e as Error).message}`);
-    return 2;
-  }
-  const e: ExperimentConfig = { ...DEFAULT_EXPERIMENT };
-  try {
-    if (v.name) e.name = v.name;
-    if (v.modes) {
-      const ms = v.modes.split(",");
-      for (const m of ms) {
-        if (!MODES.includes(m as Mode)) {
-          throw new Error(`--modes: unknown mode '${m}' (${MODES.join(", ")})`);
-        }
-      }
-      e.modes = ms as Mode[];
+    opts = await experimentConfigFromArgs(Deno.args);
+    if (opts.reportOnly) {
+      const name = (opts.raw.name as string | undefined) ?? "experiment";
+      await rerenderReport(name);
+      console.log(`re-rendered runs/${name}/report.html from its results.json`);
+      return 0;
     }
-    const num = (flag: string, key: keyof ExperimentConfig) => {
-      if (v[flag] !== undefined) (e as unknown as Record<string, number>)[key] = ints(v[flag]!, flag)[0];
-    };
-    num("steps", "steps");
-    num("batch-size", "batchSize");
-    num("frames", "frames");
-    num("size", "size");
-    num("patch", "patch");
-    num("seed", "seed");
-    num("train-clips", "trainClips");
-    num("test-clips", "testClips");
-    num("linear-epochs", "linearEpochs");
-    num("attentive-epochs", "attentiveEpochs");
-    num("attentive-batch", "attentiveBatch");
-    for (
-      const [flag, key] of [["lr", "lr"], ["linear-lr", "linearLr"], ["attentive-lr", "attentiveLr"]] as const
-    ) {
-      if (v[flag] === undefined) continue;
-      const x = Number(v[flag]);
-      if (!(Number.isFinite(x) && x > 0)) throw new Error(`--${flag}: '${v[flag]}' is not a number > 0`);
-      e[key] = x;
-    }
-    if (noBaseline) e.baseline = false;
-    num("eval-every", "evalEvery");
-    if (v["probe-seeds"]) e.probeSeeds = ints(v["probe-seeds"], "probe-seeds");
-    if (v.preset) e.preset = v.preset as ExperimentConfig["preset"];
-    if (v.device) e.device = v.device as ExperimentConfig["device"];
+    e = parseExperimentConfig(opts.raw);
   } catch (err) {
-    console.error(`experiment: ${(err as Error).message}`);
-    return 2;
+    if (err instanceof ExperimentConfigError) {
+      console.error(`experiment: ${err.message}`);
+      console.error(`(baselines: ${BASELINES.join(", ")} or none; see src/cli/experiment.ts for every flag)`);
+      return 2;
+    }
+    throw err;
   }
-  if (reportOnly) {
-    await rerenderReport(e.name);
-    console.log(`re-rendered runs/${e.name}/report.html from its results.json`);
+  console.log(`layerlock experiment: torch ${torch.torchVersion()}`);
+  console.log(JSON.stringify(e));
+  if (opts.printConfig) {
+    for (const m of e.modes) console.log(`${m}: ${JSON.stringify(runConfig(e, m, e.seeds[0]))}`);
     return 0;
   }
-  console.log(`layerlock experiment: torch ${torch.torchVersion()}; ${JSON.stringify(e)}`);
   await runExperiment(e);
   return 0;
 }
 
-try {
-  Deno.exit(await main());
-} catch (err) {
-  if (err instanceof torch.TorchError) {
-    console.error(`experiment: ${err.message}`);
-    Deno.exit(1);
+if (import.meta.main) {
+  try {
+    Deno.exit(await main());
+  } catch (err) {
+    if (err instanceof torch.TorchError) {
+      console.error(`experiment: ${err.message}`);
+      Deno.exit(1);
+    }
+    throw err;
   }
-  throw err;
 }

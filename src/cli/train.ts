@@ -7,36 +7,26 @@
  *   --name NAME             run name (runs/NAME/)            --resume      continue runs/NAME exactly
  *   --device auto|cpu|cuda  --preset tiny|small|base|large|huge|giant      --seed N
  *   --steps N  --batch-size N  --lr X  --warmup N  --mask tube|random  --mask-ratio X
- *   --data shapes|fashion|folder  --data-path DIR  --frames N  --size N
+ *   --data shapes|fashion|folder  --data-path DIR  --frames N  --size N  --patch N
  *   --set key.path=value    any other key, e.g. --set optim.clipGrad=1 --set log.every=5
  *   --print-config          print the resolved configuration and exit
  * @module
  */
 import { parseArgs } from "node:util";
 import * as torch from "../../mod.ts";
-import { ConfigError, parseConfig, parseValue, setPath, type TrainConfig } from "./config.ts";
+import {
+  ConfigError,
+  parseConfig,
+  parseValue,
+  setPath,
+  TRAIN_FLAG_PATHS,
+  type TrainConfig,
+} from "./config.ts";
 import { modelConfig, resolveDevice, train, type TrainOptions } from "../train/trainer.ts";
-import { makeBatchSource, makeDataset } from "../data/source.ts";
+import { floorClips, makeBatchSource, makeDataset } from "../data/source.ts";
 import { batchToTensor } from "../data/clip.ts";
 import { collapseMetrics } from "../eval/collapse.ts";
 import { extractFeatures } from "../eval/features.ts";
-
-const FLAG_PATHS: Record<string, string> = {
-  name: "name",
-  device: "device",
-  preset: "model.preset",
-  seed: "seed",
-  steps: "optim.steps",
-  "batch-size": "optim.batchSize",
-  lr: "optim.lr",
-  warmup: "optim.warmupSteps",
-  mask: "mask.kind",
-  "mask-ratio": "mask.ratio",
-  data: "data.source",
-  "data-path": "data.path",
-  frames: "data.frames",
-  size: "data.size",
-};
 
 function usage(): string {
   return "usage: deno task train [--config FILE] [--name NAME] [--resume] [--device auto|cpu|cuda] " +
@@ -59,7 +49,7 @@ async function main(): Promise<number> {
     "print-config": { type: "boolean" },
     help: { type: "boolean" },
   };
-  for (const f of Object.keys(FLAG_PATHS)) options[f] = { type: "string" };
+  for (const f of Object.keys(TRAIN_FLAG_PATHS)) options[f] = { type: "string" };
   let values: Record<string, unknown>;
   try {
     values = parseArgs({ args: Deno.args, options, allowPositionals: false }).values;
@@ -103,7 +93,7 @@ async function main(): Promise<number> {
         return 2;
       }
     }
-    for (const [flag, path] of Object.entries(FLAG_PATHS)) {
+    for (const [flag, path] of Object.entries(TRAIN_FLAG_PATHS)) {
       if (values[flag] !== undefined) {
         setPath(
           raw,
@@ -177,7 +167,13 @@ async function main(): Promise<number> {
       fn: (model) => ({ ...collapseMetrics(extractFeatures(model.encoder, x).pooled) }),
     };
   }
-  const r = await train(cfg, { runDir, resume: !!values.resume, data: makeBatchSource, evaluate });
+  const r = await train(cfg, {
+    runDir,
+    resume: !!values.resume,
+    data: makeBatchSource,
+    evaluate,
+    floorClips: (n) => floorClips(cfg, n),
+  });
   evalClips?.dispose();
   if (r.losses.length >= 2) {
     const first = r.losses[0].loss, last = r.losses[r.losses.length - 1].loss;

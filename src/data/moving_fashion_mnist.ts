@@ -12,9 +12,12 @@
  * Labels (per clip, of the main garment): `shape` = its Fashion-MNIST class (`FASHION_CLASSES`), `direction` =
  * the 8-bin compass direction of its initial velocity (`directionOf` of moving_shapes.ts: counter-clockwise
  * from east, north up; the angle is drawn within ±11.25° of a uniformly chosen bin's centre, as for the moving
- * shapes). Split "train" draws garments from the 60000 official training images, "test" from the 10000 test
- * images, with independent motion (the generator is seeded with `hash32(seed, index, split)`), so a probe
- * trained on one split and scored on the other sees neither the same garments nor the same trajectories.
+ * shapes). Three splits, with independent motion (the generator is seeded with `hash32(seed, index, split)`):
+ * "train" draws garments from the first 60000 − `valImages` official training images, "val" from the last
+ * `valImages` of them (default 10000: images 50000..59999), and "test" from the 10000 official test images.
+ * A probe trained on one split and scored on another sees neither the same garments nor the same trajectories,
+ * and model choices made on "val" never look at the test images. `valImages: 0` gives the whole training
+ * file to "train" (the behaviour before the validation split existed) and leaves no "val" split.
  *
  * The images come from Debian's `dataset-fashion-mnist` package (the official gzipped IDX files under
  * `/usr/share/datasets/fashion-mnist/`), installed by `ensureFashionMnist` with apt-get when missing and running
@@ -54,12 +57,24 @@ export const IDX_IMAGES_MAGIC = 0x00000803;
 /** IDX magic number of a file of unsigned-byte labels (1 dimension). */
 export const IDX_LABELS_MAGIC = 0x00000801;
 
-/** Which official split: the 60000 training images or the 10000 test images. */
-export type FashionSplit = "train" | "test";
+/** Which official file: the 60000 training images or the 10000 test images. */
+export type FashionFile = "train" | "test";
 
-/** File names (in the data folder) and image counts of each split. */
+/**
+ * Which clips: garments from the training file less the held-out images ("train"), from the held-out training
+ * images ("val"), or from the test file ("test").
+ */
+export type FashionSplit = "train" | "val" | "test";
+
+/** The splits, in the order of their generator keys. */
+export const FASHION_SPLITS: readonly FashionSplit[] = ["train", "val", "test"];
+
+/** Training images held out as the validation split by default (the last 10000 of the training file). */
+export const DEFAULT_VAL_IMAGES = 10000;
+
+/** File names (in the data folder) and image counts of each official file. */
 export const FASHION_MNIST_FILES: Readonly<
-  Record<FashionSplit, { readonly images: string; readonly labels: string; readonly count: number }>
+  Record<FashionFile, { readonly images: string; readonly labels: string; readonly count: number }>
 > = {
   train: { images: "train-images-idx3-ubyte.gz", labels: "train-labels-idx1-ubyte.gz", count: 60000 },
   test: { images: "t10k-images-idx3-ubyte.gz", labels: "t10k-labels-idx1-ubyte.gz", count: 10000 },
@@ -202,10 +217,10 @@ export function parseIdx(bytes: Uint8Array, name = "IDX data", expectMagic?: num
   return { magic, dims, data: bytes.subarray(header) };
 }
 
-/** One decoded, validated split of Fashion-MNIST. */
+/** One decoded, validated file of Fashion-MNIST. */
 export interface FashionMnistData {
-  /** Which split. */
-  split: FashionSplit;
+  /** Which file. */
+  split: FashionFile;
   /** Number of images (60000 train, 10000 test). */
   count: number;
   /** Pixels [count, 28, 28], uint8, 0 = black background. */
@@ -239,7 +254,7 @@ async function readIdx(path: string, magic: number): Promise<IdxArray> {
 }
 
 /** Decodes and validates one split from the gzipped IDX files in `dir` (no caching). */
-async function decodeSplit(split: FashionSplit, dir: string): Promise<FashionMnistData> {
+async function decodeSplit(split: FashionFile, dir: string): Promise<FashionMnistData> {
   const f = FASHION_MNIST_FILES[split], S = FASHION_IMAGE_SIZE;
   const imagesPath = `${dir}/${f.images}`, labelsPath = `${dir}/${f.labels}`;
   // Both files are read concurrently, but a failure is reported in a fixed order (images first), so the same
@@ -282,7 +297,7 @@ const cache = new Map<string, Promise<FashionMnistData>>();
  * `ensureFashionMnist`. Throws an Error naming the file when one is missing, corrupt, truncated or invalid.
  */
 export function loadFashionMnist(
-  split: FashionSplit = "train",
+  split: FashionFile = "train",
   dir = fashionMnistDir(),
 ): Promise<FashionMnistData> {
   if (!(split in FASHION_MNIST_FILES)) throw new RangeError(`Fashion-MNIST: unknown split '${split}'`);
@@ -304,8 +319,10 @@ export interface MovingFashionMnistOptions {
   size?: number;
   /** Garment height and width in pixels (default round(7·size/16): the native 28 at size 64). */
   garment?: number;
-  /** Official split the garments come from (default "train"). */
+  /** The split the garments come from (default "train"; see the module documentation). */
   split?: FashionSplit;
+  /** Training images held out as the "val" split, the last ones of the file (default 10000; 0: none). */
+  valImages?: number;
   /** Dataset seed: which clips the indices name (default 0). */
   seed?: number;
   /** Fewest garments per clip (default 1). */
@@ -324,7 +341,7 @@ export interface MovingFashionMnistOptions {
 
 /** One garment of a clip and its trajectory. */
 export interface GarmentTrack {
-  /** Index of the image in the split. */
+  /** Index of the image in its official file (the training file for "train" and "val"). */
   image: number;
   /** Its Fashion-MNIST class (index into `FASHION_CLASSES`). */
   label: number;
@@ -355,6 +372,7 @@ interface Resolved {
   size: number;
   garment: number;
   split: FashionSplit;
+  valImages: number;
   seed: number;
   minObjects: number;
   maxObjects: number;
@@ -371,6 +389,7 @@ function resolve(o: MovingFashionMnistOptions): Resolved {
     size,
     garment: o.garment ?? Math.round(size * 7 / 16),
     split: o.split ?? "train",
+    valImages: o.valImages ?? DEFAULT_VAL_IMAGES,
     seed: o.seed ?? 0,
     minObjects: o.minObjects ?? 1,
     maxObjects: o.maxObjects ?? 2,
@@ -391,8 +410,12 @@ function resolve(o: MovingFashionMnistOptions): Resolved {
   int("minObjects", 1);
   int("maxObjects", r.minObjects);
   int("length", 1, 2 ** 32);
-  if (!(r.split in FASHION_MNIST_FILES)) {
-    throw new RangeError(`MovingFashionMnist: split must be "train" or "test", got '${r.split}'`);
+  if (!FASHION_SPLITS.includes(r.split)) {
+    throw new RangeError(`MovingFashionMnist: split must be "train", "val" or "test", got '${r.split}'`);
+  }
+  int("valImages", 0, FASHION_MNIST_FILES.train.count - 1);
+  if (r.split === "val" && r.valImages === 0) {
+    throw new RangeError('MovingFashionMnist: split "val" needs valImages ≥ 1 (held-out training images)');
   }
   if (!(r.speed[0] >= 0 && r.speed[0] <= r.speed[1])) {
     throw new RangeError("MovingFashionMnist: bad speed range");
@@ -478,9 +501,23 @@ export class MovingFashionMnist implements ClipDataset {
   get garment(): number {
     return this.#o.garment;
   }
-  /** The official split the garments come from. */
+  /** The split the garments come from. */
   get split(): FashionSplit {
     return this.#o.split;
+  }
+  /** The official file the garments come from ("train" for the train and val splits). */
+  get file(): FashionFile {
+    return this.#o.split === "test" ? "test" : "train";
+  }
+  /**
+   * The images of the official file this split draws from: `[first, first + count)` (for "train" the file less
+   * the held-out images, for "val" the held-out ones, for "test" the whole test file).
+   */
+  get imageRange(): { first: number; count: number } {
+    const total = FASHION_MNIST_FILES[this.file].count, held = this.#o.valImages;
+    if (this.#o.split === "train") return { first: 0, count: total - held };
+    if (this.#o.split === "val") return { first: total - held, count: held };
+    return { first: 0, count: total };
   }
   /** The dataset seed. */
   get seed(): number {
@@ -507,7 +544,7 @@ export class MovingFashionMnist implements ClipDataset {
 
   /** Decodes this dataset's split (once per process; see `loadFashionMnist`) and returns it. */
   async load(): Promise<FashionMnistData> {
-    return this.#data ??= await loadFashionMnist(this.#o.split, this.#o.dir);
+    return this.#data ??= await loadFashionMnist(this.file, this.#o.dir);
   }
 
   /** Generates clip `index` (any integer in [0, 2^53)); the same (seed, split, index) always gives the same clip. */
@@ -566,14 +603,15 @@ export class MovingFashionMnist implements ClipDataset {
       throw new RangeError(`MovingFashionMnist: bad clip index ${index}`);
     }
     const o = this.#o, S = o.size, T = o.frames, G = o.garment;
-    const rng = new Rng(hash32(o.seed, index, o.split === "train" ? 0 : 1));
+    const rng = new Rng(hash32(o.seed, index, FASHION_SPLITS.indexOf(o.split)));
+    const range = this.imageRange;
 
     // Trajectories: the centre stays in [G/2, S − G/2 − 1], so the (G+1)-pixel footprint stays in the frame.
     const count = o.minObjects + rng.int(o.maxObjects - o.minObjects + 1);
     const lo = G / 2, hi = S - G / 2 - 1;
     const objects: GarmentTrack[] = [];
     for (let j = 0; j < count; j++) {
-      const image = rng.int(src.count);
+      const image = range.first + rng.int(range.count);
       const hue = rng.float(), sat = rng.uniform(0.5, 1);
       const color: [number, number, number] = o.tint ? hsv(hue, sat, 1) : [255, 255, 255];
       const speed = rng.uniform(o.speed[0], o.speed[1]) * S;

@@ -5,6 +5,7 @@
  * @module
  */
 import type { TrainConfig } from "../cli/config.ts";
+import type { ClipBatch } from "./clip.ts";
 import type { ClipDataset } from "./dataset.ts";
 import { MovingFashionMnist } from "./moving_fashion_mnist.ts";
 import { MovingShapes } from "./moving_shapes.ts";
@@ -26,6 +27,19 @@ export async function makeDataset(cfg: TrainConfig): Promise<ClipDataset> {
     return await MovingFashionMnist.open({ frames: d.frames, size: d.size, seed: cfg.seed, split: "train" });
   }
   return new MovingShapes({ frames: d.frames, size: d.size, seed: cfg.seed });
+}
+
+/** Added to the run's seed for the dataset the loss floors are estimated from (see `floorClips`). */
+export const FLOOR_SEED_OFFSET = 0x5eed;
+
+/**
+ * `n` clips of the configured training data that the training stream does not show: the same dataset built with
+ * the seed `seed + FLOOR_SEED_OFFSET` (other clips of the generated datasets; other offsets and picks of a video
+ * folder), indices 0..n−1 (wrapping around a shorter dataset). The trainer estimates the loss floors from them.
+ */
+export async function floorClips(cfg: TrainConfig, n: number): Promise<ClipBatch> {
+  const ds = await makeDataset({ ...cfg, seed: cfg.seed + FLOOR_SEED_OFFSET });
+  return await ds.batch(Array.from({ length: n }, (_, i) => i % ds.length));
 }
 
 /** Makes the configured loader, restored to `state` (a loader's `state()` from a checkpoint) when given. */

@@ -1,12 +1,17 @@
 /**
- * The small-scale reproduction (`deno task experiment`): train `mae`, `mae-freeze`, `layerlock` and
- * `latent-unfrozen` on Moving Fashion-MNIST with the same budget and seeds, then for each: frozen-feature probes
- * (linear on pooled features, attentive on tokens; garment class and motion direction; several probe seeds),
- * collapse metrics (logged during training and at the end), step time, layer convergence, and reconstructions.
- * Writes `runs/<name>/results.json` and `runs/<name>/report.html` (with its PNGs).
+ * The small-scale reproduction (`deno task experiment`): train each mode (`mae`, `mae-freeze`, `layerlock`,
+ * `latent-unfrozen`) from each training seed on Moving Fashion-MNIST with the same protocol
+ * (src/eval/experiment_config.ts), then for each run: frozen-feature probes (linear on pooled features, attentive
+ * on tokens; garment class and motion direction; probe seeds inside), collapse metrics (during training and at
+ * the end), the loss against its trivial floor (is it learning?), step time, layer convergence, reconstructions.
+ * Baselines — the untrained encoder of each seed, its patch embedding alone, raw pixels — are probed the same
+ * way. Probes learn from clips of the training images and are scored on the validation split (held-out training
+ * images: for every choice of settings) or on the test split (the reported numbers).
+ *
+ * Writes `runs/<name>/results.json` and `runs/<name>/report.html` (with its PNGs) after every run, so a run cut
+ * short keeps what it measured.
  * @module
  */
-import { TorchError } from "../../ffi/errors.ts";
 import { noGrad } from "../autograd.ts";
 import { tensor } from "../creation.ts";
 import { cat } from "../functional.ts";
@@ -14,134 +19,100 @@ import type { Device } from "../dtype.ts";
 import { scope } from "../scope.ts";
 import type { Tensor } from "../tensor.ts";
 import { cuda, liveTensors, manualSeed } from "../runtime.ts";
-import { parseConfig, type TrainConfig } from "../cli/config.ts";
+import type { TrainConfig } from "../cli/config.ts";
 import { batchToTensor, IMAGENET_MEAN, IMAGENET_STD } from "../data/clip.ts";
-import { FASHION_CLASSES, MovingFashionMnist } from "../data/moving_fashion_mnist.ts";
-import { DIRECTION_NAMES } from "../data/moving_shapes.ts";
-import { makeBatchSource } from "../data/source.ts";
+import { MovingFashionMnist } from "../data/moving_fashion_mnist.ts";
+import { floorClips, makeBatchSource } from "../data/source.ts";
 import { loadSafetensors } from "../io/safetensors.ts";
 import type { Mode } from "../layerlock/schedule.ts";
 import { makeMask } from "../models/masking.ts";
-import { patchify } from "../models/targets.ts";
+import { patchify, pixelTargets } from "../models/targets.ts";
 import { VideoMAE } from "../models/video_mae.ts";
 import { listCheckpoints } from "../train/checkpoint.ts";
 import { modelConfig, resolveDevice, train } from "../train/trainer.ts";
 import { type CollapseMetrics, collapseMetrics } from "./collapse.ts";
 import { layerOutputs, linearCka } from "./convergence.ts";
+import {
+  type Baseline,
+  type ExperimentConfig,
+  parseExperimentConfig,
+  runConfig,
+  runName,
+} from "./experiment_config.ts";
+import { renderExperimentReport } from "./experiment_report.ts";
 import { extractFeatures } from "./features.ts";
+import { type LearningVerdict, learningVerdict } from "./learning.ts";
 import { encodePng, imageGrid, type RgbImage, upscale } from "./png.ts";
 import { probeWithSeeds, type SeedStats, trainAttentiveProbe, trainLinearProbe } from "./probe.ts";
-import { barChart, lineChart, renderReport, table, writeReport } from "./report.ts";
+import { writeReport } from "./report.ts";
 
-/** The experiment's settings (defaults sized for under an hour on 2 CPU cores). */
-export interface ExperimentConfig {
-  /** Output directory name under runs/. */
-  name: string;
-  /** Modes compared. */
-  modes: Mode[];
-  /** Training steps per mode. */
-  steps: number;
-  /** Clips per step. */
-  batchSize: number;
-  /** Peak learning rate of every mode's training (warmup-cosine). */
-  lr: number;
-  /** Model preset. */
-  preset: TrainConfig["model"]["preset"];
-  /** Frames per clip. */
-  frames: number;
-  /** Frame size. */
-  size: number;
-  /** Patch size. */
-  patch: number;
-  /** Training seed (shared by every mode). */
-  seed: number;
-  /** Probe seeds (the spread of each probe is over these). */
-  probeSeeds: number[];
-  /** Training-split clips the probes learn from. */
-  trainClips: number;
-  /** Test-split clips the probes are scored on. */
-  testClips: number;
-  /** Linear-probe epochs (full passes over the training clips; the probe costs little). */
-  linearEpochs: number;
-  /** Linear-probe peak learning rate. */
-  linearLr: number;
-  /** Attentive-probe epochs (the attentive probe is the costly part of the evaluation). */
-  attentiveEpochs: number;
-  /** Attentive-probe peak learning rate. */
-  attentiveLr: number;
-  /** Attentive-probe batch size. */
-  attentiveBatch: number;
-  /** Also probe the untrained encoder (the initialisation every mode starts from) as a baseline row. */
-  baseline: boolean;
-  /** Steps between collapse measurements during training. */
-  evalEvery: number;
-  /** Device (auto: cuda when available). */
-  device: "auto" | "cpu" | "cuda";
+/** The four probes: linear / attentive × garment class / motion direction. */
+export const PROBES = ["linearShape", "linearDirection", "attentiveShape", "attentiveDirection"] as const;
+/** One of the four probes. */
+export type ProbeName = (typeof PROBES)[number];
+
+/** An encoder's probe results and the collapse metrics of its pooled evaluation features. */
+export interface ProbeSummary {
+  /** Accuracy on the evaluation split of each probe, over probe seeds. */
+  probes: Record<ProbeName, SeedStats>;
+  /** Accuracy on the probes' own training clips (mean over probe seeds): how well each probe fit. */
+  trainAccuracy: Record<ProbeName, number>;
+  /** Collapse metrics of the pooled evaluation features. */
+  collapse: CollapseMetrics;
 }
 
-/** The default settings. */
-export const DEFAULT_EXPERIMENT: ExperimentConfig = {
-  name: "experiment",
-  modes: ["mae", "mae-freeze", "layerlock", "latent-unfrozen"],
-  steps: 800,
-  batchSize: 8,
-  lr: 1e-3,
-  preset: "tiny",
-  frames: 16,
-  size: 64,
-  patch: 16,
-  seed: 0,
-  probeSeeds: [0, 1, 2],
-  trainClips: 1024,
-  testClips: 512,
-  linearEpochs: 300,
-  linearLr: 1e-2,
-  attentiveEpochs: 40,
-  attentiveLr: 1e-3,
-  attentiveBatch: 64,
-  baseline: true,
-  evalEvery: 100,
-  device: "auto",
-};
-
-/** One mode's results. */
-export interface ModeResult {
+/** One trained run: a mode from one training seed. */
+export interface RunResult extends ProbeSummary {
   /** The mode. */
   mode: Mode;
-  /** metrics.jsonl records of its run. */
+  /** The training seed. */
+  seed: number;
+  /** metrics.jsonl records of the run. */
   metrics: Record<string, unknown>[];
   /** Mean training steps per second (after the first logging window). */
   stepsPerSec: number;
   /** Peak CUDA memory (bytes), or null on the CPU. */
   peakBytes: number | null;
-  /** Probe accuracies: linear/attentive × shape/direction. */
-  probes: Record<"linearShape" | "linearDirection" | "attentiveShape" | "attentiveDirection", SeedStats>;
-  /** Collapse metrics of the final pooled test features. */
-  collapse: CollapseMetrics;
-  /** Linear CKA of each layer's output at each checkpoint to its final output: {step, cka[]}[]. */
+  /** Linear CKA of each block's output at each checkpoint to its final output. */
   convergence: { step: number; cka: number[] }[];
+  /** The loss against its trivial floor. */
+  learning: LearningVerdict;
+  /** Minutes the run took (training and its measurements). */
+  minutes: number;
 }
 
-/** The trainer configuration of one mode. */
-export function modeTrainConfig(e: ExperimentConfig, mode: Mode): TrainConfig {
-  return parseConfig({
-    name: `${e.name}-${mode}`.replace(/[^A-Za-z0-9._-]/g, "_"),
-    seed: e.seed,
-    device: e.device,
-    model: { preset: e.preset, patch: e.patch },
-    data: { source: "fashion", frames: e.frames, size: e.size, prefetch: 4 },
-    optim: {
-      steps: e.steps,
-      batchSize: e.batchSize,
-      lr: e.lr,
-      warmupSteps: Math.max(1, Math.round(e.steps / 10)),
-    },
-    layerlock: { mode },
-    log: { every: 20, checkpointEvery: Math.max(1, Math.round(e.steps / 8)), keep: 100 },
-  });
+/** One baseline encoder (for `untrained` and `embedding`, one per training seed; `pixels` has no seed). */
+export interface BaselineRun extends ProbeSummary {
+  /** The training seed whose initialisation it is, or null. */
+  seed: number | null;
 }
 
-/** Labelled clips of one split, as [chunk, C, T, H, W] tensors on `device` and their labels. */
+/** The contents of results.json. */
+export interface ExperimentResults {
+  /** Format version of this file. */
+  version: 2;
+  /** The experiment's configuration. */
+  config: ExperimentConfig;
+  /** The resolved training configuration of each mode (first seed; other seeds differ only in `seed`/`name`). */
+  trainConfigs: Partial<Record<Mode, TrainConfig>>;
+  /** Device the runs used. */
+  device: string;
+  /** Minutes since the start. */
+  minutes: number;
+  /** Whether every run finished. */
+  complete: boolean;
+  /** Live native tensors after everything was freed (only meaningful once complete). */
+  liveTensors: number | null;
+  /** The baselines, in the configured order. */
+  baselines: { name: Baseline; runs: BaselineRun[] }[];
+  /** The trained runs, by mode, in the configured order. */
+  modes: { mode: Mode; runs: RunResult[] }[];
+}
+
+/** Dataset seeds of the probe clips: the same clips for every run, whatever the training seed. */
+export const PROBE_DATA_SEEDS = { train: 1, eval: 2 } as const;
+
+/** Labelled clips of one split, as [chunk, C, T, H, W] tensors on a device, and their labels. */
 export interface LabelledClips {
   /** The clips, in chunks of up to 64. */
   xs: Tensor[];
@@ -158,31 +129,52 @@ async function clipsOf(
   chunk = 64,
 ): Promise<LabelledClips> {
   const xs: Tensor[] = [], shape: number[] = [], direction: number[] = [];
-  for (let i = 0; i < n; i += chunk) {
-    const idx = Array.from({ length: Math.min(chunk, n - i) }, (_, k) => i + k);
-    const b = await ds.batch(idx);
-    xs.push(batchToTensor(b, device));
-    shape.push(...b.labels!.shape);
-    direction.push(...b.labels!.direction);
+  try {
+    for (let i = 0; i < n; i += chunk) {
+      const b = await ds.batch(Array.from({ length: Math.min(chunk, n - i) }, (_, k) => i + k));
+      xs.push(batchToTensor(b, device));
+      shape.push(...b.labels!.shape);
+      direction.push(...b.labels!.direction);
+    }
+  } catch (err) {
+    for (const x of xs) x.dispose();
+    throw err;
   }
   return { xs, shape, direction };
 }
 
+/** Frees the clips. */
+export function disposeClips(c: LabelledClips): void {
+  for (const x of c.xs) x.dispose();
+}
+
 /**
- * The clips the probes learn from (`trainClips` from the training split) and are scored on (`testClips` from the
- * test split), the same for every mode and run with the same settings. The caller owns the tensors.
+ * The datasets the probe clips come from: the training split (the training images less the held-out ones) and
+ * the evaluation split (`val`: the held-out training images; `test`: the official test images).
  */
+export async function probeDatasets(
+  e: ExperimentConfig,
+): Promise<{ train: MovingFashionMnist; eval: MovingFashionMnist }> {
+  const d = runConfig(e, e.modes[0], e.seeds[0]).data;
+  const open = (split: "train" | "val" | "test", seed: number) =>
+    MovingFashionMnist.open({ frames: d.frames, size: d.size, split, seed });
+  return {
+    train: await open("train", PROBE_DATA_SEEDS.train),
+    eval: await open(e.probe.split, PROBE_DATA_SEEDS.eval),
+  };
+}
+
+/** The probe clips (`probe.trainClips` of the training split, `probe.evalClips` of the evaluation split). */
 export async function probeClips(
   e: ExperimentConfig,
   device: Device,
-): Promise<{ train: LabelledClips; test: LabelledClips }> {
-  const open = (split: "train" | "test", seed: number) =>
-    MovingFashionMnist.open({ frames: e.frames, size: e.size, split, seed });
-  const train = await clipsOf(await open("train", e.seed + 1), e.trainClips, device);
+): Promise<{ train: LabelledClips; eval: LabelledClips }> {
+  const ds = await probeDatasets(e);
+  const train = await clipsOf(ds.train, e.probe.trainClips, device);
   try {
-    return { train, test: await clipsOf(await open("test", e.seed + 2), e.testClips, device) };
+    return { train, eval: await clipsOf(ds.eval, e.probe.evalClips, device) };
   } catch (err) {
-    for (const t of train.xs) t.dispose();
+    disposeClips(train);
     throw err;
   }
 }
@@ -199,23 +191,87 @@ export function loadModel(path: string, cfg: TrainConfig, device: Device): Video
   return model;
 }
 
+/** Pooled [N, D] and token [N, T, D] features of some clip chunks. */
+export interface FeatureSet {
+  /** Mean over tokens. */
+  pooled: Tensor;
+  /** Every token. */
+  tokens: Tensor;
+}
+
 /** Pooled and token features of clip chunks after `depth` blocks (default all), concatenated. */
-export function featuresOf(
-  model: VideoMAE,
-  xs: Tensor[],
-  depth?: number,
-): { pooled: Tensor; tokens: Tensor } {
+export function featuresOf(model: VideoMAE, xs: Tensor[], depth?: number): FeatureSet {
   return scope(() => {
     const parts = xs.map((x) => extractFeatures(model.encoder, x, { depth }));
     return {
-      pooled: scope(() => catRows(parts.map((p) => p.pooled))),
-      tokens: scope(() => catRows(parts.map((p) => p.tokens))),
+      pooled: scope(() => cat(parts.map((p) => p.pooled), 0)),
+      tokens: scope(() => cat(parts.map((p) => p.tokens), 0)),
     };
   });
 }
 
-function catRows(ts: Tensor[]): Tensor {
-  return cat(ts, 0);
+/** The raw-pixel "features" of clip chunks: each tubelet's pixels as a token [N, T, pt·ph·pw·C], and their mean. */
+export function pixelFeaturesOf(xs: Tensor[], tubelet: number, patch: number): FeatureSet {
+  return noGrad(() =>
+    scope(() => {
+      const tokens = cat(xs.map((x) => pixelTargets(x, tubelet, patch, false)), 0);
+      return { pooled: tokens.mean(1), tokens };
+    })
+  );
+}
+
+/** The four probes over every probe seed on precomputed features, and collapse metrics of the pooled ones. */
+export function probeFeatures(
+  tr: FeatureSet,
+  ev: FeatureSet,
+  train_: LabelledClips,
+  eval_: LabelledClips,
+  e: ExperimentConfig,
+): ProbeSummary {
+  return scope(() => {
+    const device = tr.pooled.device;
+    const labels = (v: number[]) => tensor(Int32Array.from(v), { device }).long();
+    const y = {
+      Shape: [labels(train_.shape), labels(eval_.shape)],
+      Direction: [labels(train_.direction), labels(eval_.direction)],
+    };
+    const p = e.probe;
+    const lin = { epochs: p.linearEpochs, lr: p.linearLr };
+    const att = { epochs: p.attentiveEpochs, lr: p.attentiveLr, batchSize: p.attentiveBatch };
+    const probes = {} as Record<ProbeName, SeedStats>;
+    const trainAccuracy = {} as Record<ProbeName, number>;
+    for (const name of PROBES) {
+      const [ytr, yev] = y[name.endsWith("Shape") ? "Shape" : "Direction"];
+      const fit: number[] = [];
+      probes[name] = probeWithSeeds((seed) => {
+        const r = name.startsWith("linear")
+          ? trainLinearProbe(tr.pooled, ytr, ev.pooled, yev, { ...lin, seed })
+          : trainAttentiveProbe(tr.tokens, ytr, ev.tokens, yev, { ...att, seed });
+        fit.push(r.trainAccuracy);
+        return r;
+      }, p.seeds);
+      trainAccuracy[name] = fit.reduce((a, b) => a + b, 0) / fit.length;
+    }
+    return { probes, trainAccuracy, collapse: collapseMetrics(ev.pooled) };
+  });
+}
+
+/** Features of an encoder (at `depth`, default all) on the probe clips, probed. */
+function probeModel(
+  model: VideoMAE,
+  clips: { train: LabelledClips; eval: LabelledClips },
+  e: ExperimentConfig,
+  depth?: number,
+): ProbeSummary {
+  return scope(() =>
+    probeFeatures(
+      featuresOf(model, clips.train.xs, depth),
+      featuresOf(model, clips.eval.xs, depth),
+      clips.train,
+      clips.eval,
+      e,
+    )
+  );
 }
 
 /** Frames of clips [B, C, T, H, W] (ImageNet-normalised) as RGB images, one per (clip, frame index). */
@@ -269,533 +325,244 @@ async function reconstructionGrid(model: VideoMAE, x: Tensor, cfg: TrainConfig):
   return await encodePng(grid.rgb, grid.width, grid.height);
 }
 
-/** A probed encoder's results: probe accuracies and the collapse metrics of its pooled test features. */
-export interface ProbeSummary {
-  /** Probe accuracies: linear/attentive × shape/direction. */
-  probes: ModeResult["probes"];
-  /** Collapse metrics of the pooled test features. */
-  collapse: CollapseMetrics;
-}
-
-/** Features of the training and test clips, the four probes over every probe seed, and collapse metrics. */
-function probeModel(
-  model: VideoMAE,
-  train_: LabelledClips,
-  test: LabelledClips,
-  e: ExperimentConfig,
-): ProbeSummary {
-  return scope(() => {
-    const device = train_.xs[0].device;
-    const tr = featuresOf(model, train_.xs), te = featuresOf(model, test.xs);
-    const labels = (v: number[]) => tensor(Int32Array.from(v), { device }).long();
-    const trS = labels(train_.shape), teS = labels(test.shape);
-    const trD = labels(train_.direction), teD = labels(test.direction);
-    const lin = { epochs: e.linearEpochs, lr: e.linearLr };
-    const att = { epochs: e.attentiveEpochs, lr: e.attentiveLr, batchSize: e.attentiveBatch };
-    return {
-      probes: {
-        linearShape: probeWithSeeds(
-          (seed) => trainLinearProbe(tr.pooled, trS, te.pooled, teS, { ...lin, seed }),
-          e.probeSeeds,
-        ),
-        linearDirection: probeWithSeeds(
-          (seed) => trainLinearProbe(tr.pooled, trD, te.pooled, teD, { ...lin, seed }),
-          e.probeSeeds,
-        ),
-        attentiveShape: probeWithSeeds(
-          (seed) => trainAttentiveProbe(tr.tokens, trS, te.tokens, teS, { ...att, seed }),
-          e.probeSeeds,
-        ),
-        attentiveDirection: probeWithSeeds(
-          (seed) => trainAttentiveProbe(tr.tokens, trD, te.tokens, teD, { ...att, seed }),
-          e.probeSeeds,
-        ),
-      },
-      collapse: collapseMetrics(te.pooled),
-    };
-  });
-}
-
-/** One line of probe accuracies. */
+/** A one-line summary of an encoder's probes. */
 function probeLine(r: ProbeSummary): string {
   const p = r.probes, f = (s: SeedStats) => (100 * s.mean).toFixed(1);
-  return `linear shape ${f(p.linearShape)}%, direction ${f(p.linearDirection)}%; attentive shape ${
+  return `linear garment ${f(p.linearShape)}%, direction ${f(p.linearDirection)}%; attentive garment ${
     f(p.attentiveShape)
   }%, direction ${f(p.attentiveDirection)}%; effective rank ${r.collapse.effectiveRank.toFixed(1)}`;
 }
 
-/** Runs the experiment; `print` receives progress lines. */
-export async function runExperiment(e: ExperimentConfig, print: (s: string) => void = console.log) {
-  const dir = `runs/${e.name}`;
-  checkExperiment(e);
-  await Deno.mkdir(dir, { recursive: true });
-  const device = resolveDevice(modeTrainConfig(e, e.modes[0]));
-  const { train: train_, test } = await probeClips(e, device);
-  const evalBatch = test.xs[0];
-  const results: ModeResult[] = [];
-  const images: { name: string; png: Uint8Array }[] = [];
+function fmtMinutes(m: number): string {
+  return m < 1 ? `${Math.round(m * 60)} s` : `${m.toFixed(1)} min`;
+}
+
+/** Trains one run and measures it. */
+async function measureRun(
+  e: ExperimentConfig,
+  mode: Mode,
+  seed: number,
+  clips: { train: LabelledClips; eval: LabelledClips },
+  device: Device,
+  dir: string,
+  print: (s: string) => void,
+  reconstruct: boolean,
+): Promise<{ result: RunResult; image: { name: string; png: Uint8Array } | null }> {
   const t0 = performance.now();
-  let baseline: ProbeSummary | null = null;
-  // results.json and the report are rewritten after every mode, so a run cut short keeps what it measured
-  // (`complete: false`, and the report's subtitle says how many modes it holds).
-  const save = async (complete: boolean) => {
-    const minutes = (performance.now() - t0) / 60000;
-    const summary = {
-      config: e,
-      device,
-      minutes,
-      complete,
-      // the count after everything is freed (only meaningful once the run is complete)
-      liveTensors: complete ? liveTensors() : null,
-      baseline,
-      results,
-    };
-    await Deno.writeTextFile(`${dir}/results.json`, JSON.stringify(summary, null, 2) + "\n");
-    const html = renderReport({
-      ...reportTitle(e, device, minutes, complete ? null : results.length),
-      sections: reportSections(e, results, images.map((i) => i.name), baseline),
-    });
-    await writeReport(dir, html, images);
-    return summary;
-  };
+  const cfg = runConfig(e, mode, seed);
+  const runDir = `${dir}/${runName(mode, seed)}`;
+  await Deno.remove(runDir, { recursive: true }).catch(() => {});
+  const tag = `[${runName(mode, seed)}]`;
+  const evalBatch = clips.eval.xs[0];
+  if (device === "cuda") cuda.resetPeakMemoryStats();
+  const every = Math.max(1, Math.round(cfg.optim.steps / 10));
+  await train(cfg, {
+    runDir,
+    resume: false,
+    data: makeBatchSource,
+    floorClips: (n) => floorClips(cfg, n),
+    print: (line, final) => {
+      const m = line.match(/^step (\d+)\//);
+      if (final || (m && Number(m[1]) % every === 0)) print(`${tag} ${line.trim()}`);
+    },
+    evaluate: {
+      every: e.evalEvery,
+      fn: (model) => ({ ...collapseMetrics(extractFeatures(model.encoder, evalBatch).pooled) }),
+    },
+  });
+  const peakBytes = device === "cuda" ? cuda.memoryStats()!.peakAllocated : null;
+  const metrics = (await Deno.readTextFile(`${runDir}/metrics.jsonl`)).trim().split("\n").map((l) =>
+    JSON.parse(l)
+  );
+  const sps = (metrics.length > 1 ? metrics.slice(1) : metrics).map((r) => r.stepsPerSec as number);
+  const learning = learningVerdict(metrics);
+  print(`${tag} ${learning.text}`);
+  const ckpts = listCheckpoints(`${runDir}/checkpoints`);
+  const final = loadModel(ckpts[ckpts.length - 1], cfg, device);
   try {
-    if (e.baseline) {
-      // The initialisation every mode starts from: the trainer seeds torch with the run's seed, then builds
-      // the model, so this is each run's step-0 encoder.
-      print(`[${BASELINE_NAME}] probing the untrained encoder (${e.probeSeeds.length} seeds)`);
-      const cfg = modeTrainConfig(e, e.modes[0]);
+    print(`${tag} probing (${e.probe.seeds.length} probe seed${e.probe.seeds.length > 1 ? "s" : ""})`);
+    const r = probeModel(final, clips, e);
+    const small = scope(() => evalBatch.narrow(0, 0, Math.min(16, evalBatch.shape[0])));
+    const finalOuts = layerOutputs(final.encoder, small);
+    const convergence: RunResult["convergence"] = [];
+    for (const path of ckpts) {
+      const step = Number(path.match(/step_(\d+)/)![1]);
+      const m = loadModel(path, cfg, device);
+      const cka = scope(() => layerOutputs(m.encoder, small).map((o, i) => linearCka(o, finalOuts[i])));
+      m.dispose();
+      convergence.push({ step, cka });
+    }
+    for (const t of finalOuts) t.dispose();
+    small.dispose();
+    let image = null;
+    if (reconstruct && mode !== "layerlock") { // layerlock's pixel head stops training at the first freeze
+      const two = evalBatch.narrow(0, 0, 2);
+      try {
+        image = { name: `recon_${mode}.png`, png: await reconstructionGrid(final, two, cfg) };
+      } finally {
+        two.dispose();
+      }
+    }
+    print(`${tag} ${probeLine(r)}`);
+    return {
+      result: {
+        mode,
+        seed,
+        ...r,
+        metrics,
+        stepsPerSec: sps.reduce((a, b) => a + b, 0) / Math.max(1, sps.length),
+        peakBytes,
+        convergence,
+        learning,
+        minutes: (performance.now() - t0) / 60000,
+      },
+      image,
+    };
+  } finally {
+    final.dispose();
+  }
+}
+
+/** Probes the configured baselines (pixels once; the untrained encoder and its embedding once per seed). */
+function measureBaselines(
+  e: ExperimentConfig,
+  clips: { train: LabelledClips; eval: LabelledClips },
+  device: Device,
+  print: (s: string) => void,
+  onResult: (name: Baseline, run: BaselineRun) => Promise<void> | void,
+): Promise<void> {
+  const go = async () => {
+    const cfg0 = runConfig(e, e.modes[0], e.seeds[0]);
+    if (e.baselines.includes("pixels")) {
+      print(`[pixels] probing the raw tubelet pixels`);
+      const r = scope(() => {
+        const m = cfg0.model;
+        const tr = pixelFeaturesOf(clips.train.xs, m.tubelet, m.patch);
+        const ev = pixelFeaturesOf(clips.eval.xs, m.tubelet, m.patch);
+        return probeFeatures(tr, ev, clips.train, clips.eval, e);
+      });
+      print(`[pixels] ${probeLine(r)}`);
+      await onResult("pixels", { seed: null, ...r });
+    }
+    for (const seed of e.seeds) {
+      const wants = (["untrained", "embedding"] as const).filter((b) => e.baselines.includes(b));
+      if (wants.length === 0) break;
+      // Each run's initialisation: the trainer seeds torch with the run's seed, then builds the model.
+      const cfg = runConfig(e, e.modes[0], seed);
       manualSeed(cfg.seed);
       const init = new VideoMAE(modelConfig(cfg), device);
       try {
-        baseline = probeModel(init, train_, test, e);
+        for (const name of wants) {
+          print(
+            `[${name}-s${seed}] probing the ${
+              name === "untrained" ? "untrained encoder" : "untrained patch embedding (depth 0)"
+            }`,
+          );
+          const r = probeModel(init, clips, e, name === "embedding" ? 0 : undefined);
+          print(`[${name}-s${seed}] ${probeLine(r)}`);
+          await onResult(name, { seed, ...r });
+        }
       } finally {
         init.dispose();
       }
-      print(`[${BASELINE_NAME}] ${probeLine(baseline)}`);
     }
-    for (const mode of e.modes) {
-      const cfg = modeTrainConfig(e, mode);
-      const runDir = `${dir}/${mode}`;
-      await Deno.remove(runDir, { recursive: true }).catch(() => {});
-      print(
-        `[${mode}] training ${e.steps} steps (${cfg.model.preset}, ${e.frames}x${e.size}x${e.size}, batch ${e.batchSize})`,
-      );
-      if (device === "cuda") cuda.resetPeakMemoryStats();
-      await train(cfg, {
-        runDir,
-        resume: false,
-        data: makeBatchSource,
-        print: (line, final) => {
-          if (final || /^step \d+\/\d+/.test(line) && Number(line.match(/^step (\d+)/)![1]) % 100 === 0) {
-            print(`[${mode}] ${line.trim()}`);
-          }
-        },
-        evaluate: {
-          every: e.evalEvery,
-          fn: (model) => ({ ...collapseMetrics(extractFeatures(model.encoder, evalBatch).pooled) }),
-        },
-      });
-      const peakBytes = device === "cuda" ? cuda.memoryStats()!.peakAllocated : null;
-      const metrics = (await Deno.readTextFile(`${runDir}/metrics.jsonl`)).trim().split("\n").map((l) =>
-        JSON.parse(l)
-      );
-      const sps = (metrics.length > 1 ? metrics.slice(1) : metrics).map((r) => r.stepsPerSec as number);
-      const ckpts = listCheckpoints(`${runDir}/checkpoints`);
-      const final = loadModel(ckpts[ckpts.length - 1], cfg, device);
-      try {
-        print(`[${mode}] probing (${e.probeSeeds.length} seeds)`);
-        const r = probeModel(final, train_, test, e);
-        print(`[${mode}] measuring layer convergence over ${ckpts.length} checkpoints`);
-        const small = scope(() => evalBatch.narrow(0, 0, Math.min(16, evalBatch.shape[0])));
-        const finalOuts = layerOutputs(final.encoder, small);
-        const convergence: ModeResult["convergence"] = [];
-        for (const path of ckpts) {
-          const step = Number(path.match(/step_(\d+)/)![1]);
-          const m = loadModel(path, cfg, device);
-          const cka = scope(() => layerOutputs(m.encoder, small).map((o, i) => linearCka(o, finalOuts[i])));
-          m.dispose();
-          convergence.push({ step, cka });
-        }
-        for (const t of finalOuts) t.dispose();
-        small.dispose();
-        const pixelHead = mode !== "layerlock";
-        if (pixelHead) {
-          const two = test.xs[0].narrow(0, 0, 2);
-          try {
-            images.push({ name: `recon_${mode}.png`, png: await reconstructionGrid(final, two, cfg) });
-          } finally {
-            two.dispose();
-          }
-        }
-        results.push({
+  };
+  return go();
+}
+
+/** Runs the experiment; `print` receives progress lines. Returns what results.json holds. */
+export async function runExperiment(
+  e: ExperimentConfig,
+  print: (s: string) => void = console.log,
+): Promise<ExperimentResults> {
+  e = parseExperimentConfig(e); // every setting checked before anything is trained or written
+  const dir = `runs/${e.name}`;
+  await Deno.mkdir(dir, { recursive: true });
+  const device = resolveDevice(runConfig(e, e.modes[0], e.seeds[0]));
+  const t0 = performance.now();
+  const minutes = () => (performance.now() - t0) / 60000;
+  const results: ExperimentResults = {
+    version: 2,
+    config: e,
+    trainConfigs: Object.fromEntries(e.modes.map((m) => [m, runConfig(e, m, e.seeds[0])])),
+    device,
+    minutes: 0,
+    complete: false,
+    liveTensors: null,
+    baselines: e.baselines.map((name) => ({ name, runs: [] })),
+    modes: e.modes.map((mode) => ({ mode, runs: [] })),
+  };
+  const images: { name: string; png: Uint8Array }[] = [];
+  // results.json and the report are rewritten after every measurement, so a run cut short keeps what it
+  // measured (`complete: false`; the report's subtitle says how many runs it holds).
+  const save = async (complete: boolean) => {
+    results.minutes = minutes();
+    results.complete = complete;
+    results.liveTensors = complete ? liveTensors() : null;
+    await Deno.writeTextFile(`${dir}/results.json`, JSON.stringify(results, null, 2) + "\n");
+    await writeReport(dir, renderExperimentReport(results, images.map((i) => i.name)), images);
+  };
+  print(
+    `[experiment] ${e.modes.length} modes × ${e.seeds.length} training seeds, probes scored on the ` +
+      `${e.probe.split} split; writing ${dir}/`,
+  );
+  const clips = await probeClips(e, device);
+  try {
+    await measureBaselines(e, clips, device, print, async (name, run) => {
+      results.baselines.find((b) => b.name === name)!.runs.push(run);
+      await save(false);
+    });
+    const total = e.modes.length * e.seeds.length;
+    let done = 0;
+    const tRuns = performance.now();
+    for (const seed of e.seeds) { // seed-major: a run cut short has every mode from the first seed
+      for (const mode of e.modes) {
+        print(
+          `[${runName(mode, seed)}] run ${done + 1} of ${total}: training ${
+            runConfig(e, mode, seed).optim.steps
+          } steps`,
+        );
+        const { result, image } = await measureRun(
+          e,
           mode,
-          metrics,
-          stepsPerSec: sps.reduce((a, b) => a + b, 0) / Math.max(1, sps.length),
-          peakBytes,
-          probes: r.probes,
-          collapse: r.collapse,
-          convergence,
-        });
-        print(`[${mode}] ${probeLine(r)}`);
-      } finally {
-        final.dispose();
+          seed,
+          clips,
+          device,
+          dir,
+          print,
+          seed === e.seeds[0],
+        );
+        results.modes.find((m) => m.mode === mode)!.runs.push(result);
+        if (image) images.push(image);
+        done++;
+        const per = (performance.now() - tRuns) / 60000 / done;
+        print(
+          `[experiment] ${done}/${total} runs done, ${fmtMinutes(minutes())} so far` +
+            (done < total ? `, about ${fmtMinutes(per * (total - done))} to go` : ""),
+        );
+        if (done < total) await save(false);
       }
-      if (results.length < e.modes.length) await save(false);
     }
   } finally {
-    for (const t of [...train_.xs, ...test.xs]) t.dispose();
+    disposeClips(clips.train);
+    disposeClips(clips.eval);
   }
-  const summary = await save(true);
-  print(`wrote ${dir}/results.json and ${dir}/report.html (${summary.minutes.toFixed(1)} min)`);
-  return summary;
+  await save(true);
+  print(`wrote ${dir}/results.json and ${dir}/report.html (${fmtMinutes(results.minutes)})`);
+  return results;
 }
 
 /** Re-renders runs/<name>/report.html from its results.json (the reconstruction PNGs already there are kept). */
 export async function rerenderReport(name: string): Promise<void> {
   const dir = `runs/${name}`;
-  const summary = JSON.parse(await Deno.readTextFile(`${dir}/results.json`));
-  const e = upgradeConfig(summary.config);
-  const names = [...Deno.readDirSync(dir)].filter((f) => f.isFile && /^recon_.*\.png$/.test(f.name)).map((
-    f,
-  ) => f.name)
-    .sort();
-  const html = renderReport({
-    ...reportTitle(
-      e,
-      summary.device,
-      summary.minutes,
-      summary.complete === false ? summary.results.length : null,
-    ),
-    sections: reportSections(e, summary.results, names, summary.baseline ?? null),
-  });
-  await writeReport(dir, html, []);
-}
-
-/** The report's title and subtitle; `partialModes` is the number of modes done when the run is incomplete. */
-function reportTitle(e: ExperimentConfig, device: string, minutes: number, partialModes: number | null) {
-  return {
-    title: "LayerLock and its comparison modes on Moving Fashion-MNIST",
-    subtitle: `${e.modes.join(", ")} · ${e.preset} · ${e.steps} steps of batch ${e.batchSize} · ` +
-      `${e.frames}×${e.size}×${e.size} clips · device ${device} · ${minutes.toFixed(1)} min` +
-      (partialModes === null ? "" : ` · partial: ${partialModes} of ${e.modes.length} modes`),
-  };
-}
-
-/** The row name of the untrained-encoder baseline. */
-export const BASELINE_NAME = "untrained";
-
-/**
- * The configuration of a results.json, with the settings that older versions did not record filled in with the
- * values those versions used: peak lr 1e-3, and one `probeEpochs` for both probes at lr 1e-3, batch 256.
- */
-function upgradeConfig(c: Partial<ExperimentConfig> & { probeEpochs?: number }): ExperimentConfig {
-  const old = c.probeEpochs;
-  const probes = old === undefined ? {} : {
-    linearEpochs: old,
-    linearLr: 1e-3,
-    attentiveEpochs: old,
-    attentiveLr: 1e-3,
-    attentiveBatch: 256,
-    baseline: false,
-  };
-  return { ...DEFAULT_EXPERIMENT, lr: 1e-3, ...probes, ...c };
-}
-
-/** Throws a TorchError naming the first probe setting that is not usable, before anything is trained. */
-function checkExperiment(e: ExperimentConfig): void {
-  const bad = (what: string) => {
-    throw new TorchError("runExperiment", what);
-  };
-  for (const k of ["linearEpochs", "attentiveEpochs", "attentiveBatch", "trainClips", "testClips"] as const) {
-    if (!Number.isInteger(e[k]) || e[k] < 1) bad(`${k} must be a positive integer, got ${e[k]}`);
-  }
-  for (const k of ["lr", "linearLr", "attentiveLr"] as const) {
-    if (!(Number.isFinite(e[k]) && e[k] > 0)) bad(`${k} must be a finite number > 0, got ${e[k]}`);
-  }
-  if (e.probeSeeds.length === 0) bad("probeSeeds is empty");
-  if (e.modes.length === 0) bad("modes is empty");
-}
-
-/** The probe settings in words. */
-function probeSettings(e: ExperimentConfig): string {
-  return `linear ${e.linearEpochs} epochs at lr ${e.linearLr} (batch 256), attentive ${e.attentiveEpochs} ` +
-    `epochs at lr ${e.attentiveLr} (batch ${e.attentiveBatch})`;
-}
-
-function pct(s: SeedStats): string {
-  return `${(100 * s.mean).toFixed(1)} ± ${(100 * s.std).toFixed(1)}`;
-}
-
-/** Spearman rank correlation of two equal-length lists (ties get average ranks). */
-function spearman(a: number[], b: number[]): number {
-  const rank = (v: number[]) => {
-    const idx = v.map((x, i) => [x, i] as const).sort((p, q) => p[0] - q[0]);
-    const r = new Array<number>(v.length);
-    for (let i = 0; i < idx.length;) {
-      let j = i;
-      while (j + 1 < idx.length && idx[j + 1][0] === idx[i][0]) j++;
-      for (let k = i; k <= j; k++) r[idx[k][1]] = (i + j) / 2;
-      i = j + 1;
-    }
-    return r;
-  };
-  const ra = rank(a), rb = rank(b);
-  const mean = (v: number[]) => v.reduce((x, y) => x + y, 0) / v.length;
-  const ma = mean(ra), mb = mean(rb);
-  let num = 0, da = 0, db = 0;
-  for (let i = 0; i < ra.length; i++) {
-    num += (ra[i] - ma) * (rb[i] - mb);
-    da += (ra[i] - ma) ** 2;
-    db += (rb[i] - mb) ** 2;
-  }
-  return da > 0 && db > 0 ? num / Math.sqrt(da * db) : 0;
-}
-
-/** The mean of a result's four probe accuracies. */
-function probeMean(r: ProbeSummary): number {
-  return (r.probes.linearShape.mean + r.probes.linearDirection.mean + r.probes.attentiveShape.mean +
-    r.probes.attentiveDirection.mean) / 4;
-}
-
-/**
- * Plain statements of what the results say about each of the paper's four claims at this scale. With the
- * untrained encoder's results (`baseline`), a sanity row "0." comes first: whether training beat the untrained
- * encoder on the probes at all, without which claims 2 and 4 compare numbers that say little.
- */
-export function claims(
-  rs: ModeResult[],
-  baseline: ProbeSummary | null = null,
-): { claim: string; measured: string; verdict: string }[] {
-  const by = (m: Mode) => rs.find((r) => r.mode === m);
-  const out: { claim: string; measured: string; verdict: string }[] = [];
-  const mae = by("mae"), freeze = by("mae-freeze"), ll = by("layerlock"), lu = by("latent-unfrozen");
-  if (baseline && rs.length > 0) {
-    const b = probeMean(baseline);
-    const better = rs.filter((r) => probeMean(r) > b + 0.005);
-    out.push({
-      claim: "0. (sanity check) Pretraining improves the frozen features over the untrained encoder",
-      measured: `mean probe accuracy: untrained ${(100 * b).toFixed(1)}%; ` +
-        rs.map((r) => `${r.mode} ${(100 * probeMean(r)).toFixed(1)}%`).join(", "),
-      verdict: better.length === rs.length
-        ? "yes, every mode"
-        : better.length > 0
-        ? `only ${better.map((r) => r.mode).join(", ")}`
-        : "no: at this budget no mode beats the untrained encoder",
-    });
-  }
-  if (mae && mae.convergence.length > 1) {
-    // the first checkpoint at which each block's CKA to its final self reaches 0.9
-    const first = mae.convergence[0].cka.map((_, l) =>
-      mae.convergence.find((c) => c.cka[l] >= 0.9)?.step ?? Infinity
+  const results = JSON.parse(await Deno.readTextFile(`${dir}/results.json`));
+  if (results.version !== 2) {
+    throw new Error(
+      `${dir}/results.json was written by an earlier version (one training seed, no loss floor); ` +
+        "rerun the experiment to get a report of this version",
     );
-    const finite = first.map((v) => (Number.isFinite(v) ? v : 1e12));
-    const rho = spearman(first.map((_, i) => i), finite);
-    out.push({
-      claim: "1. Layers converge in order of depth (MAE run; CKA of each block to its final output ≥ 0.9)",
-      measured:
-        `first step reaching 0.9 per block: ${
-          first.map((v) => (Number.isFinite(v) ? v : "never")).join(", ")
-        }; ` +
-        `Spearman ρ(depth, step) = ${rho.toFixed(2)}`,
-      verdict: rho > 0.5 ? "reproduced" : rho > 0 ? "weakly reproduced" : "not reproduced",
-    });
   }
-  if (mae && freeze) {
-    const speed = freeze.stepsPerSec / mae.stepsPerSec;
-    const dp = probeMean(freeze) - probeMean(mae);
-    out.push({
-      claim: "2. Progressive freezing makes MAE steps cheaper without hurting a frozen-feature probe",
-      measured:
-        `mae-freeze runs at ${speed.toFixed(2)}× MAE's steps/s (whole run, CPU); mean probe accuracy ` +
-        `${(100 * probeMean(freeze)).toFixed(1)}% vs ${(100 * probeMean(mae)).toFixed(1)}% (${
-          dp >= 0 ? "+" : ""
-        }${(100 * dp).toFixed(1)} points)`,
-      verdict: speed > 1 && dp > -0.02
-        ? "reproduced"
-        : speed > 1
-        ? "cheaper, but the probe dropped"
-        : "not reproduced",
-    });
-  }
-  if (lu && ll) {
-    out.push({
-      claim: "3. A latent loss on unfrozen layers collapses, LayerLock does not",
-      measured:
-        `effective rank ${lu.collapse.effectiveRank.toFixed(1)} (latent-unfrozen) vs ${
-          ll.collapse.effectiveRank.toFixed(1)
-        } ` +
-        `(layerlock)${mae ? ` and ${mae.collapse.effectiveRank.toFixed(1)} (mae)` : ""}; feature std ${
-          lu.collapse.featureStd.toFixed(4)
-        } vs ` +
-        `${ll.collapse.featureStd.toFixed(4)}; mean probe ${(100 * probeMean(lu)).toFixed(1)}% vs ${
-          (100 * probeMean(ll)).toFixed(1)
-        }%`,
-      verdict: lu.collapse.effectiveRank < 0.5 * ll.collapse.effectiveRank
-        ? "reproduced"
-        : "not reproduced at this scale",
-    });
-  }
-  if (mae && ll) {
-    const d = probeMean(ll) - probeMean(mae);
-    out.push({
-      claim: "4. LayerLock's frozen features probe at least as well as pixel MAE's",
-      measured: `mean probe accuracy ${(100 * probeMean(ll)).toFixed(1)}% (layerlock) vs ${
-        (100 * probeMean(mae)).toFixed(1)
-      }% (mae)`,
-      verdict: d >= -0.005 ? "reproduced" : "not reproduced at this scale",
-    });
-  }
-  return out;
-}
-
-/** The report's sections, from the results. */
-export function reportSections(
-  e: ExperimentConfig,
-  rs: ModeResult[],
-  imageNames: string[],
-  baseline: ProbeSummary | null = null,
-) {
-  const series = (pick: (r: Record<string, unknown>) => unknown) =>
-    rs.map((r) => ({
-      name: r.mode,
-      points: r.metrics.map((m) =>
-        [m.step as number, (pick(m) as number | null) ?? null] as [number, number | null]
-      ),
-    }));
-  // every probed encoder: the untrained baseline first, when there is one
-  const probed: (ProbeSummary & { mode: string })[] = [
-    ...(baseline ? [{ mode: BASELINE_NAME, ...baseline }] : []),
-    ...rs,
-  ];
-  const probeRows = probed.map((r) => [
-    r.mode,
-    pct(r.probes.linearShape),
-    pct(r.probes.linearDirection),
-    pct(r.probes.attentiveShape),
-    pct(r.probes.attentiveDirection),
-  ]);
-  const bars = probed.flatMap((r) => [
-    { label: `${r.mode} lin·shape`, value: r.probes.linearShape.mean, err: r.probes.linearShape.std },
-    { label: `${r.mode} att·shape`, value: r.probes.attentiveShape.mean, err: r.probes.attentiveShape.std },
-    { label: `${r.mode} lin·dir`, value: r.probes.linearDirection.mean, err: r.probes.linearDirection.std },
-    {
-      label: `${r.mode} att·dir`,
-      value: r.probes.attentiveDirection.mean,
-      err: r.probes.attentiveDirection.std,
-    },
-  ]);
-  const conv = rs.find((r) => r.mode === "mae") ?? rs[0];
-  const layers = conv.convergence[0]?.cka.length ?? 0;
-  return [
-    {
-      heading: "The paper's claims at this scale",
-      html: table(
-        ["claim", "measured", "verdict"],
-        claims(rs, baseline).map((c) => [c.claim, c.measured, c.verdict]),
-      ),
-    },
-    {
-      heading: "Setup",
-      html: table(["setting", "value"], [
-        [
-          "data",
-          `Moving Fashion-MNIST (${FASHION_CLASSES.length} garment classes, ${DIRECTION_NAMES.length} directions)`,
-        ],
-        ["clips", `${e.frames} frames of ${e.size}×${e.size}, patch ${e.patch}, tubelet 2`],
-        ["model", `${e.preset}`],
-        [
-          "training",
-          `${e.steps} steps, batch ${e.batchSize}, peak lr ${e.lr}, seed ${e.seed}, same for every mode`,
-        ],
-        [
-          "probes",
-          `${e.trainClips} train / ${e.testClips} test clips; ${probeSettings(e)}; seeds ${
-            e.probeSeeds.join(", ")
-          }${
-            baseline ? `; baseline: the untrained encoder (seed ${e.seed}, each mode's initialisation)` : ""
-          }`,
-        ],
-      ]),
-    },
-    {
-      heading: "Loss curves",
-      html: lineChart({
-        title: "pixel loss (masked tokens)",
-        xLabel: "step",
-        yLabel: "MSE",
-        series: series((m) => m.pixelLoss),
-      }) +
-        lineChart({
-          title: "latent loss",
-          xLabel: "step",
-          yLabel: "MSE",
-          series: series((m) => m.latentLoss),
-        }),
-    },
-    {
-      heading: "Frozen depth",
-      html: lineChart({
-        title: "frozen encoder blocks",
-        xLabel: "step",
-        yLabel: "blocks",
-        series: series((m) => m.frozenDepth),
-      }),
-    },
-    {
-      heading: "Frozen-feature probes (top-1 %, mean ± std over probe seeds)",
-      html: table([
-        "mode",
-        "linear · garment",
-        "linear · direction",
-        "attentive · garment",
-        "attentive · direction",
-      ], probeRows) +
-        barChart({ title: "probe accuracy", yLabel: "top-1", bars }),
-    },
-    {
-      heading: "Collapse metrics during training (pooled features of 64 test clips)",
-      html: ["effectiveRank", "featureStd", "meanCosine"].map((k) =>
-        lineChart({
-          title: k,
-          xLabel: "step",
-          yLabel: k,
-          series: series((m) => (m.eval as Record<string, number> | undefined)?.[k] ?? null),
-        })
-      ).join("") +
-        table(
-          ["mode", "effective rank", "feature std", "mean cosine"],
-          probed.map((r) => [r.mode, r.collapse.effectiveRank, r.collapse.featureStd, r.collapse.meanCosine]),
-        ),
-    },
-    {
-      heading: "Step time and memory",
-      html: table(
-        ["mode", "steps/s", "peak memory (MiB)"],
-        rs.map((r) => [r.mode, r.stepsPerSec, r.peakBytes === null ? "n/a (CPU)" : r.peakBytes / 2 ** 20]),
-      ),
-    },
-    {
-      heading: `Layer convergence (${conv.mode}): linear CKA of each block's output to its final output`,
-      html: lineChart({
-        title: "CKA to the final model, per block",
-        xLabel: "step",
-        yLabel: "CKA",
-        series: Array.from(
-          { length: layers },
-          (_, l) => ({
-            name: `block ${l + 1}`,
-            points: conv.convergence.map((c) => [c.step, c.cka[l]] as [number, number]),
-          }),
-        ),
-      }),
-    },
-    {
-      heading: "Reconstructions (rows per clip: input, masked input, reconstruction; columns: frames)",
-      html: imageNames.map((n) =>
-        `<figure><img src="${n}" alt="${n}"><figcaption>${
-          n.replace(/^recon_|\.png$/g, "")
-        }</figcaption></figure>`
-      ).join(""),
-    },
-  ];
+  const names = [...Deno.readDirSync(dir)].filter((f) => f.isFile && /^recon_.*\.png$/.test(f.name))
+    .map((f) => f.name).sort();
+  await writeReport(dir, renderExperimentReport(results as ExperimentResults, names), []);
 }

@@ -117,8 +117,36 @@ export class AttentiveProbe extends Module {
     this.proj = this.child("proj", new Linear(dim, dim, true, o));
     this.head = this.child("head", new Linear(dim, numClasses, true, o));
   }
-  /** Logits [B, numClasses] of token sets [B, T, D]. */
+  /**
+   * Logits [B, numClasses] of token sets [B, T, D].
+   *
+   * With a single query the cross-attention factors through the tokens' width, so it is computed without
+   * projecting every token to keys and values (which costs 2·D² per token, the bulk of the probe):
+   * - the logits of head h are q_h·(W_k,h x_t + b_k,h)/√Dh = x_t·(W_k,hᵀ q_h)/√Dh + c_h, and a constant c_h
+   *   does not change a softmax over t, so u_h = W_k,hᵀ q_h [D] is formed once and dotted with every token;
+   * - the attention weights sum to 1, so Σ_t a_t (W_v,h x_t + b_v,h) = W_v,h (Σ_t a_t x_t) + b_v,h: the tokens
+   *   are averaged with each head's weights first and projected once per head.
+   * The parameters and the function are those of the usual formulation (`forwardReference`); only the order
+   * of the arithmetic differs (2·H·D per token instead of 2·D²).
+   */
   forward(x: Tensor): Tensor {
+    return scope(() => {
+      const [b] = x.shape;
+      const h = this.heads, dh = this.headDim, d = this.dim;
+      const xn = this.norm.forward(x); // [B, T, D]
+      const w = this.kv.weight, bias = this.kv.bias!; // [2D, D], [2D]
+      const q = this.q.forward(this.own("query")).reshape([h, 1, dh]); // [H, 1, Dh]
+      const u = q.bmm(w.narrow(0, 0, d).reshape([h, dh, d])).reshape([h, d]); // [H, D]
+      const att = xn.matmul(u.transpose(0, 1)).mul(1 / Math.sqrt(dh)).softmax(1); // [B, T, H]
+      const z = att.transpose(1, 2).bmm(xn); // [B, H, D]: each head's weighted mean of the tokens
+      const wv = w.narrow(0, d, d).reshape([h, dh, d]).transpose(1, 2); // [H, D, Dh]
+      const y = z.transpose(0, 1).bmm(wv).transpose(0, 1).add(bias.narrow(0, d, d).reshape([h, dh])); // [B, H, Dh]
+      return this.head.forward(this.proj.forward(y.reshape([b, d])));
+    });
+  }
+
+  /** The same logits as `forward`, computed the usual way (keys and values of every token); for tests. */
+  forwardReference(x: Tensor): Tensor {
     return scope(() => {
       const [b, t] = x.shape;
       const h = this.heads, dh = this.headDim;

@@ -127,6 +127,10 @@ export interface LineSeries {
   name: string;
   /** Points in drawing order; `y` null, NaN or ±∞ (or ≤ 0 on a log axis) breaks the line. */
   points: [number, number | null][];
+  /** Index into `PALETTE` (default: the series' own index), e.g. to draw a reference line in its series' colour. */
+  color?: number;
+  /** Dashed line (default: solid for the first palette's worth of series, then dashed). */
+  dashed?: boolean;
 }
 
 /** Options of `lineChart`. */
@@ -222,8 +226,16 @@ export function lineChart(opts: LineChartOptions): string {
       f1((y0 + y1) / 2)
     }" text-anchor="middle" fill="#888">no data</text>`;
   }
+  const style = (s: LineSeries, i: number) => ({
+    color: PALETTE[(s.color ?? i) % PALETTE.length],
+    dash: s.dashed === undefined
+      ? DASHES[Math.floor(i / PALETTE.length) % DASHES.length]
+      : s.dashed
+      ? DASHES.find((d) => d) ?? "6 4"
+      : "",
+  });
   series.forEach((s, i) => {
-    const color = PALETTE[i % PALETTE.length], dash = DASHES[Math.floor(i / PALETTE.length) % DASHES.length];
+    const { color, dash } = style(s, i);
     let d = "", prev = false, n = 0;
     const pts: [number, number, boolean][] = []; // x, y, isolated
     s.points.forEach(([x, y], j) => {
@@ -252,8 +264,7 @@ export function lineChart(opts: LineChartOptions): string {
   if (series.length > 0) {
     svg += `<g class="legend">`;
     series.forEach((s, i) => {
-      const color = PALETTE[i % PALETTE.length],
-        dash = DASHES[Math.floor(i / PALETTE.length) % DASHES.length];
+      const { color, dash } = style(s, i);
       const lx = x1 + 14, ly = y0 + 8 + i * 18;
       const maxChars = Math.floor((240 - 34) / (12 * 0.58)); // names are cut only at the legend's cap
       const shown = s.name.length > maxChars ? s.name.slice(0, Math.max(1, maxChars - 1)) + "…" : s.name;

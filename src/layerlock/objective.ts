@@ -10,7 +10,7 @@
 import { noGrad } from "../autograd.ts";
 import { cat, layerNorm, mseLoss } from "../functional.ts";
 import { gatherTokens, type Mask } from "../models/masking.ts";
-import { maskedMse } from "../models/targets.ts";
+import { floorLoss, maskedMse } from "../models/targets.ts";
 import type { VideoMAE } from "../models/video_mae.ts";
 import type { Tensor } from "../tensor.ts";
 import type { LatentHeads } from "./heads.ts";
@@ -26,6 +26,10 @@ export interface Losses {
   latent: Tensor | null;
   /** The weight the latent loss had. */
   latentWeight: number;
+  /** The pixel loss's trivial floor on the same tokens (when the pixel loss and a mean are given). */
+  pixelFloor: Tensor | null;
+  /** The latent loss's trivial floor on the same tokens (when the latent loss and its means are given). */
+  latentFloor: Tensor | null;
 }
 
 /** The frozen prefix's outputs at the requested blocks (1-based), over the full token sequence, under no-grad. */
@@ -81,6 +85,11 @@ export interface ObjectiveContext {
   state: ScheduleState;
   /** latent-unfrozen: the block whose own output is the target, and the loss weight at this step. */
   unfrozen?: { layer: number; weight: number };
+  /**
+   * The mean targets the trivial floors are computed from (src/train/floor.ts): pixels [N, P], and one [N, D]
+   * per target layer, in the order of the target layers. Each floor is left null when its mean is not given.
+   */
+  floor?: { pixel: Tensor | null; latent: Tensor[] | null };
 }
 
 /** Computes the losses of one batch. */
@@ -103,7 +112,11 @@ export function computeLosses(model: VideoMAE, x: Tensor, mask: Mask, ctx: Objec
   const pixelLoss = pixel
     ? maskedMse(model.decoder.head.forward(maskedFeats).float(), ctx.pixelTargets, mask.masked)
     : null;
-  let latentLoss: Tensor | null = null;
+  const floorMeans = ctx.floor;
+  const pixelFloor = pixel && floorMeans?.pixel
+    ? noGrad(() => floorLoss(floorMeans.pixel!, ctx.pixelTargets, mask.masked))
+    : null;
+  let latentLoss: Tensor | null = null, latentFloor: Tensor | null = null;
   let latentWeight = 0;
   if (latent) {
     const targets = latentTargets(model, x, latentLayers, cfg.latentNorm);
@@ -111,13 +124,18 @@ export function computeLosses(model: VideoMAE, x: Tensor, mask: Mask, ctx: Objec
     const terms = latentLayers.map((layer, i) =>
       mseLoss(ctx.heads!.head(layer).forward(feats).float(), gatherTokens(targets[i], ids).float())
     );
-    latentLoss = terms.length === 1 ? terms[0] : terms.reduce((a, b) => a.add(b)).div(terms.length);
+    const meanOf = (ts: Tensor[]) => ts.length === 1 ? ts[0] : ts.reduce((a, b) => a.add(b)).div(ts.length);
+    latentLoss = meanOf(terms);
     latentWeight = cfg.mode === "latent-unfrozen" ? ctx.unfrozen!.weight : cfg.latentWeight;
+    const means = floorMeans?.latent;
+    if (means && means.length === targets.length) {
+      latentFloor = noGrad(() => meanOf(targets.map((t, i) => floorLoss(means[i], t, ids))));
+    }
   }
   const weightedPixel = pixelLoss === null ? null : pixelLoss.mul(latent ? cfg.pixelWeight : 1);
   const weightedLatent = latentLoss === null ? null : latentLoss.mul(latentWeight);
   const total = weightedPixel && weightedLatent
     ? weightedPixel.add(weightedLatent)
     : (weightedPixel ?? weightedLatent)!;
-  return { total, pixel: pixelLoss, latent: latentLoss, latentWeight };
+  return { total, pixel: pixelLoss, latent: latentLoss, latentWeight, pixelFloor, latentFloor };
 }

@@ -45,3 +45,15 @@ export function pixelTargets(x: Tensor, tubelet: number, patch: number, normaliz
 export function maskedMse(pred: Tensor, targets: Tensor, masked: Tensor): Tensor {
   return scope(() => mseLoss(pred, gatherTokens(targets, masked)));
 }
+
+/**
+ * The floor of an MSE loss on the tokens `ids` [B, K]: the MSE between the per-position mean `mean` [N, P] and
+ * the targets `targets` [B, N, P] at those tokens — the loss of predicting the mean there. A 0-d tensor.
+ */
+export function floorLoss(mean: Tensor, targets: Tensor, ids: Tensor): Tensor {
+  return scope(() => {
+    const [b] = targets.shape;
+    const expanded = mean.unsqueeze(0).expand([b, -1, -1]);
+    return mseLoss(gatherTokens(expanded, ids), gatherTokens(targets, ids).float());
+  });
+}

@@ -30,6 +30,7 @@ import { PRESETS, VideoMAE, type VideoMAEConfig } from "../models/video_mae.ts";
 import { AdamW } from "../optim/adamw.ts";
 import { scaledLr, warmupCosine } from "../optim/schedule.ts";
 import { listCheckpoints, loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+import { TargetFloor } from "./floor.ts";
 
 /** A source of training batches whose position can be saved and restored. */
 export interface BatchSource {
@@ -58,6 +59,11 @@ export interface TrainOptions {
    * written into that step's metrics record as `eval` (e.g. collapse metrics of the features).
    */
   evaluate?: { every: number; fn: (model: VideoMAE, step: number) => Record<string, number> };
+  /**
+   * `n` clips of the training distribution drawn outside the training stream (e.g. the dataset under another
+   * seed), from which the trivial floors of the losses are estimated (`log.floorClips` of them; none: no floors).
+   */
+  floorClips?: (n: number) => Promise<ClipBatch>;
 }
 
 /** The outcome of a run. */
@@ -118,17 +124,17 @@ function fmtTime(s: number): string {
   return m > 0 ? `${m}m${String(r).padStart(2, "0")}s` : `${r}s`;
 }
 
-/** Running sums of the loss terms on the device, read once per logging window (its only host syncs). */
+/** Running sums of the loss terms and their floors on the device, read once per logging window (its only syncs). */
 class LossMeter {
-  readonly #sums: [Tensor, Tensor, Tensor];
-  #n = [0, 0, 0];
+  readonly #sums: Tensor[];
+  #n = [0, 0, 0, 0, 0];
   constructor(device: Device) {
-    this.#sums = [zeros([], { device }), zeros([], { device }), zeros([], { device })];
+    this.#sums = this.#n.map(() => zeros([], { device }));
   }
   /** Adds one step's losses (detached). */
   add(l: Losses): void {
     noGrad(() => {
-      [l.total, l.pixel, l.latent].forEach((t, i) => {
+      [l.total, l.pixel, l.latent, l.pixelFloor, l.latentFloor].forEach((t, i) => {
         if (t) {
           this.#sums[i].add_(t.detach());
           this.#n[i]++;
@@ -137,11 +143,19 @@ class LossMeter {
     });
   }
   /** The window's means (null for a term that was not computed), and a reset. */
-  read(): { loss: number; pixel: number | null; latent: number | null } {
-    const [loss, pixel, latent] = this.#sums.map((t, i) => (this.#n[i] ? t.item() / this.#n[i] : null));
+  read(): {
+    loss: number;
+    pixel: number | null;
+    latent: number | null;
+    pixelFloor: number | null;
+    latentFloor: number | null;
+  } {
+    const [loss, pixel, latent, pixelFloor, latentFloor] = this.#sums.map((t, i) =>
+      this.#n[i] ? t.item() / this.#n[i] : null
+    );
     for (const t of this.#sums) t.zero_();
-    this.#n = [0, 0, 0];
-    return { loss: loss ?? NaN, pixel, latent };
+    this.#n = this.#n.map(() => 0);
+    return { loss: loss ?? NaN, pixel, latent, pixelFloor, latentFloor };
   }
   /** Frees the sums. */
   dispose(): void {
@@ -189,6 +203,10 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
   }
   if (opts.resume && existing.length === 0) throw new TorchError("train", `nothing to resume in ${ckptDir}`);
 
+  // fetched before anything native is made, so a failure here leaves nothing behind
+  const floorClips = opts.floorClips && cfg.log.floorClips > 0
+    ? await opts.floorClips(cfg.log.floorClips)
+    : null;
   manualSeed(cfg.seed);
   const mcfg = modelConfig(cfg);
   const ll = cfg.layerlock;
@@ -229,6 +247,16 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
     print(`resumed from ${existing[existing.length - 1]} at step ${step}`, true);
   }
   const data = await opts.data(cfg, dataState);
+  const floor = floorClips
+    ? new TargetFloor(floorClips, {
+      tubelet: mcfg.tubelet,
+      patch: mcfg.patch,
+      normalize: cfg.target.normalize,
+      latentNorm: ll.latentNorm,
+      chunk: cfg.optim.batchSize,
+      amp,
+    }, device)
+    : null;
   Deno.mkdirSync(opts.runDir, { recursive: true });
   const metrics = Deno.openSync(`${opts.runDir}/metrics.jsonl`, { append: true, create: true });
   const enc = new TextEncoder();
@@ -283,6 +311,16 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
         stage = st.stage;
       }
       const lr = lrAt(step) * st.lrFactor;
+      // The floors' means live outside the step's scope (a latent mean is computed once, when its block is
+      // first a target: a frozen block never changes). latent-unfrozen's target moves, so it has no floor.
+      const floorMeans = floor
+        ? {
+          pixel: floor.pixelMean,
+          latent: ll.mode === "layerlock" && st.targetLayers.length
+            ? floor.latentMeans(model, st.targetLayers)
+            : null,
+        }
+        : undefined;
       const unfrozen = {
         layer: unfrozenLayer,
         weight: ll.unfrozenWeight === "cosine"
@@ -293,7 +331,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
         const x = batchToTensor(batch, device);
         const mask = makeMask(cfg.mask.kind, x.shape[0], model.encoder.grid, cfg.mask.ratio, device);
         const pixelTarget = noGrad(() => pixelTargets(x, mcfg.tubelet, mcfg.patch, cfg.target.normalize));
-        const ctx = { cfg: ll, pixelTargets: pixelTarget, heads, state: st, unfrozen };
+        const ctx = { cfg: ll, pixelTargets: pixelTarget, heads, state: st, unfrozen, floor: floorMeans };
         const l = amp
           ? autocast("bf16", () => computeLosses(model, x, mask, ctx))
           : computeLosses(model, x, mask, ctx);
@@ -307,7 +345,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
       step++;
       window++;
       if (step % cfg.log.every === 0 || step === endStep || interrupted) {
-        const { loss, pixel, latent } = meter.read();
+        const { loss, pixel, latent, pixelFloor, latentFloor } = meter.read();
         if (!Number.isFinite(loss)) throw new TorchError("train", `loss became ${loss} at step ${step}`);
         const now = performance.now();
         const sps = window / ((now - tWindow) / 1000);
@@ -319,6 +357,8 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
           loss,
           pixelLoss: pixel,
           latentLoss: latent,
+          pixelFloor,
+          latentFloor,
           lr,
           time: (now - t0) / 1000,
           stepsPerSec: sps,
@@ -332,8 +372,12 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
         }
         metrics.writeSync(enc.encode(JSON.stringify(rec) + "\n"));
         const terms = [
-          pixel !== null ? `pix ${pixel.toFixed(4)}` : "",
-          latent !== null ? `lat ${latent.toFixed(4)}` : "",
+          pixel !== null
+            ? `pix ${pixel.toFixed(4)}${pixelFloor !== null ? ` floor ${pixelFloor.toFixed(4)}` : ""}`
+            : "",
+          latent !== null
+            ? `lat ${latent.toFixed(4)}${latentFloor !== null ? ` floor ${latentFloor.toFixed(4)}` : ""}`
+            : "",
         ]
           .filter(Boolean).join(" ");
         print(
@@ -360,6 +404,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
     data.close();
     metrics.close();
     meter.dispose();
+    floor?.dispose();
     opt.dispose();
     model.dispose();
     heads?.dispose();

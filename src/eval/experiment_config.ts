@@ -1,0 +1,160 @@
+/**
+ * The experiment's configuration: a zod schema with documented defaults. The training side is not a second list
+ * of knobs: `train` holds overrides of the training configuration (src/cli/config.ts), merged over the
+ * experiment's own defaults (`EXPERIMENT_TRAIN_DEFAULTS`) and validated by the training schema, so every key of
+ * `train --set` (model, data, mask, target, optim, layerlock, log) is a knob of the experiment too, with the
+ * same names and the same errors. Pure: no tensors.
+ * @module
+ */
+import { z } from "zod";
+import { parseConfig, type TrainConfig } from "../cli/config.ts";
+import { type Mode, MODES } from "../layerlock/schedule.ts";
+
+/** The encoders probed beside the trained ones, to read the trained numbers against. */
+export const BASELINES = ["untrained", "embedding", "pixels"] as const;
+/**
+ * A baseline: `untrained`, each training seed's initial encoder (what every mode starts from); `embedding`, the
+ * untrained patch embedding with its position embedding, no block (depth 0); `pixels`, the raw tubelet pixels
+ * as tokens (no parameters, no position).
+ */
+export type Baseline = (typeof BASELINES)[number];
+
+/**
+ * The training configuration of every run, before the experiment's overrides: the protocol the search on the
+ * validation split chose (README, "How the default protocol was chosen"). `log.checkpointEvery` is derived
+ * from the steps when not given (8 checkpoints per run, for the layer-convergence measurement).
+ */
+export const EXPERIMENT_TRAIN_DEFAULTS = {
+  device: "auto",
+  model: { preset: "tiny", encoderDepth: 6, patch: 8, tubelet: 2 },
+  data: { source: "fashion", frames: 8, size: 64, prefetch: 4 },
+  mask: { kind: "tube", ratio: 0.75 },
+  target: { normalize: false },
+  optim: { steps: 2000, batchSize: 8, lr: 1e-3, warmupSteps: 200 },
+  layerlock: {},
+  log: { every: 20, keep: 100, floorClips: 128 },
+} as const;
+
+const positiveInt = z.number().int().positive();
+const seedList = z.array(z.number().int().nonnegative()).min(1).refine(
+  (v) => new Set(v).size === v.length,
+  "seeds must be distinct",
+);
+
+/** The schema of the experiment's configuration. */
+export const ExperimentConfigSchema = z.object({
+  /** Output directory under runs/ (folders may nest: `sweeps/lr1e-3`). */
+  name: z.string().regex(
+    /^(?!.*(^|\/)\.\.?(\/|$))[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/,
+    "use letters, digits, '.', '_' and '-', in folders separated by '/' (no '.' or '..' folders)",
+  ).default("experiment"),
+  /** Modes compared, each trained once per training seed. */
+  modes: z.array(z.enum(MODES)).min(1).refine((v) => new Set(v).size === v.length, "modes must be distinct")
+    .default(["mae", "mae-freeze", "layerlock", "latent-unfrozen"]),
+  /** Training seeds (model initialisation, masks and data order); tables show the spread over them. */
+  seeds: seedList.default([0, 1]),
+  /** Overrides of the training configuration of every run (any key of `train --set`). */
+  train: z.record(z.unknown()).default({}),
+  /** The probes. */
+  probe: z.object({
+    /**
+     * Where probes are scored: `val` (clips of the held-out training images) for every choice of settings,
+     * `test` (the official test images) for the numbers reported, once.
+     */
+    split: z.enum(["val", "test"]).default("test"),
+    /** Clips of the training split the probes learn from (drawn from the training images less the held-out ones). */
+    trainClips: positiveInt.default(4096),
+    /** Clips of `split` the probes are scored on. */
+    evalClips: positiveInt.default(1024),
+    /** Probe seeds (initialisation and shuffling), inside each training seed. */
+    seeds: seedList.default([0]),
+    /** Linear-probe epochs and peak learning rate (batch 256). */
+    linearEpochs: positiveInt.default(300),
+    linearLr: z.number().positive().finite().default(1e-2),
+    /** Attentive-probe epochs, peak learning rate and batch size. */
+    attentiveEpochs: positiveInt.default(20),
+    attentiveLr: z.number().positive().finite().default(1e-3),
+    attentiveBatch: positiveInt.default(64),
+  }).strict().default({}),
+  /** Baselines probed beside the trained encoders. */
+  baselines: z.array(z.enum(BASELINES)).refine(
+    (v) => new Set(v).size === v.length,
+    "baselines must be distinct",
+  ).default([...BASELINES]),
+  /** Steps between collapse measurements during training. */
+  evalEvery: positiveInt.default(200),
+}).strict();
+
+/** A validated experiment configuration. */
+export type ExperimentConfig = z.infer<typeof ExperimentConfigSchema>;
+
+/** A plain object (not an array or null). */
+function isPlain(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** `over` merged into `base`, recursively for plain objects (arrays and other values are replaced). */
+export function deepMerge(
+  base: Record<string, unknown>,
+  over: Record<string, unknown>,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    out[k] = isPlain(v) && isPlain(out[k]) ? deepMerge(out[k] as Record<string, unknown>, v) : v;
+  }
+  return out;
+}
+
+/** An experiment-level error: a bad setting, named. */
+export class ExperimentConfigError extends Error {
+  /** Builds the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "ExperimentConfigError";
+  }
+}
+
+/** Validates a raw experiment configuration; throws an ExperimentConfigError naming every bad key. */
+export function parseExperimentConfig(raw: unknown): ExperimentConfig {
+  const r = ExperimentConfigSchema.safeParse(raw);
+  if (!r.success) {
+    const lines = r.error.issues.map((i) => {
+      const key = i.path.length ? i.path.join(".") : "(top level)";
+      const extra = i.code === "unrecognized_keys" ? ` (${i.keys.join(", ")})` : "";
+      return `  ${key}: ${i.message}${extra}`;
+    });
+    throw new ExperimentConfigError(`invalid experiment configuration:\n${lines.join("\n")}`);
+  }
+  // resolve one run now, so a bad training key is reported before anything runs
+  runConfig(r.data, r.data.modes[0], r.data.seeds[0]);
+  return r.data;
+}
+
+/** The name of one run (a mode trained from one seed) and its directory under runs/<experiment>/. */
+export function runName(mode: Mode, seed: number): string {
+  return `${mode}-s${seed}`;
+}
+
+/** The training configuration of `mode` from training seed `seed`: the defaults, the overrides, then the run. */
+export function runConfig(e: ExperimentConfig, mode: Mode, seed: number): TrainConfig {
+  const merged = deepMerge(
+    deepMerge(EXPERIMENT_TRAIN_DEFAULTS as unknown as Record<string, unknown>, e.train),
+    { name: `${e.name}-${runName(mode, seed)}`.replace(/[^A-Za-z0-9._-]/g, "_"), seed, layerlock: { mode } },
+  );
+  const steps = (merged.optim as { steps?: unknown })?.steps;
+  const log = merged.log as Record<string, unknown>;
+  if (log.checkpointEvery === undefined && typeof steps === "number" && steps > 0) {
+    merged.log = { ...log, checkpointEvery: Math.max(1, Math.round(steps / 8)) };
+  }
+  try {
+    return parseConfig(merged, "training configuration");
+  } catch (err) {
+    // name the keys as the experiment's configuration spells them (train.optim.lr)
+    throw new ExperimentConfigError(
+      (err as Error).message.replace(/^ {2}(?=\S)/gm, "  train.").replace(
+        "invalid training configuration",
+        "invalid experiment configuration (training keys)",
+      ),
+    );
+  }
+}
