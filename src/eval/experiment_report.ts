@@ -411,24 +411,25 @@ export function renderExperimentReport(r: ExperimentResults, imageNames: string[
         "top-1 % on the probes' own training clips (mean over runs): a probe far below 100 is under-fit",
     },
   );
-  const bars = rows.flatMap((x) =>
-    PROBE_NAMES.map((k) => ({
-      label: `${x.name} ${PROBE_LABELS[k]}`,
-      value: x.probes[k].mean,
-      err: x.probes[k].std,
-    }))
-  );
+  const bars = rows.map((x) => ({ label: x.name, value: x.probeMean.mean, err: x.probeMean.std }));
+  // each mode keeps its colour in every chart
+  const colorOf = (mode: Mode) => Math.max(0, r.config.modes.indexOf(mode));
   const lossSeries = (loss: string, floor: string, modes: typeof trainedRuns): LineSeries[] => {
     const out: LineSeries[] = [];
-    modes.forEach((m, i) => {
-      out.push({ name: m.mode, color: i, dashed: false, points: meanCurve(m.runs, (x) => x[loss]) });
-    });
-    modes.forEach((m, i) => {
+    for (const m of modes) {
+      out.push({
+        name: m.mode,
+        color: colorOf(m.mode),
+        dashed: false,
+        points: meanCurve(m.runs, (x) => x[loss]),
+      });
+    }
+    for (const m of modes) {
       const pts = meanCurve(m.runs, (x) => x[floor]);
       if (pts.some(([, y]) => y !== null)) {
-        out.push({ name: `${m.mode} floor`, color: i, dashed: true, points: pts });
+        out.push({ name: `${m.mode} floor`, color: colorOf(m.mode), dashed: true, points: pts });
       }
-    });
+    }
     return out;
   };
   const latentModes = trainedRuns.filter((m) =>
@@ -478,13 +479,17 @@ export function renderExperimentReport(r: ExperimentResults, imageNames: string[
         title: "frozen encoder blocks",
         xLabel: "step",
         yLabel: "blocks",
-        series: trainedRuns.map((m) => ({ name: m.mode, points: meanCurve(m.runs, (x) => x.frozenDepth) })),
+        series: trainedRuns.map((m) => ({
+          name: m.mode,
+          color: colorOf(m.mode),
+          points: meanCurve(m.runs, (x) => x.frozenDepth),
+        })),
       }),
     },
     {
       heading: "Frozen-feature probes",
       html: probeTable +
-        barChart({ title: "probe accuracy (± std over training seeds)", yLabel: "top-1", bars }) +
+        barChart({ title: "mean of the four probes (± std over training seeds)", yLabel: "top-1", bars }) +
         fitTable,
     },
     {
@@ -496,6 +501,7 @@ export function renderExperimentReport(r: ExperimentResults, imageNames: string[
           yLabel: k,
           series: trainedRuns.map((m) => ({
             name: m.mode,
+            color: colorOf(m.mode),
             points: meanCurve(m.runs, (x) => (x.eval as Record<string, number> | undefined)?.[k]),
           })),
         })
