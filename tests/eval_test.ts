@@ -272,28 +272,31 @@ leakFreeTest("attentive probe: logits [B, C], parameters named, batch rows indep
   );
 });
 
-leakFreeTest("attentive probe: the factored forward equals keys-and-values attention, values and gradients", () => {
-  using p = new AttentiveProbe(12, 4, 3);
-  // non-trivial norm, biases and query, so every term of the factorisation is exercised
-  noGrad(() =>
-    scope(() => {
-      for (const [, t] of p.namedParameters()) t.copy_(randn(t.shape).mul(0.5));
-    })
-  );
-  const x = randn([5, 7, 12]);
-  const grads = (f: (x: Tensor) => Tensor) =>
-    scope(() => {
-      const out = f(x);
-      out.square().sum().backward();
-      const g = p.namedParameters().map(([, t]) => t.grad!.toArray() as Float32Array);
-      for (const [, t] of p.namedParameters()) t.zeroGrad();
-      return { out: out.toArray() as Float32Array, g };
-    });
-  const a = grads((v) => p.forward(v)), b = grads((v) => p.forwardReference(v));
-  assertClose(a.out, b.out, { atol: 1e-5, rtol: 1e-5 });
-  a.g.forEach((g, i) => assertClose(g, b.g[i], { atol: 1e-4, rtol: 1e-4, msg: p.namedParameters()[i][0] }));
-  x.dispose();
-});
+leakFreeTest(
+  "attentive probe: the factored forward equals keys-and-values attention, values and gradients",
+  () => {
+    using p = new AttentiveProbe(12, 4, 3);
+    // non-trivial norm, biases and query, so every term of the factorisation is exercised
+    noGrad(() =>
+      scope(() => {
+        for (const [, t] of p.namedParameters()) t.copy_(randn(t.shape).mul(0.5));
+      })
+    );
+    const x = randn([5, 7, 12]);
+    const grads = (f: (x: Tensor) => Tensor) =>
+      scope(() => {
+        const out = f(x);
+        out.square().sum().backward();
+        const g = p.namedParameters().map(([, t]) => t.grad!.toArray() as Float32Array);
+        for (const [, t] of p.namedParameters()) t.zeroGrad();
+        return { out: out.toArray() as Float32Array, g };
+      });
+    const a = grads((v) => p.forward(v)), b = grads((v) => p.forwardReference(v));
+    assertClose(a.out, b.out, { atol: 1e-5, rtol: 1e-5 });
+    a.g.forEach((g, i) => assertClose(g, b.g[i], { atol: 1e-4, rtol: 1e-4, msg: p.namedParameters()[i][0] }));
+    x.dispose();
+  },
+);
 
 // ------------------------------------------------------------------------------------------ features
 

@@ -6,16 +6,18 @@ import * as torch from "../mod.ts";
 import { parseConfig, type TrainConfig } from "../src/cli/config.ts";
 import { batchToTensor } from "../src/data/clip.ts";
 import { MovingShapes } from "../src/data/moving_shapes.ts";
-import { makeBatchSource } from "../src/data/source.ts";
+import { floorClips, makeBatchSource } from "../src/data/source.ts";
 import { Freezer } from "../src/layerlock/freeze.ts";
 import { LatentHeads } from "../src/layerlock/heads.ts";
 import { computeLosses, encodeVisible, latentTargets } from "../src/layerlock/objective.ts";
 import {
+  fixedStageStarts,
   type LayerLockConfig,
   LayerLockConfigSchema,
   type Mode,
   resolveSchedule,
   scheduleAt,
+  scheduleFrom,
 } from "../src/layerlock/schedule.ts";
 import { disposeMask, gatherTokens, makeMask } from "../src/models/masking.ts";
 import { pixelTargets } from "../src/models/targets.ts";
@@ -282,21 +284,30 @@ async function tempRun(): Promise<string> {
   return await Deno.makeTempDir({ dir: "runs/tmp", prefix: "ll_" });
 }
 const quiet = () => {};
+/** Held-out clips for the convergence trigger (no loss floors: log.floorClips is left at its default here). */
+const heldOut = (cfg: TrainConfig) => ({ floorClips: (n: number) => floorClips(cfg, n) });
 
 async function runMode(
   mode: Mode,
   extra: Partial<LayerLockConfig> = {},
   steps = 24,
   device: TrainConfig["device"] = "auto",
+  lr = SMALL.optim.lr,
 ) {
   const dir = await tempRun();
   const cfg: TrainConfig = {
     ...SMALL,
     device,
-    optim: { ...SMALL.optim, steps },
+    optim: { ...SMALL.optim, steps, lr },
     layerlock: LayerLockConfigSchema.parse({ ...SMALL.layerlock, mode, ...extra }),
   };
-  const r = await train(cfg, { runDir: dir, resume: false, data: makeBatchSource, print: quiet });
+  const r = await train(cfg, {
+    runDir: dir,
+    resume: false,
+    data: makeBatchSource,
+    print: quiet,
+    ...heldOut(cfg),
+  });
   const recs = (await Deno.readTextFile(`${dir}/metrics.jsonl`)).trim().split("\n").map((l) => JSON.parse(l));
   return { r, recs, dir, cfg };
 }
@@ -360,8 +371,15 @@ Deno.test("save/resume at a random step reproduces the uninterrupted run's froze
         data: makeBatchSource,
         print: quiet,
         stopAfter: k,
+        ...heldOut(straight.cfg),
       });
-      const b = await train(straight.cfg, { runDir: dir, resume: true, data: makeBatchSource, print: quiet });
+      const b = await train(straight.cfg, {
+        runDir: dir,
+        resume: true,
+        data: makeBatchSource,
+        print: quiet,
+        ...heldOut(straight.cfg),
+      });
       const got = [...a.losses, ...b.losses];
       assert.deepEqual(got.map((l) => l.frozenDepth), straight.r.losses.map((l) => l.frozenDepth));
       assert.deepEqual(
@@ -373,5 +391,70 @@ Deno.test("save/resume at a random step reproduces the uninterrupted run's froze
     }),
     { numRuns: 3 },
   );
+  await Deno.remove(straight.dir, { recursive: true });
+});
+
+// ------------------------------------------------------------------------------ the convergence trigger
+
+Deno.test("scheduleFrom: stages begin at the given steps; the fixed schedule is the special case", () => {
+  const s = resolveSchedule(LayerLockConfigSchema.parse({ mode: "layerlock", maxFrozen: 3 }), 4, 600);
+  for (let step = 0; step < 600; step += 7) {
+    assert.deepEqual(scheduleFrom(s, step, fixedStageStarts(s)), scheduleAt(s, step));
+  }
+  const starts = [100, 250];
+  assert.equal(scheduleFrom(s, 99, starts).frozenDepth, 0);
+  assert.deepEqual(scheduleFrom(s, 100, starts), {
+    stage: 1,
+    frozenDepth: 1,
+    targetLayers: [1],
+    lrFactor: 1 / s.miniWarmupSteps,
+    stageStart: 100,
+  });
+  assert.deepEqual([scheduleFrom(s, 260, starts).frozenDepth, scheduleFrom(s, 260, starts).stageStart], [
+    2,
+    250,
+  ]);
+  assert.equal(scheduleFrom(s, 599, [1, 2, 3, 4, 5]).frozenDepth, 3, "never more than maxFrozen");
+});
+
+Deno.test("convergence trigger: at lr 0 each block freezes at its second check (CKA 1), one stage at a time", async () => {
+  const before = torch.liveTensors();
+  const extra = { trigger: "convergence" as const, convergenceEvery: 2, convergenceClips: 4 };
+  const { recs, dir } = await runMode("layerlock", extra, 24, "cpu", 0);
+  // checks at 6, 8, 10, ...: block 1 is measured at 6 and 8 (CKA 1) → stage 1 at step 8; block 2 at 10, 12 → 12
+  const depthAt = (step: number) => recs.find((r) => r.step === step)!.frozenDepth; // after step-1 ran
+  assert.deepEqual([depthAt(8), depthAt(9), depthAt(12), depthAt(13), depthAt(17)], [0, 1, 1, 2, 3]);
+  const cka1 = recs.map((r) => r.convergenceCka).filter((c) => c !== null);
+  assert.ok(cka1.length > 0 && cka1.every((c) => Math.abs(c - 1) < 1e-6), `CKAs ${cka1}`);
+  await Deno.remove(dir, { recursive: true });
+  // training moves the blocks: with a threshold of 1 nothing ever freezes, and the CKA is logged
+  const moving = await runMode("layerlock", { ...extra, convergenceCka: 1 }, 16, "cpu");
+  assert.ok(moving.recs.every((r) => r.frozenDepth === 0));
+  const ckas = moving.recs.map((r) => r.convergenceCka).filter((c) => c !== null);
+  assert.ok(ckas.length > 0 && ckas.every((c) => c > 0 && c < 1), `CKAs ${ckas}`);
+  await Deno.remove(moving.dir, { recursive: true });
+  assert.equal(torch.liveTensors(), before);
+});
+
+Deno.test("convergence trigger: a resumed run repeats the uninterrupted run's freezes and losses (CPU)", async () => {
+  const extra = {
+    trigger: "convergence" as const,
+    convergenceEvery: 2,
+    convergenceClips: 4,
+    convergenceCka: 0.9,
+  };
+  const straight = await runMode("layerlock", extra, 20, "cpu");
+  const depths = straight.recs.map((r) => r.frozenDepth);
+  assert.ok(depths[depths.length - 1] > 0, `something froze: ${depths}`);
+  for (const k of [7, 13]) {
+    const dir = await tempRun();
+    const o = { runDir: dir, data: makeBatchSource, print: quiet, ...heldOut(straight.cfg) };
+    const a = await train(straight.cfg, { ...o, resume: false, stopAfter: k });
+    const b = await train(straight.cfg, { ...o, resume: true });
+    const got = [...a.losses, ...b.losses];
+    assert.deepEqual(got.map((l) => l.frozenDepth), depths, `resumed after ${k}`);
+    assert.deepEqual(got.map((l) => l.loss), straight.r.losses.map((l) => l.loss), `resumed after ${k}`);
+    await Deno.remove(dir, { recursive: true });
+  }
   await Deno.remove(straight.dir, { recursive: true });
 });

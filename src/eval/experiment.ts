@@ -24,7 +24,6 @@ import { batchToTensor, IMAGENET_MEAN, IMAGENET_STD } from "../data/clip.ts";
 import { MovingFashionMnist } from "../data/moving_fashion_mnist.ts";
 import { floorClips, makeBatchSource } from "../data/source.ts";
 import { loadSafetensors } from "../io/safetensors.ts";
-import type { Mode } from "../layerlock/schedule.ts";
 import { makeMask } from "../models/masking.ts";
 import { patchify, pixelTargets } from "../models/targets.ts";
 import { VideoMAE } from "../models/video_mae.ts";
@@ -35,6 +34,7 @@ import { layerOutputs, linearCka } from "./convergence.ts";
 import {
   type Baseline,
   type ExperimentConfig,
+  type ExperimentMode,
   parseExperimentConfig,
   runConfig,
   runName,
@@ -64,7 +64,7 @@ export interface ProbeSummary {
 /** One trained run: a mode from one training seed. */
 export interface RunResult extends ProbeSummary {
   /** The mode. */
-  mode: Mode;
+  mode: ExperimentMode;
   /** The training seed. */
   seed: number;
   /** metrics.jsonl records of the run. */
@@ -94,7 +94,7 @@ export interface ExperimentResults {
   /** The experiment's configuration. */
   config: ExperimentConfig;
   /** The resolved training configuration of each mode (first seed; other seeds differ only in `seed`/`name`). */
-  trainConfigs: Partial<Record<Mode, TrainConfig>>;
+  trainConfigs: Partial<Record<ExperimentMode, TrainConfig>>;
   /** Device the runs used. */
   device: string;
   /** Minutes since the start. */
@@ -106,7 +106,7 @@ export interface ExperimentResults {
   /** The baselines, in the configured order. */
   baselines: { name: Baseline; runs: BaselineRun[] }[];
   /** The trained runs, by mode, in the configured order. */
-  modes: { mode: Mode; runs: RunResult[] }[];
+  modes: { mode: ExperimentMode; runs: RunResult[] }[];
 }
 
 /** Dataset seeds of the probe clips: the same clips for every run, whatever the training seed. */
@@ -340,7 +340,7 @@ function fmtMinutes(m: number): string {
 /** Trains one run and measures it. */
 async function measureRun(
   e: ExperimentConfig,
-  mode: Mode,
+  mode: ExperimentMode,
   seed: number,
   clips: { train: LabelledClips; eval: LabelledClips },
   device: Device,
@@ -395,7 +395,7 @@ async function measureRun(
     for (const t of finalOuts) t.dispose();
     small.dispose();
     let image = null;
-    if (reconstruct && mode !== "layerlock") { // layerlock's pixel head stops training at the first freeze
+    if (reconstruct && cfg.layerlock.mode !== "layerlock") { // layerlock's pixel head stops training at the first freeze
       const two = evalBatch.narrow(0, 0, 2);
       try {
         image = { name: `recon_${mode}.png`, png: await reconstructionGrid(final, two, cfg) };

@@ -10,6 +10,19 @@ import { z } from "zod";
 import { parseConfig, type TrainConfig } from "../cli/config.ts";
 import { type Mode, MODES } from "../layerlock/schedule.ts";
 
+/**
+ * What the experiment can train: the training modes, and variants of them — `layerlock-cka`, LayerLock whose
+ * blocks freeze when their representation has converged (`layerlock.trigger: "convergence"`) instead of at fixed
+ * steps (beyond the paper; compare it with `layerlock` in the same experiment).
+ */
+export const EXPERIMENT_MODES = [...MODES, "layerlock-cka"] as const;
+/** A training mode or a variant of one. */
+export type ExperimentMode = (typeof EXPERIMENT_MODES)[number];
+/** The training mode and the layerlock settings of each variant. */
+const VARIANTS: Partial<Record<ExperimentMode, { mode: Mode; layerlock: Record<string, unknown> }>> = {
+  "layerlock-cka": { mode: "layerlock", layerlock: { trigger: "convergence" } },
+};
+
 /** The encoders probed beside the trained ones, to read the trained numbers against. */
 export const BASELINES = ["untrained", "embedding", "pixels"] as const;
 /**
@@ -49,7 +62,10 @@ export const ExperimentConfigSchema = z.object({
     "use letters, digits, '.', '_' and '-', in folders separated by '/' (no '.' or '..' folders)",
   ).default("experiment"),
   /** Modes compared, each trained once per training seed. */
-  modes: z.array(z.enum(MODES)).min(1).refine((v) => new Set(v).size === v.length, "modes must be distinct")
+  modes: z.array(z.enum(EXPERIMENT_MODES)).min(1).refine(
+    (v) => new Set(v).size === v.length,
+    "modes must be distinct",
+  )
     .default(["mae", "mae-freeze", "layerlock", "latent-unfrozen"]),
   /** Training seeds (model initialisation, masks and data order); tables show the spread over them. */
   seeds: seedList.default([0, 1]),
@@ -131,15 +147,20 @@ export function parseExperimentConfig(raw: unknown): ExperimentConfig {
 }
 
 /** The name of one run (a mode trained from one seed) and its directory under runs/<experiment>/. */
-export function runName(mode: Mode, seed: number): string {
+export function runName(mode: ExperimentMode, seed: number): string {
   return `${mode}-s${seed}`;
 }
 
 /** The training configuration of `mode` from training seed `seed`: the defaults, the overrides, then the run. */
-export function runConfig(e: ExperimentConfig, mode: Mode, seed: number): TrainConfig {
+export function runConfig(e: ExperimentConfig, mode: ExperimentMode, seed: number): TrainConfig {
+  const variant = VARIANTS[mode];
   const merged = deepMerge(
     deepMerge(EXPERIMENT_TRAIN_DEFAULTS as unknown as Record<string, unknown>, e.train),
-    { name: `${e.name}-${runName(mode, seed)}`.replace(/[^A-Za-z0-9._-]/g, "_"), seed, layerlock: { mode } },
+    {
+      name: `${e.name}-${runName(mode, seed)}`.replace(/[^A-Za-z0-9._-]/g, "_"),
+      seed,
+      layerlock: variant ? { ...variant.layerlock, mode: variant.mode } : { mode },
+    },
   );
   const steps = (merged.optim as { steps?: unknown })?.steps;
   const log = merged.log as Record<string, unknown>;

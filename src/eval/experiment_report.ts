@@ -6,7 +6,8 @@
  */
 import { FASHION_CLASSES } from "../data/moving_fashion_mnist.ts";
 import { DIRECTION_NAMES } from "../data/moving_shapes.ts";
-import { type Mode, resolveSchedule } from "../layerlock/schedule.ts";
+import { resolveSchedule } from "../layerlock/schedule.ts";
+import type { ExperimentMode } from "./experiment_config.ts";
 import type { ExperimentResults, ProbeName, ProbeSummary, RunResult } from "./experiment.ts";
 import { LEARNING_RATIO } from "./learning.ts";
 import { barChart, escapeHtml, lineChart, type LineSeries, renderReport, table } from "./report.ts";
@@ -153,7 +154,7 @@ const WORDS: Record<Comparison, string> = {
 export function claims(r: ExperimentResults): Claim[] {
   const rows = summaryRows(r);
   const row = (n: string) => rows.find((x) => x.name === n);
-  const modeRuns = (m: Mode) => r.modes.find((x) => x.mode === m)?.runs ?? [];
+  const modeRuns = (m: ExperimentMode) => r.modes.find((x) => x.mode === m)?.runs ?? [];
   const trained = rows.filter((x) => !x.baseline);
   const out: Claim[] = [];
   if (trained.length > 0) {
@@ -413,7 +414,7 @@ export function renderExperimentReport(r: ExperimentResults, imageNames: string[
   );
   const bars = rows.map((x) => ({ label: x.name, value: x.probeMean.mean, err: x.probeMean.std }));
   // each mode keeps its colour in every chart
-  const colorOf = (mode: Mode) => Math.max(0, r.config.modes.indexOf(mode));
+  const colorOf = (mode: ExperimentMode) => Math.max(0, r.config.modes.indexOf(mode));
   const lossSeries = (loss: string, floor: string, modes: typeof trainedRuns): LineSeries[] => {
     const out: LineSeries[] = [];
     for (const m of modes) {

@@ -357,6 +357,37 @@ function build(
   return out;
 }
 
+/**
+ * Reads only the header of a safetensors file and returns its metadata (`__metadata__`), validating the header
+ * as `loadSafetensors` does; no tensor is read or made.
+ */
+export function readSafetensorsMetadata(path: string): Record<string, string> {
+  const op = "readSafetensorsMetadata";
+  let file: Deno.FsFile;
+  try {
+    file = Deno.openSync(path, { read: true });
+  } catch (e) {
+    throw withCause(new TorchError(op, `${path}: cannot open: ${message(e)}`), e);
+  }
+  try {
+    const size = file.statSync().size;
+    const read = (len: number): Uint8Array => {
+      const buf = new Uint8Array(len);
+      let off = 0;
+      while (off < len) {
+        const got = file.readSync(buf.subarray(off));
+        if (got === null) throw new TorchError(op, `${path}: unexpected end of file`);
+        off += got;
+      }
+      return buf;
+    };
+    const n = headerLength(op, path, read(Math.min(8, size)), size);
+    return parseHeader(op, path, read(n), size - 8 - n).metadata;
+  } finally {
+    file.close();
+  }
+}
+
 /** Parses safetensors bytes held in memory, validating them as `loadSafetensors` does. */
 export function parseSafetensors(bytes: Uint8Array, opts: LoadSafetensorsOptions = {}): SafetensorsContents {
   const op = "parseSafetensors", where = "<memory>";

@@ -61,6 +61,19 @@ export const LayerLockConfigSchema = z.object({
   unfrozenLayer: z.number().int().positive().optional(),
   /** latent-unfrozen: the latent loss weight is constant, or ramps up along a half cosine over the run. */
   unfrozenWeight: z.enum(["constant", "cosine"]).default("constant"),
+  /**
+   * When the next block freezes: `fixed`, every `interval` steps after `pixelSteps` (the paper's schedule); or
+   * `convergence` (beyond the paper): from `pixelSteps` on, every `convergenceEvery` steps the output of the next
+   * block on fixed held-out clips is compared with its output at the previous check, and the block freezes
+   * once the linear CKA between the two reaches `convergenceCka` — when its representation has stopped changing.
+   */
+  trigger: z.enum(["fixed", "convergence"]).default("fixed"),
+  /** convergence trigger: steps between checks. */
+  convergenceEvery: z.number().int().positive().default(50),
+  /** convergence trigger: the CKA between a block's outputs at two successive checks at which it freezes. */
+  convergenceCka: z.number().gt(0).max(1).default(0.99),
+  /** convergence trigger: held-out clips the block outputs are computed on. */
+  convergenceClips: z.number().int().positive().default(16),
 }).strict();
 
 /** The `layerlock` section of a training configuration. */
@@ -127,16 +140,42 @@ export function resolveSchedule(c: LayerLockConfig, depth: number, steps: number
   };
 }
 
-/** The schedule at `step` (0-based: the step about to run). Pure. */
+/** Whether a mode freezes blocks at all. */
+export function freezes(mode: Mode): boolean {
+  return mode === "mae-freeze" || mode === "layerlock";
+}
+
+/** The number of stages (freezes) of a schedule. */
+export function stageCount(s: ResolvedSchedule): number {
+  return Math.ceil(s.maxFrozen / s.layersPerStage);
+}
+
+/** The step at which each stage of the fixed schedule begins: pixelSteps, pixelSteps + interval, ... */
+export function fixedStageStarts(s: ResolvedSchedule): number[] {
+  if (!freezes(s.mode)) return [];
+  return Array.from({ length: stageCount(s) }, (_, i) => s.pixelSteps + i * s.interval);
+}
+
+/** The schedule at `step` (0-based: the step about to run) under the fixed schedule. Pure. */
 export function scheduleAt(s: ResolvedSchedule, step: number): ScheduleState {
-  const freezes = s.mode === "mae-freeze" || s.mode === "layerlock";
-  if (!freezes || step < s.pixelSteps) {
+  return scheduleFrom(s, step, fixedStageStarts(s));
+}
+
+/**
+ * The schedule at `step` given the steps at which the stages began (ascending; the fixed schedule's
+ * `fixedStageStarts`, or the steps a convergence trigger froze at). Pure.
+ */
+export function scheduleFrom(
+  s: ResolvedSchedule,
+  step: number,
+  stageStarts: readonly number[],
+): ScheduleState {
+  const stage = Math.min(stageStarts.filter((t) => t <= step).length, stageCount(s));
+  if (!freezes(s.mode) || stage === 0) {
     return { stage: 0, frozenDepth: 0, targetLayers: [], lrFactor: 1, stageStart: 0 };
   }
-  const maxStage = Math.ceil(s.maxFrozen / s.layersPerStage);
-  const stage = Math.min(Math.floor((step - s.pixelSteps) / s.interval) + 1, maxStage);
   const frozenDepth = Math.min(stage * s.layersPerStage, s.maxFrozen);
-  const stageStart = s.pixelSteps + (stage - 1) * s.interval;
+  const stageStart = stageStarts[stage - 1];
   const latent = s.mode === "layerlock";
   const targetLayers = !latent
     ? []

@@ -9,7 +9,7 @@
  * @module
  */
 import { TorchError } from "../../ffi/errors.ts";
-import { loadSafetensors, saveSafetensors } from "../io/safetensors.ts";
+import { loadSafetensors, readSafetensorsMetadata, saveSafetensors } from "../io/safetensors.ts";
 import type { Module } from "../nn/module.ts";
 import type { AdamW } from "../optim/adamw.ts";
 import { cuda, getRngState, setRngState } from "../runtime.ts";
@@ -78,6 +78,18 @@ export function saveCheckpoint(
   const all = listCheckpoints(dir);
   for (const old of all.slice(0, Math.max(0, all.length - keep))) Deno.removeSync(old);
   return path;
+}
+
+/** A checkpoint's step and extra state, read from its header alone (no tensor is loaded). */
+export function readCheckpointMeta(path: string): { step: number; extra: unknown } {
+  const metadata = readSafetensorsMetadata(path);
+  if (metadata.format !== CHECKPOINT_FORMAT) {
+    throw new TorchError(
+      "readCheckpointMeta",
+      `${path} is not a layerlock checkpoint (format '${metadata.format}')`,
+    );
+  }
+  return { step: Number(metadata.step), extra: JSON.parse(metadata.extra ?? "null") };
 }
 
 /** Reads a checkpoint's metadata and restores modules (by key), optimizer and RNG state from it. */

@@ -8,7 +8,7 @@
 import { TorchError } from "../../ffi/errors.ts";
 import { autocast, noGrad } from "../autograd.ts";
 import type { Device } from "../dtype.ts";
-import { scope } from "../scope.ts";
+import { keep, scope } from "../scope.ts";
 import { cuda, liveTensors, manualSeed, setNumThreads } from "../runtime.ts";
 import { zeros } from "../creation.ts";
 import type { Tensor } from "../tensor.ts";
@@ -20,17 +20,21 @@ import { Freezer } from "../layerlock/freeze.ts";
 import { LatentHeads } from "../layerlock/heads.ts";
 import { computeLosses, type Losses } from "../layerlock/objective.ts";
 import {
+  fixedStageStarts,
+  freezes,
   type Mode,
   type ResolvedSchedule,
   resolveSchedule,
-  scheduleAt,
+  scheduleFrom,
   type ScheduleState,
 } from "../layerlock/schedule.ts";
 import { PRESETS, VideoMAE, type VideoMAEConfig } from "../models/video_mae.ts";
+import type { Module } from "../nn/module.ts";
 import { AdamW } from "../optim/adamw.ts";
 import { scaledLr, warmupCosine } from "../optim/schedule.ts";
-import { listCheckpoints, loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+import { listCheckpoints, loadCheckpoint, readCheckpointMeta, saveCheckpoint } from "./checkpoint.ts";
 import { TargetFloor } from "./floor.ts";
+import { ConvergenceTrigger } from "../layerlock/trigger.ts";
 
 /** A source of training batches whose position can be saved and restored. */
 export interface BatchSource {
@@ -182,6 +186,18 @@ function targetName(st: ScheduleState, mode: Mode, unfrozenLayer: number): strin
   return t.length === 1 ? `h${t[0]}` : `h1..h${t[t.length - 1]}`;
 }
 
+/** The first `n` clips of a batch (all of them when it holds fewer). */
+function firstClips(b: ClipBatch, n: number): ClipBatch {
+  const m = Math.min(n, b.batch), per = b.frames * b.height * b.width * 3;
+  return {
+    ...b,
+    batch: m,
+    data: b.data.subarray(0, m * per),
+    labels: b.labels &&
+      { shape: b.labels.shape.subarray(0, m), direction: b.labels.direction.subarray(0, m) },
+  };
+}
+
 /** The step a checkpoint file was saved at (from its name). */
 function stepOfCheckpoint(path: string): number {
   return Number(path.match(/step_(\d+)\.safetensors$/)![1]);
@@ -203,13 +219,20 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
   }
   if (opts.resume && existing.length === 0) throw new TorchError("train", `nothing to resume in ${ckptDir}`);
 
-  // fetched before anything native is made, so a failure here leaves nothing behind
-  const floorClips = opts.floorClips && cfg.log.floorClips > 0
-    ? await opts.floorClips(cfg.log.floorClips)
-    : null;
+  const ll = cfg.layerlock;
+  const convergence = ll.trigger === "convergence" && freezes(ll.mode);
+  // Held-out clips for the loss floors and the convergence trigger, fetched before anything native is made,
+  // so a failure here leaves nothing behind.
+  const heldOutCount = Math.max(cfg.log.floorClips, convergence ? ll.convergenceClips : 0);
+  if (convergence && !opts.floorClips) {
+    throw new TorchError(
+      "train",
+      'layerlock.trigger "convergence" needs held-out clips (TrainOptions.floorClips)',
+    );
+  }
+  const heldOut = opts.floorClips && heldOutCount > 0 ? await opts.floorClips(heldOutCount) : null;
   manualSeed(cfg.seed);
   const mcfg = modelConfig(cfg);
-  const ll = cfg.layerlock;
   const model = new VideoMAE(mcfg, device);
   const sched: ResolvedSchedule = resolveSchedule(ll, mcfg.encoderDepth, cfg.optim.steps);
   const latentMode = ll.mode === "layerlock" || ll.mode === "latent-unfrozen";
@@ -223,7 +246,20 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
       `layerlock.unfrozenLayer ${unfrozenLayer} exceeds the depth ${mcfg.encoderDepth}`,
     );
   }
-  const modules: Record<string, VideoMAE | LatentHeads> = heads ? { model, heads } : { model };
+  // The convergence trigger's state (its last block output) is checkpointed with the model.
+  const trigger = convergence
+    ? new ConvergenceTrigger(
+      sched,
+      keep(batchToTensor(firstClips(heldOut!, ll.convergenceClips), device)),
+      model.encoder.grid.reduce((a, b) => a * b, 1),
+      mcfg.encoderDim,
+      ll.convergenceEvery,
+      ll.convergenceCka,
+    )
+    : null;
+  const modules: Record<string, Module> = { model };
+  if (heads) modules.heads = heads;
+  if (trigger) modules.trigger = trigger;
   const params = model.namedParameters().map(([name, param]) => ({ name, param }));
   if (heads) {
     for (const [name, param] of heads.namedParameters()) params.push({ name: `heads.${name}`, param });
@@ -238,17 +274,32 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
     totalSteps: cfg.optim.steps,
   });
   let step = 0, dataState: unknown = null;
+  // The steps at which the freezing stages began: fixed by the schedule, or decided by the convergence trigger.
+  const stageStarts = trigger ? trigger.stageStarts : fixedStageStarts(sched);
   if (opts.resume) {
-    // The frozen set is a function of the step: restore it first, then weights and optimizer state.
-    freezer.freezeTo(scheduleAt(sched, stepOfCheckpoint(existing[existing.length - 1])).frozenDepth);
+    // The frozen set is a function of the step (and, for the convergence trigger, of the stages it began):
+    // restore it first, then weights and optimizer state.
+    const last = existing[existing.length - 1];
+    if (trigger) {
+      const extra = readCheckpointMeta(last).extra as
+        | { stageStarts?: number[]; trigger?: { previousBlock: number; lastCka: number | null } }
+        | null;
+      if (!Array.isArray(extra?.stageStarts) || !extra.trigger) {
+        throw new TorchError("train", `${last} does not record the convergence trigger's state`);
+      }
+      stageStarts.push(...extra.stageStarts);
+      trigger.restore(extra.trigger);
+    }
+    freezer.freezeTo(scheduleFrom(sched, stepOfCheckpoint(last), stageStarts).frozenDepth);
     const meta = loadCheckpoint(existing[existing.length - 1], modules, opt);
     step = meta.step;
     dataState = meta.data;
     print(`resumed from ${existing[existing.length - 1]} at step ${step}`, true);
   }
   const data = await opts.data(cfg, dataState);
-  const floor = floorClips
-    ? new TargetFloor(floorClips, {
+  const floorSample = heldOut && cfg.log.floorClips > 0 ? firstClips(heldOut, cfg.log.floorClips) : null;
+  const floor = floorSample
+    ? new TargetFloor(floorSample, {
       tubelet: mcfg.tubelet,
       patch: mcfg.patch,
       normalize: cfg.target.normalize,
@@ -268,7 +319,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
   };
   Deno.addSignalListener("SIGINT", onSigint);
   const save = () => {
-    const extra = { mode: ll.mode, frozenDepth: freezer.depth };
+    const extra = { mode: ll.mode, frozenDepth: freezer.depth, stageStarts, trigger: trigger?.state() };
     lastCheckpoint = saveCheckpoint(
       ckptDir,
       modules,
@@ -279,8 +330,9 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
   };
 
   const losses: TrainResult["losses"] = [];
+  let lastCka: number | null = null; // the convergence trigger's last measurement
   const meter = new LossMeter(device);
-  let stage = scheduleAt(sched, step).stage;
+  let stage = scheduleFrom(sched, step, stageStarts).stage;
   let window = 0, tWindow = performance.now();
   const t0 = performance.now(), startStep = step;
   // Batches often come from already-resolved promises, so the loop would never return to the event loop,
@@ -295,7 +347,11 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
         if (interrupted) break;
       }
       const batch = await data.next();
-      const st = scheduleAt(sched, step);
+      if (trigger?.due(step)) {
+        trigger.check(model, step);
+        if (trigger.lastCka !== null) lastCka = trigger.lastCka;
+      }
+      const st = scheduleFrom(sched, step, stageStarts);
       if (st.frozenDepth > freezer.depth) freezer.freezeTo(st.frozenDepth);
       if (st.stage !== stage) {
         if (ll.reinitHead && heads && st.targetLayers.length) {
@@ -350,7 +406,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
         const now = performance.now();
         const sps = window / ((now - tWindow) / 1000);
         const eta = (cfg.optim.steps - step) / ((step - startStep) / ((now - t0) / 1000));
-        const target = targetName(scheduleAt(sched, step - 1), ll.mode, unfrozenLayer);
+        const target = targetName(scheduleFrom(sched, step - 1, stageStarts), ll.mode, unfrozenLayer);
         losses.push({ step, loss, pixel, latent, frozenDepth: freezer.depth });
         const rec = {
           step,
@@ -364,6 +420,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
           stepsPerSec: sps,
           frozenDepth: freezer.depth,
           target,
+          ...(trigger ? { convergenceCka: lastCka } : {}),
           liveTensors: liveTensors(),
         };
         if (opts.evaluate && (step % opts.evaluate.every === 0 || step === endStep)) {
@@ -405,6 +462,8 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
     metrics.close();
     meter.dispose();
     floor?.dispose();
+    trigger?.clips.dispose();
+    trigger?.dispose();
     opt.dispose();
     model.dispose();
     heads?.dispose();
