@@ -34,16 +34,18 @@ export type Baseline = (typeof BASELINES)[number];
 
 /**
  * The training configuration of every run, before the experiment's overrides: the protocol the search on the
- * validation split chose (README, "How the default protocol was chosen"). `log.checkpointEvery` is derived
- * from the steps when not given (8 checkpoints per run, for the layer-convergence measurement).
+ * validation split chose (README, "How the default protocol was chosen"). Derived from the steps when not
+ * given: `log.checkpointEvery` (8 checkpoints per run, for the layer-convergence measurement) and the freezing
+ * schedule, `layerlock.pixelSteps` = half the run (the pixel loss has clearly left its floor by then: about 2/3
+ * of it in the search) and `layerlock.interval` = an eighth (the default 2/3 of 6 blocks, 4, freeze by 7/8).
  */
 export const EXPERIMENT_TRAIN_DEFAULTS = {
   device: "auto",
   model: { preset: "tiny", encoderDepth: 6, patch: 8, tubelet: 2 },
   data: { source: "fashion", frames: 8, size: 64, prefetch: 4 },
-  mask: { kind: "tube", ratio: 0.75 },
+  mask: { kind: "random", ratio: 0.75 },
   target: { normalize: false },
-  optim: { steps: 2000, batchSize: 8, lr: 1e-3, warmupSteps: 200 },
+  optim: { steps: 2000, batchSize: 8, lr: 2e-4, warmupSteps: 200 },
   layerlock: {},
   log: { every: 20, keep: 100, floorClips: 128 },
 } as const;
@@ -85,10 +87,10 @@ export const ExperimentConfigSchema = z.object({
     /** Probe seeds (initialisation and shuffling), inside each training seed. */
     seeds: seedList.default([0]),
     /** Linear-probe epochs and peak learning rate (batch 256). */
-    linearEpochs: positiveInt.default(300),
+    linearEpochs: positiveInt.default(1000),
     linearLr: z.number().positive().finite().default(1e-2),
     /** Attentive-probe epochs, peak learning rate and batch size. */
-    attentiveEpochs: positiveInt.default(20),
+    attentiveEpochs: positiveInt.default(40),
     attentiveLr: z.number().positive().finite().default(1e-3),
     attentiveBatch: positiveInt.default(64),
   }).strict().default({}),
@@ -163,9 +165,16 @@ export function runConfig(e: ExperimentConfig, mode: ExperimentMode, seed: numbe
     },
   );
   const steps = (merged.optim as { steps?: unknown })?.steps;
-  const log = merged.log as Record<string, unknown>;
-  if (log.checkpointEvery === undefined && typeof steps === "number" && steps > 0) {
-    merged.log = { ...log, checkpointEvery: Math.max(1, Math.round(steps / 8)) };
+  if (typeof steps === "number" && Number.isInteger(steps) && steps > 0) {
+    const log = merged.log as Record<string, unknown>, ll = merged.layerlock as Record<string, unknown>;
+    if (log.checkpointEvery === undefined) {
+      merged.log = { ...log, checkpointEvery: Math.max(1, Math.round(steps / 8)) };
+    }
+    merged.layerlock = {
+      ...ll,
+      pixelSteps: ll.pixelSteps ?? Math.round(steps / 2),
+      interval: ll.interval ?? Math.max(1, Math.round(steps / 8)),
+    };
   }
   try {
     return parseConfig(merged, "training configuration");
