@@ -74,6 +74,7 @@ export {
   loadSafetensors,
   type LoadSafetensorsOptions,
   parseSafetensors,
+  readSafetensorsMetadata,
   type SafetensorsContents,
   saveSafetensors,
   serializeSafetensors,

@@ -11,6 +11,7 @@ import {
   type DType,
   loadSafetensors,
   parseSafetensors,
+  readSafetensorsMetadata,
   saveSafetensors,
   scope,
   serializeSafetensors,
@@ -186,9 +187,21 @@ leakFreeTest("file round trip of every dtype with metadata; no temporary file is
       const path = `${dir}/ckpt.safetensors`;
       saveSafetensors(path, src, meta);
       assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["ckpt.safetensors"]);
+      const before = torch.liveTensors();
+      assert.deepEqual(readSafetensorsMetadata(path), meta, "the header alone gives the same metadata");
+      assert.equal(torch.liveTensors(), before, "and makes no tensor");
       const { tensors, metadata } = loadSafetensors(path);
       assert.deepEqual(metadata, meta);
       assertSameTensors(tensors, src);
+      // a file cut inside its header is refused by both readers, naming the file
+      const cut = `${dir}/cut.safetensors`;
+      Deno.writeFileSync(cut, Deno.readFileSync(path).subarray(0, 20));
+      assert.throws(
+        () => readSafetensorsMetadata(cut),
+        /readSafetensorsMetadata: .*cut\.safetensors: header length/,
+      );
+      assert.throws(() => loadSafetensors(cut), /cut\.safetensors: header length/);
+      Deno.removeSync(cut);
       assert.deepEqual(nums(tensors["strided"]), [0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11]);
       // The file and the in-memory form are the same bytes.
       assert.deepEqual(Deno.readFileSync(path), serializeSafetensors(src, meta));

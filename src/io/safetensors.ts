@@ -357,37 +357,6 @@ function build(
   return out;
 }
 
-/**
- * Reads only the header of a safetensors file and returns its metadata (`__metadata__`), validating the header
- * as `loadSafetensors` does; no tensor is read or made.
- */
-export function readSafetensorsMetadata(path: string): Record<string, string> {
-  const op = "readSafetensorsMetadata";
-  let file: Deno.FsFile;
-  try {
-    file = Deno.openSync(path, { read: true });
-  } catch (e) {
-    throw withCause(new TorchError(op, `${path}: cannot open: ${message(e)}`), e);
-  }
-  try {
-    const size = file.statSync().size;
-    const read = (len: number): Uint8Array => {
-      const buf = new Uint8Array(len);
-      let off = 0;
-      while (off < len) {
-        const got = file.readSync(buf.subarray(off));
-        if (got === null) throw new TorchError(op, `${path}: unexpected end of file`);
-        off += got;
-      }
-      return buf;
-    };
-    const n = headerLength(op, path, read(Math.min(8, size)), size);
-    return parseHeader(op, path, read(n), size - 8 - n).metadata;
-  } finally {
-    file.close();
-  }
-}
-
 /** Parses safetensors bytes held in memory, validating them as `loadSafetensors` does. */
 export function parseSafetensors(bytes: Uint8Array, opts: LoadSafetensorsOptions = {}): SafetensorsContents {
   const op = "parseSafetensors", where = "<memory>";
@@ -405,13 +374,14 @@ export function parseSafetensors(bytes: Uint8Array, opts: LoadSafetensorsOptions
 }
 
 /**
- * Reads a safetensors file. The header is validated in full before any tensor is made (each problem, such as
- * a truncated file, bad JSON, an unknown dtype or offsets that overlap or leave gaps, is a TorchError naming
- * the file); then the tensors are read one at a time. I/O errors (e.g. a missing file) are TorchErrors whose
- * `cause` is Deno's error.
+ * Opens `path`, hands `fn` its size and a reader of `len` bytes at `pos` (a short file or a failed read is a
+ * TorchError naming the file and the op), and closes it.
  */
-export function loadSafetensors(path: string, opts: LoadSafetensorsOptions = {}): SafetensorsContents {
-  const op = "loadSafetensors";
+function withFile<T>(
+  op: string,
+  path: string,
+  fn: (size: number, readAt: (pos: number, len: number) => Uint8Array) => T,
+): T {
   let file: Deno.FsFile;
   try {
     file = Deno.openSync(path, { read: true });
@@ -419,7 +389,6 @@ export function loadSafetensors(path: string, opts: LoadSafetensorsOptions = {})
     throw withCause(new TorchError(op, `${path}: cannot open: ${message(e)}`), e);
   }
   try {
-    const size = file.statSync().size;
     const readAt = (pos: number, len: number): Uint8Array => {
       const buf = new Uint8Array(len);
       try {
@@ -430,10 +399,8 @@ export function loadSafetensors(path: string, opts: LoadSafetensorsOptions = {})
           if (got === null) {
             throw new TorchError(
               op,
-              `${path}: the file ended at byte ${
-                pos + off
-              } while reading ${len} bytes at ${pos} (was it truncated ` +
-                "while being read?)",
+              `${path}: the file ended at byte ${pos + off} while reading ${len} bytes at ${pos} (was it ` +
+                "truncated while being read?)",
             );
           }
           off += got;
@@ -444,12 +411,37 @@ export function loadSafetensors(path: string, opts: LoadSafetensorsOptions = {})
       }
       return buf;
     };
+    return fn(file.statSync().size, readAt);
+  } finally {
+    file.close();
+  }
+}
+
+/**
+ * Reads a safetensors file. The header is validated in full before any tensor is made (each problem, such as
+ * a truncated file, bad JSON, an unknown dtype or offsets that overlap or leave gaps, is a TorchError naming
+ * the file); then the tensors are read one at a time. I/O errors (e.g. a missing file) are TorchErrors whose
+ * `cause` is Deno's error.
+ */
+export function loadSafetensors(path: string, opts: LoadSafetensorsOptions = {}): SafetensorsContents {
+  const op = "loadSafetensors";
+  return withFile(op, path, (size, readAt) => {
     const n = headerLength(op, path, size >= 8 ? readAt(0, 8) : new Uint8Array(8), size);
     const dataStart = 8 + n;
     const { entries, metadata } = parseHeader(op, path, readAt(8, n), size - dataStart);
     const tensors = build(entries, (e) => readAt(dataStart + e.begin, e.end - e.begin), opts.device);
     return { tensors, metadata };
-  } finally {
-    file.close();
-  }
+  });
+}
+
+/**
+ * Reads only the header of a safetensors file and returns its metadata (`__metadata__`), validating the header
+ * as `loadSafetensors` does; no tensor is read or made.
+ */
+export function readSafetensorsMetadata(path: string): Record<string, string> {
+  const op = "readSafetensorsMetadata";
+  return withFile(op, path, (size, readAt) => {
+    const n = headerLength(op, path, size >= 8 ? readAt(0, 8) : new Uint8Array(8), size);
+    return parseHeader(op, path, readAt(8, n), size - 8 - n).metadata;
+  });
 }
