@@ -25,7 +25,14 @@ import {
   meanPairwiseCosine,
 } from "../src/eval/collapse.ts";
 import { depthFromFraction, extractFeatures } from "../src/eval/features.ts";
-import { AttentiveProbe, probeWithSeeds, trainAttentiveProbe, trainLinearProbe } from "../src/eval/probe.ts";
+import {
+  AttentiveProbe,
+  probeWithSeeds,
+  standardizeTokens,
+  trainAttentiveProbe,
+  trainAttentiveProbes,
+  trainLinearProbe,
+} from "../src/eval/probe.ts";
 import { type VideoMAEConfig, VideoMAEEncoder } from "../src/models/video_mae.ts";
 import { assertClose, leakFreeTest } from "./helpers.ts";
 
@@ -242,6 +249,48 @@ leakFreeTest("attentive probe: the class is carried by one marked token among 6 
   });
 });
 
+leakFreeTest(
+  "attentive probes trained together: each as accurate as alone; forwardMany = each forward",
+  () => {
+    manualSeed(8);
+    scope(() => {
+      const protos = randn([4, 15]);
+      const train = markedTokens(512, 6, protos), test = markedTokens(256, 6, protos);
+      // a second label: the class parity (a different function of the same marked token)
+      const parity = (y: Tensor) =>
+        tensor(Int32Array.from(Array.from(y.toArray() as ArrayLike<number | bigint>, (v) => Number(v) % 2)))
+          .long();
+      const opts = { epochs: 40, lr: 3e-3, weightDecay: 0, batchSize: 64, seed: 0, heads: 2 };
+      const [a, b] = trainAttentiveProbes(train.x, [train.y, parity(train.y)], test.x, [
+        test.y,
+        parity(test.y),
+      ], opts);
+      assert.ok(a.accuracy > 0.9 && b.accuracy > 0.9, `accuracies ${a.accuracy}, ${b.accuracy}`);
+      // trained alone with the same seed: the same first probe (its initialisation and batches come first)
+      const alone = trainAttentiveProbe(train.x, train.y, test.x, test.y, opts);
+      assert.ok(
+        Math.abs(alone.accuracy - a.accuracy) < 0.05,
+        `alone ${alone.accuracy} vs together ${a.accuracy}`,
+      );
+      assert.throws(
+        () => trainAttentiveProbes(train.x, [train.y], test.x, [], opts),
+        /one test label set per/,
+      );
+    });
+    using p = new AttentiveProbe(12, 4, 3), q = new AttentiveProbe(12, 6, 3);
+    for (const m of [p, q]) {
+      m.inputStandardized = true;
+      noGrad(() => scope(() => m.namedParameters().forEach(([, t]) => t.copy_(randn(t.shape).mul(0.5)))));
+    }
+    scope(() => {
+      const xs = standardizeTokens(randn([5, 7, 12]));
+      const [lp, lq] = AttentiveProbe.forwardMany([p, q], xs);
+      assertClose(lp, p.forward(xs).toArray() as Float32Array, { atol: 1e-5 });
+      assertClose(lq, q.forward(xs).toArray() as Float32Array, { atol: 1e-5 });
+    });
+  },
+);
+
 leakFreeTest("attentive probe: logits [B, C], parameters named, batch rows independent", () => {
   using p = new AttentiveProbe(8, 5, 2);
   assert.deepEqual(p.namedParameters().map(([n]) => n), [
@@ -292,6 +341,19 @@ leakFreeTest(
         return { out: out.toArray() as Float32Array, g };
       });
     const a = grads((v) => p.forward(v)), b = grads((v) => p.forwardReference(v));
+    // tokens standardised beforehand (as trainAttentiveProbe does once): the same function and gradients
+    const c = grads((v) => {
+      p.inputStandardized = true;
+      try {
+        return p.forward(standardizeTokens(v));
+      } finally {
+        p.inputStandardized = false;
+      }
+    });
+    assertClose(c.out, b.out, { atol: 1e-5, rtol: 1e-5 });
+    c.g.forEach((g, i) =>
+      assertClose(g, b.g[i], { atol: 1e-4, rtol: 1e-4, msg: `standardised ${p.namedParameters()[i][0]}` })
+    );
     assertClose(a.out, b.out, { atol: 1e-5, rtol: 1e-5 });
     a.g.forEach((g, i) => assertClose(g, b.g[i], { atol: 1e-4, rtol: 1e-4, msg: p.namedParameters()[i][0] }));
     x.dispose();

@@ -43,7 +43,13 @@ import { renderExperimentReport } from "./experiment_report.ts";
 import { extractFeatures } from "./features.ts";
 import { type LearningVerdict, learningVerdict } from "./learning.ts";
 import { encodePng, imageGrid, type RgbImage, upscale } from "./png.ts";
-import { probeWithSeeds, type SeedStats, trainAttentiveProbe, trainLinearProbe } from "./probe.ts";
+import {
+  type ProbeResult,
+  probeWithSeeds,
+  type SeedStats,
+  trainAttentiveProbes,
+  trainLinearProbe,
+} from "./probe.ts";
 import { writeReport } from "./report.ts";
 
 /** The four probes: linear / attentive × garment class / motion direction. */
@@ -240,18 +246,26 @@ export function probeFeatures(
     const att = { epochs: p.attentiveEpochs, lr: p.attentiveLr, batchSize: p.attentiveBatch };
     const probes = {} as Record<ProbeName, SeedStats>;
     const trainAccuracy = {} as Record<ProbeName, number>;
-    for (const name of PROBES) {
-      const [ytr, yev] = y[name.endsWith("Shape") ? "Shape" : "Direction"];
-      const fit: number[] = [];
-      probes[name] = probeWithSeeds((seed) => {
-        const r = name.startsWith("linear")
-          ? trainLinearProbe(tr.pooled, ytr, ev.pooled, yev, { ...lin, seed })
-          : trainAttentiveProbe(tr.tokens, ytr, ev.tokens, yev, { ...att, seed });
-        fit.push(r.trainAccuracy);
-        return r;
-      }, p.seeds);
-      trainAccuracy[name] = fit.reduce((a, b) => a + b, 0) / fit.length;
+    const record = (name: ProbeName, rs: ProbeResult[]) => {
+      probes[name] = probeWithSeeds((seed) => rs[p.seeds.indexOf(seed)], p.seeds);
+      trainAccuracy[name] = rs.reduce((a, r) => a + r.trainAccuracy, 0) / rs.length;
+    };
+    for (const label of ["Shape", "Direction"] as const) {
+      const [ytr, yev] = y[label];
+      record(
+        `linear${label}`,
+        p.seeds.map((seed) => trainLinearProbe(tr.pooled, ytr, ev.pooled, yev, { ...lin, seed })),
+      );
     }
+    // both labels' attentive probes in one pass over the tokens per batch (trainAttentiveProbes)
+    const att2 = p.seeds.map((seed) =>
+      trainAttentiveProbes(tr.tokens, [y.Shape[0], y.Direction[0]], ev.tokens, [y.Shape[1], y.Direction[1]], {
+        ...att,
+        seed,
+      })
+    );
+    record("attentiveShape", att2.map((r) => r[0]));
+    record("attentiveDirection", att2.map((r) => r[1]));
     return { probes, trainAccuracy, collapse: collapseMetrics(ev.pooled) };
   });
 }

@@ -16,7 +16,7 @@ import { TorchError } from "../../ffi/errors.ts";
 import { noGrad } from "../autograd.ts";
 import { randperm, zeros } from "../creation.ts";
 import type { Device } from "../dtype.ts";
-import { crossEntropy, scaledDotProductAttention } from "../functional.ts";
+import { cat, crossEntropy, layerNorm, scaledDotProductAttention } from "../functional.ts";
 import { Module } from "../nn/module.ts";
 import { checkHeads, type InitOptions, LayerNorm, Linear } from "../nn/layers.ts";
 import { AdamW } from "../optim/adamw.ts";
@@ -100,6 +100,8 @@ export class AttentiveProbe extends Module {
   readonly head: Linear;
   /** Width of one head. */
   readonly headDim: number;
+  /** `forward`'s input is already standardised per token (see `standardizeTokens`); default false. */
+  inputStandardized: boolean;
   /** Creates a readout over tokens of width dim with `heads` heads, predicting numClasses logits. */
   constructor(
     readonly dim: number,
@@ -110,6 +112,7 @@ export class AttentiveProbe extends Module {
     super();
     checkHeads(dim, heads);
     this.headDim = dim / heads;
+    this.inputStandardized = false;
     this.param("query", noGrad(() => zeros([1, 1, dim], o).truncNormal_(0, 0.02, -0.04, 0.04)));
     this.norm = this.child("norm", new LayerNorm(dim, 1e-6, true, o));
     this.q = this.child("q", new Linear(dim, dim, true, o));
@@ -126,23 +129,65 @@ export class AttentiveProbe extends Module {
    *   does not change a softmax over t, so u_h = W_k,hᵀ q_h [D] is formed once and dotted with every token;
    * - the attention weights sum to 1, so Σ_t a_t (W_v,h x_t + b_v,h) = W_v,h (Σ_t a_t x_t) + b_v,h: the tokens
    *   are averaged with each head's weights first and projected once per head.
+   * - the token norm's affine map folds in the same way: with standardised tokens s_t, the logits are
+   *   s_t·(γ ⊙ u_h)/√Dh plus a constant, and Σ_t a_t (γ ⊙ s_t + β) = γ ⊙ (Σ_t a_t s_t) + β.
    * The parameters and the function are those of the usual formulation (`forwardReference`); only the order
-   * of the arithmetic differs (2·H·D per token instead of 2·D²).
+   * of the arithmetic differs (2·H·D per token instead of 2·D²). With `inputStandardized` set, `x` must already
+   * be standardised per token (`layerNorm` without affine, eps 1e-6), which a probe's training does once for
+   * its whole training set instead of in every batch of every epoch.
    */
   forward(x: Tensor): Tensor {
     return scope(() => {
-      const [b] = x.shape;
-      const h = this.heads, dh = this.headDim, d = this.dim;
-      const xn = this.norm.forward(x); // [B, T, D]
-      const w = this.kv.weight, bias = this.kv.bias!; // [2D, D], [2D]
-      const q = this.q.forward(this.own("query")).reshape([h, 1, dh]); // [H, 1, Dh]
-      const u = q.bmm(w.narrow(0, 0, d).reshape([h, dh, d])).reshape([h, d]); // [H, D]
-      const att = xn.matmul(u.transpose(0, 1)).mul(1 / Math.sqrt(dh)).softmax(1); // [B, T, H]
-      const z = att.transpose(1, 2).bmm(xn); // [B, H, D]: each head's weighted mean of the tokens
-      const wv = w.narrow(0, d, d).reshape([h, dh, d]).transpose(1, 2); // [H, D, Dh]
-      const y = z.transpose(0, 1).bmm(wv).transpose(0, 1).add(bias.narrow(0, d, d).reshape([h, dh])); // [B, H, Dh]
-      return this.head.forward(this.proj.forward(y.reshape([b, d])));
+      const xs = this.inputStandardized ? x : standardizeTokens(x); // [B, T, D]
+      const parts = this.#parts();
+      const att = xs.matmul(parts.u.transpose(0, 1)).mul(1 / Math.sqrt(this.headDim)).softmax(1); // [B, T, H]
+      const z = att.transpose(1, 2).bmm(xs); // [B, H, D]: each head's weighted mean of the tokens
+      return this.#readout(z, parts, x.shape[0]);
     });
+  }
+
+  /**
+   * The logits of several probes of the same width and heads on the same standardised tokens [B, T, D], with one
+   * pass over the tokens for all of them: their logit directions are stacked into one matrix and their
+   * attention-weighted means taken in one batched product. Each result equals `probes[k].forward(xs)`.
+   */
+  static forwardMany(probes: AttentiveProbe[], xs: Tensor): Tensor[] {
+    if (probes.length === 1) return [probes[0].forward(xs)];
+    return scope(() => {
+      const [b] = xs.shape;
+      const h = probes[0].heads, dh = probes[0].headDim, d = probes[0].dim;
+      if (probes.some((p) => p.heads !== h || p.dim !== d || !p.inputStandardized)) {
+        throw new TorchError(
+          "AttentiveProbe.forwardMany",
+          "probes must share width and heads and take standardised input",
+        );
+      }
+      const parts = probes.map((p) => p.#parts());
+      const u = cat(parts.map((q) => q.u), 0); // [K·H, D]
+      const att = xs.matmul(u.transpose(0, 1)).mul(1 / Math.sqrt(dh)).softmax(1); // [B, T, K·H]
+      const z = att.transpose(1, 2).bmm(xs); // [B, K·H, D]
+      return probes.map((p, k) => p.#readout(z.narrow(1, k * h, h), parts[k], b));
+    });
+  }
+
+  /** The folded logit directions [H, D] (γ ⊙ W_k,hᵀ q_h) and the norm's affine map. */
+  #parts(): { u: Tensor; gamma: Tensor; beta: Tensor } {
+    const h = this.heads, dh = this.headDim, d = this.dim;
+    const gamma = this.norm.namedParameters().find(([n]) => n === "weight")![1];
+    const beta = this.norm.namedParameters().find(([n]) => n === "bias")![1];
+    const q = this.q.forward(this.own("query")).reshape([h, 1, dh]); // [H, 1, Dh]
+    const u = q.bmm(this.kv.weight.narrow(0, 0, d).reshape([h, dh, d])).reshape([h, d]).mul(gamma); // [H, D]
+    return { u, gamma, beta };
+  }
+
+  /** Logits from each head's attention-weighted mean of the standardised tokens z [B, H, D]. */
+  #readout(z: Tensor, p: { gamma: Tensor; beta: Tensor }, b: number): Tensor {
+    const h = this.heads, dh = this.headDim, d = this.dim;
+    const w = this.kv.weight, bias = this.kv.bias!;
+    const zn = z.mul(p.gamma).add(p.beta); // the weighted mean of the normalised tokens
+    const wv = w.narrow(0, d, d).reshape([h, dh, d]).transpose(1, 2); // [H, D, Dh]
+    const y = zn.transpose(0, 1).bmm(wv).transpose(0, 1).add(bias.narrow(0, d, d).reshape([h, dh])); // [B, H, Dh]
+    return this.head.forward(this.proj.forward(y.reshape([b, d])));
   }
 
   /** The same logits as `forward`, computed the usual way (keys and values of every token); for tests. */
@@ -162,6 +207,11 @@ export class AttentiveProbe extends Module {
       return this.head.forward(this.proj.forward(y.reshape([b, this.dim])));
     });
   }
+}
+
+/** Tokens [..., D] standardised over their last dimension: the probe's token norm without its affine map. */
+export function standardizeTokens(x: Tensor): Tensor {
+  return layerNorm(x, [x.shape[x.shape.length - 1]], null, null, 1e-6);
 }
 
 interface Classifier extends Module {
@@ -223,8 +273,19 @@ interface FitOptions {
   batchSize: number;
 }
 
-/** Trains `model` on (x, y) with cross-entropy and AdamW; returns the mean loss of the last epoch. */
-function fit(model: Classifier, x: Tensor, y: Tensor, o: FitOptions): number {
+/**
+ * Trains `models` together on shared batches of x, model k on labels ys[k], with cross-entropy and one AdamW
+ * over all their parameters (AdamW is per parameter, so this equals training each alone on the same batches);
+ * `forwardAll` gives every model's logits of a batch (default: each model's own forward; it may share work).
+ * Returns each model's mean loss over the last epoch.
+ */
+function fit(
+  models: Classifier[],
+  x: Tensor,
+  ys: Tensor[],
+  o: FitOptions,
+  forwardAll: (xb: Tensor) => Tensor[] = (xb) => models.map((m) => m.forward(xb)),
+): number[] {
   const n = x.shape[0];
   const perEpoch = Math.ceil(n / o.batchSize);
   const total = o.epochs * perEpoch;
@@ -232,38 +293,40 @@ function fit(model: Classifier, x: Tensor, y: Tensor, o: FitOptions): number {
     ? warmupCosine({ baseLr: o.lr, minLr: 0, warmupSteps: 0, totalSteps: total })
     : () => o.lr;
   using opt = new AdamW(
-    model.namedParameters().map(([name, param]) => ({ name, param })),
+    models.flatMap((model, k) =>
+      model.namedParameters().map(([name, param]) => ({ name: `${k}.${name}`, param }))
+    ),
     {
       lr: o.lr,
       betas: [0.9, 0.999],
       weightDecay: o.weightDecay,
       // Decay on weight matrices only: not on biases, norms or the learned query.
-      noDecay: (name, p) => p.ndim <= 1 || name === "query",
+      noDecay: (name, p) => p.ndim <= 1 || name.endsWith(".query"),
     },
   );
-  model.train();
-  let step = 0, lastLoss = 0;
+  for (const m of models) m.train();
+  let step = 0;
+  const lastLoss = models.map(() => 0);
   for (let epoch = 0; epoch < o.epochs; epoch++) {
     const last = epoch === o.epochs - 1;
-    let sum = 0;
     scope(() => {
       const perm = randperm(n, { dtype: "i64" }).to({ device: x.device });
       for (let i = 0; i < n; i += o.batchSize) {
         const m = Math.min(o.batchSize, n - i);
         scope(() => {
           const idx = perm.narrow(0, i, m);
-          const loss = crossEntropy(model.forward(x.indexSelect(0, idx)), y.indexSelect(0, idx));
-          loss.backward();
+          const logits = forwardAll(x.indexSelect(0, idx));
+          const losses = logits.map((l, k) => crossEntropy(l, ys[k].indexSelect(0, idx)));
+          (losses.length === 1 ? losses[0] : losses.reduce((a, b) => a.add(b))).backward();
           opt.step(lrAt(step++));
           opt.zeroGrad();
-          if (last) sum += loss.item() * m;
+          if (last) losses.forEach((l, k) => lastLoss[k] += l.item() * m);
         });
       }
     });
-    if (last) lastLoss = sum / n;
   }
-  model.eval();
-  return lastLoss;
+  for (const m of models) m.eval();
+  return lastLoss.map((v) => v / n);
 }
 
 interface Resolved extends FitOptions {
@@ -316,28 +379,37 @@ function withSeed<T>(seed: number, device: Device, fn: () => T): T {
   }
 }
 
-/** Trains `make()`'s classifier on the training set and scores it on both sets; frees everything. */
-function runProbe(
+/**
+ * Trains one `make()` classifier per label set (ys[k] on the training set, scored with testYs[k]) together on
+ * shared batches, and scores each on both sets; frees everything. With one label set this is one probe.
+ */
+function runProbes(
   make: (numClasses: number, device: Device) => Classifier,
   trainX: Tensor,
-  trainY: Tensor,
+  trainYs: Tensor[],
   testX: Tensor,
-  testY: Tensor,
+  testYs: Tensor[],
   r: Resolved,
   op: string,
-): ProbeResult {
-  const numClasses = classCount(trainY, testY, r.numClasses, op);
+  forwardAll?: (models: Classifier[], xb: Tensor) => Tensor[],
+): ProbeResult[] {
+  const counts = trainYs.map((y, k) => classCount(y, testYs[k], r.numClasses, op));
   const device = trainX.device;
   return withSeed(r.seed, device, () =>
     scope(() => {
-      using model = make(numClasses, device);
-      const ytr = trainY.to({ dtype: "i64", device }), yte = testY.to({ dtype: "i64", device });
-      const loss = fit(model, trainX, ytr, r);
-      return {
-        accuracy: accuracy(model, testX, yte, r.batchSize),
-        trainAccuracy: accuracy(model, trainX, ytr, r.batchSize),
-        loss,
-      };
+      const models = counts.map((c) => make(c, device));
+      try {
+        const ytr = trainYs.map((y) => y.to({ dtype: "i64", device }));
+        const yte = testYs.map((y) => y.to({ dtype: "i64", device }));
+        const losses = fit(models, trainX, ytr, r, forwardAll && ((xb) => forwardAll(models, xb)));
+        return models.map((model, k) => ({
+          accuracy: accuracy(model, testX, yte[k], r.batchSize),
+          trainAccuracy: accuracy(model, trainX, ytr[k], r.batchSize),
+          loss: losses[k],
+        }));
+      } finally {
+        for (const m of models) m.dispose();
+      }
     }));
 }
 
@@ -371,15 +443,7 @@ export function trainLinearProbe(
       const scale = std.lt(1e-6).float().add(std).reciprocal(); // 1/std, or ~1 where std is ~0
       return [tr.sub(mean).mul(scale), te.sub(mean).mul(scale)];
     });
-    return runProbe(
-      (c, device) => new LinearProbe(d, c, { device }),
-      xtr,
-      trainY,
-      xte,
-      testY,
-      r,
-      op,
-    );
+    return runProbes((c, device) => new LinearProbe(d, c, { device }), xtr, [trainY], xte, [testY], r, op)[0];
   });
 }
 
@@ -395,9 +459,33 @@ export function trainAttentiveProbe(
   testY: Tensor,
   opts: AttentiveProbeOptions = {},
 ): ProbeResult {
+  return trainAttentiveProbes(trainTokens, [trainY], testTokens, [testY], opts)[0];
+}
+
+/**
+ * One attentive probe per label set (`trainYs[k]`, scored with `testYs[k]`) on the same tokens, trained together
+ * on shared batches: each probe is trained exactly as `trainAttentiveProbe` would train it (its own parameters,
+ * optimizer state and loss), but the passes over the tokens — the standardisation, the attention logits and the
+ * attention-weighted means — are shared (`AttentiveProbe.forwardMany`), which is most of the cost.
+ */
+export function trainAttentiveProbes(
+  trainTokens: Tensor,
+  trainYs: Tensor[],
+  testTokens: Tensor,
+  testYs: Tensor[],
+  opts: AttentiveProbeOptions = {},
+): ProbeResult[] {
   const op = "trainAttentiveProbe";
-  checkSet(trainTokens, trainY, 3, "training", op);
-  checkSet(testTokens, testY, 3, "test", op);
+  if (trainYs.length === 0 || trainYs.length !== testYs.length) {
+    throw new TorchError(
+      op,
+      `one test label set per training label set, got ${trainYs.length} and ${testYs.length}`,
+    );
+  }
+  trainYs.forEach((y, k) => {
+    checkSet(trainTokens, y, 3, "training", op);
+    checkSet(testTokens, testYs[k], 3, "test", op);
+  });
   const d = trainTokens.shape[2];
   if (testTokens.shape[2] !== d) {
     throw new TorchError(op, `test tokens have width ${testTokens.shape[2]}, training tokens ${d}`);
@@ -406,16 +494,24 @@ export function trainAttentiveProbe(
   checkHeads(d, heads);
   const r = resolve(opts, 0.05, op);
   return scope(() => {
-    const xtr = trainTokens.detach().to({ dtype: "f32" });
-    const xte = testTokens.detach().to({ dtype: "f32", device: xtr.device });
-    return runProbe(
-      (c, device) => new AttentiveProbe(d, c, heads, { device }),
+    // standardised once here rather than in every batch of every epoch (the probe's norm folds in its affine map)
+    const [xtr, xte] = noGrad(() => [
+      standardizeTokens(trainTokens.detach().to({ dtype: "f32" })),
+      standardizeTokens(testTokens.detach().to({ dtype: "f32", device: trainTokens.device })),
+    ]);
+    return runProbes(
+      (c, device) => {
+        const p = new AttentiveProbe(d, c, heads, { device });
+        p.inputStandardized = true;
+        return p;
+      },
       xtr,
-      trainY,
+      trainYs,
       xte,
-      testY,
+      testYs,
       r,
       op,
+      (models, xb) => AttentiveProbe.forwardMany(models as AttentiveProbe[], xb),
     );
   });
 }
