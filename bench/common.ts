@@ -5,7 +5,8 @@
  */
 import { parseArgs } from "node:util";
 import * as torch from "../mod.ts";
-import type { PRESETS, VideoMAEConfig } from "../src/models/video_mae.ts";
+import type { VideoMAEConfig } from "../src/models/video_mae.ts";
+import type { PRESETS } from "../src/models/presets.ts";
 
 /** The Python with torch that the shim was built against (or LAYERLOCK_BENCH_PYTHON, or python3). */
 export function pythonWithTorch(): string {

@@ -4,10 +4,7 @@
  * The library path comes from `LAYERLOCK_SHIM` if set, else from `native/build/current.json`.
  * @module
  */
-import { SYMBOLS } from "./symbols.ts";
-
-/** The ABI version of `native/ll.h` this binding was written for (see `ll_shim_abi`). */
-export const SHIM_ABI = 3;
+import { SHIM_ABI, SYMBOLS } from "./symbols.ts";
 
 /** The loaded shim's symbols. */
 export type Shim = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];

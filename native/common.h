@@ -125,7 +125,8 @@ inline std::vector<int64_t> dims_of(const double* d, int n, const char* what = "
 
 inline c10::ScalarType dtype_of(int code) {
   switch (code) {
-    case 0: case 1: case 2: case 3: case 4: case 5: case 6: case 7: case 11: case 15:
+    case LL_DTYPE_U8: case LL_DTYPE_I32: case LL_DTYPE_I64: case LL_DTYPE_F16: case LL_DTYPE_F32: case LL_DTYPE_F64:
+    case LL_DTYPE_BOOL: case LL_DTYPE_BF16:
       return static_cast<c10::ScalarType>(code);
     default:
       throw std::invalid_argument("unsupported dtype code " + std::to_string(code));
@@ -133,8 +134,8 @@ inline c10::ScalarType dtype_of(int code) {
 }
 
 inline c10::Device device_of(int type, int index) {
-  if (type == 0) return c10::Device(c10::kCPU);
-  if (type == 1) return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
+  if (type == LL_DEVICE_CPU) return c10::Device(c10::kCPU);
+  if (type == LL_DEVICE_CUDA) return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
   throw std::invalid_argument("unsupported device type " + std::to_string(type));
 }
 

@@ -92,7 +92,7 @@ int copy_string(const std::string& s, char* buf, int cap) {
 }  // namespace
 
 int ll_last_error(char* buf, int cap) { return copy_string(last_error, buf, cap); }
-double ll_live_tensors(void) { return static_cast<double>(handles::count()); }
+int ll_live_tensors(double* out) { LL_I("live_tensors", *out = static_cast<double>(handles::count()); return 0;) }
 
 // Releases a handle; freeing 0 is a no-op, freeing an invalid handle is an error (-1), never a crash.
 int ll_free(ll_tensor t) {
@@ -108,7 +108,7 @@ int ll_free(ll_tensor t) {
 
 int ll_torch_version(char* buf, int cap) { return copy_string(TORCH_VERSION, buf, cap); }
 // Bumped whenever ll.h changes incompatibly; the TypeScript loader checks it.
-int ll_shim_abi(void) { return 3; }
+int ll_shim_abi(void) { return LL_SHIM_ABI; }
 
 int ll_cuda_is_available(void) { LL_I("cuda_is_available", return torch::cuda::is_available() ? 1 : 0;) }
 int ll_cuda_device_count(void) { LL_I("cuda_device_count", return static_cast<int>(torch::cuda::device_count());) }

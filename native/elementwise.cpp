@@ -8,55 +8,90 @@ using namespace ll;
 namespace {
 at::Tensor binary(int op, const at::Tensor& a, const at::Tensor& b) {
   switch (op) {
-    case 0: return at::add(a, b);
-    case 1: return at::sub(a, b);
-    case 2: return at::mul(a, b);
-    case 3: return at::div(a, b);
-    case 4: return at::pow(a, b);
-    case 5: return at::eq(a, b);
-    case 6: return at::ne(a, b);
-    case 7: return at::lt(a, b);
-    case 8: return at::le(a, b);
-    case 9: return at::gt(a, b);
-    case 10: return at::ge(a, b);
-    case 11: return at::logical_and(a, b);
-    case 12: return at::logical_or(a, b);
-    case 13: return at::logical_xor(a, b);
-    case 14: return at::maximum(a, b);
-    case 15: return at::minimum(a, b);
+    case LL_BINARY_ADD: return at::add(a, b);
+    case LL_BINARY_SUB: return at::sub(a, b);
+    case LL_BINARY_MUL: return at::mul(a, b);
+    case LL_BINARY_DIV: return at::div(a, b);
+    case LL_BINARY_POW: return at::pow(a, b);
+    case LL_BINARY_EQ: return at::eq(a, b);
+    case LL_BINARY_NE: return at::ne(a, b);
+    case LL_BINARY_LT: return at::lt(a, b);
+    case LL_BINARY_LE: return at::le(a, b);
+    case LL_BINARY_GT: return at::gt(a, b);
+    case LL_BINARY_GE: return at::ge(a, b);
+    case LL_BINARY_LOGICAL_AND: return at::logical_and(a, b);
+    case LL_BINARY_LOGICAL_OR: return at::logical_or(a, b);
+    case LL_BINARY_LOGICAL_XOR: return at::logical_xor(a, b);
+    case LL_BINARY_MAXIMUM: return at::maximum(a, b);
+    case LL_BINARY_MINIMUM: return at::minimum(a, b);
   }
   throw std::invalid_argument("unknown binary op code " + std::to_string(op));
 }
 
 at::Tensor binary_scalar(int op, const at::Tensor& a, const at::Scalar& s) {
   switch (op) {
-    case 0: return at::add(a, s);
-    case 1: return at::sub(a, s);
-    case 2: return at::mul(a, s);
-    case 3: return at::div(a, s);
-    case 4: return at::pow(a, s);
-    case 5: return at::eq(a, s);
-    case 6: return at::ne(a, s);
-    case 7: return at::lt(a, s);
-    case 8: return at::le(a, s);
-    case 9: return at::gt(a, s);
-    case 10: return at::ge(a, s);
-    case 14: return at::clamp_min(a, s);
-    case 15: return at::clamp_max(a, s);
+    case LL_BINARY_ADD: return at::add(a, s);
+    case LL_BINARY_SUB: return at::sub(a, s);
+    case LL_BINARY_MUL: return at::mul(a, s);
+    case LL_BINARY_DIV: return at::div(a, s);
+    case LL_BINARY_POW: return at::pow(a, s);
+    case LL_BINARY_EQ: return at::eq(a, s);
+    case LL_BINARY_NE: return at::ne(a, s);
+    case LL_BINARY_LT: return at::lt(a, s);
+    case LL_BINARY_LE: return at::le(a, s);
+    case LL_BINARY_GT: return at::gt(a, s);
+    case LL_BINARY_GE: return at::ge(a, s);
+    case LL_BINARY_MAXIMUM: return at::clamp_min(a, s);
+    case LL_BINARY_MINIMUM: return at::clamp_max(a, s);
   }
   throw std::invalid_argument("binary op code " + std::to_string(op) + " has no scalar form");
 }
 
 const char* binary_name(int op) {
-  static const char* names[] = {"add", "sub", "mul", "div", "pow", "eq", "ne", "lt", "le", "gt", "ge",
-                                "logical_and", "logical_or", "logical_xor", "maximum", "minimum"};
-  return op >= 0 && op < 16 ? names[op] : "binary";
+  switch (op) {
+    case LL_BINARY_ADD: return "add";
+    case LL_BINARY_SUB: return "sub";
+    case LL_BINARY_MUL: return "mul";
+    case LL_BINARY_DIV: return "div";
+    case LL_BINARY_POW: return "pow";
+    case LL_BINARY_EQ: return "eq";
+    case LL_BINARY_NE: return "ne";
+    case LL_BINARY_LT: return "lt";
+    case LL_BINARY_LE: return "le";
+    case LL_BINARY_GT: return "gt";
+    case LL_BINARY_GE: return "ge";
+    case LL_BINARY_LOGICAL_AND: return "logical_and";
+    case LL_BINARY_LOGICAL_OR: return "logical_or";
+    case LL_BINARY_LOGICAL_XOR: return "logical_xor";
+    case LL_BINARY_MAXIMUM: return "maximum";
+    case LL_BINARY_MINIMUM: return "minimum";
+  }
+  return "binary";
 }
 
 const char* unary_name(int op) {
-  static const char* names[] = {"neg", "abs", "sqrt", "rsqrt", "exp", "log", "tanh", "sigmoid", "relu", "gelu",
-                                "gelu", "logical_not", "sin", "cos", "erf", "square", "reciprocal", "sign", "floor"};
-  return op >= 0 && op < 19 ? names[op] : "unary";
+  switch (op) {
+    case LL_UNARY_NEG: return "neg";
+    case LL_UNARY_ABS: return "abs";
+    case LL_UNARY_SQRT: return "sqrt";
+    case LL_UNARY_RSQRT: return "rsqrt";
+    case LL_UNARY_EXP: return "exp";
+    case LL_UNARY_LOG: return "log";
+    case LL_UNARY_TANH: return "tanh";
+    case LL_UNARY_SIGMOID: return "sigmoid";
+    case LL_UNARY_RELU: return "relu";
+    case LL_UNARY_GELU: return "gelu";
+    case LL_UNARY_GELU_TANH: return "gelu";
+    case LL_UNARY_LOGICAL_NOT: return "logical_not";
+    case LL_UNARY_SIN: return "sin";
+    case LL_UNARY_COS: return "cos";
+    case LL_UNARY_ERF: return "erf";
+    case LL_UNARY_SQUARE: return "square";
+    case LL_UNARY_RECIPROCAL: return "reciprocal";
+    case LL_UNARY_SIGN: return "sign";
+    case LL_UNARY_FLOOR: return "floor";
+  }
+  return "unary";
 }
 
 // A JS number becomes an integral Scalar when it is one and the tensor is integral, so that
@@ -101,25 +136,25 @@ ll_tensor ll_unary(int op, ll_tensor a) {
     Borrow x(a);
     const at::Tensor& t = *x;
     switch (op) {
-      case 0: return wrap(at::neg(t));
-      case 1: return wrap(at::abs(t));
-      case 2: return wrap(at::sqrt(t));
-      case 3: return wrap(at::rsqrt(t));
-      case 4: return wrap(at::exp(t));
-      case 5: return wrap(at::log(t));
-      case 6: return wrap(at::tanh(t));
-      case 7: return wrap(at::sigmoid(t));
-      case 8: return wrap(at::relu(t));
-      case 9: return wrap(at::gelu(t, "none"));
-      case 10: return wrap(at::gelu(t, "tanh"));
-      case 11: return wrap(at::logical_not(t));
-      case 12: return wrap(at::sin(t));
-      case 13: return wrap(at::cos(t));
-      case 14: return wrap(at::erf(t));
-      case 15: return wrap(at::square(t));
-      case 16: return wrap(at::reciprocal(t));
-      case 17: return wrap(at::sign(t));
-      case 18: return wrap(at::floor(t));
+      case LL_UNARY_NEG: return wrap(at::neg(t));
+      case LL_UNARY_ABS: return wrap(at::abs(t));
+      case LL_UNARY_SQRT: return wrap(at::sqrt(t));
+      case LL_UNARY_RSQRT: return wrap(at::rsqrt(t));
+      case LL_UNARY_EXP: return wrap(at::exp(t));
+      case LL_UNARY_LOG: return wrap(at::log(t));
+      case LL_UNARY_TANH: return wrap(at::tanh(t));
+      case LL_UNARY_SIGMOID: return wrap(at::sigmoid(t));
+      case LL_UNARY_RELU: return wrap(at::relu(t));
+      case LL_UNARY_GELU: return wrap(at::gelu(t, "none"));
+      case LL_UNARY_GELU_TANH: return wrap(at::gelu(t, "tanh"));
+      case LL_UNARY_LOGICAL_NOT: return wrap(at::logical_not(t));
+      case LL_UNARY_SIN: return wrap(at::sin(t));
+      case LL_UNARY_COS: return wrap(at::cos(t));
+      case LL_UNARY_ERF: return wrap(at::erf(t));
+      case LL_UNARY_SQUARE: return wrap(at::square(t));
+      case LL_UNARY_RECIPROCAL: return wrap(at::reciprocal(t));
+      case LL_UNARY_SIGN: return wrap(at::sign(t));
+      case LL_UNARY_FLOOR: return wrap(at::floor(t));
     }
     throw std::invalid_argument("unknown unary op code " + std::to_string(op));
   })

@@ -5,14 +5,17 @@
  *  - A tensor is an opaque handle (ll_tensor, a small integer) that owns one reference to a libtorch
  *    TensorImpl. Every handle returned by a function must be released exactly once with ll_free. A stale,
  *    freed or forged handle is detected (slot generation check) and reported as an error, not a crash.
- *  - No C++ exception crosses this boundary. A function returning a handle returns 0 on failure;
- *    a function returning int returns a negative value on failure. The message of the last failure on
- *    the calling thread is copied out with ll_last_error() — only after a failure, so the happy path stays
- *    cheap. Strings are copied into caller buffers, so the binding never dereferences a native pointer.
+ *  - No C++ exception crosses this boundary. Every function returns either a handle, 0 on failure, or an
+ *    int status (a count or flag where it has one), negative on failure; scalar results come back through
+ *    out-parameters (ll_item, ll_numel, ll_live_tensors), never as a special value. The message of the last
+ *    failure on the calling thread is copied out with ll_last_error() — only after a failure, so the happy
+ *    path stays cheap. Strings are copied into caller buffers, so the binding never dereferences a native
+ *    pointer. (ll_set_grad_enabled cannot fail and returns nothing.)
  *  - Shapes and dimension lists are passed as (const double* values, int n): JavaScript numbers hold every
  *    integer up to 2^53 exactly, which avoids BigInt on the hot path.
- *  - dtype is the c10::ScalarType code (u8=0, i32=3, i64=4, f16=5, f32=6, f64=7, bool=11, bf16=15).
- *  - device is (device_type, index): CPU=0, CUDA=1; index -1 means the current device.
+ *  - dtype is the c10::ScalarType code (enum ll_dtype); device is (device_type, index) (enum ll_device_type),
+ *    index -1 meaning the current device. Every code is an enum below, defined here only:
+ *    native/gen_symbols.ts copies the enums and LL_SHIM_ABI into ffi/symbols.ts.
  *  - Optional tensors are 0; optional scalars are a value plus a has_* flag.
  */
 #ifndef LL_H
@@ -27,10 +30,67 @@ extern "C" {
    numbers on the JavaScript side, which keeps every call on V8's fast path. */
 typedef int32_t ll_tensor;
 
+/* The ABI version, bumped on every incompatible change; the binding refuses a shim of another version. */
+#define LL_SHIM_ABI 4
+
+/* ---- codes (generated into ffi/symbols.ts; the values are part of the ABI) ---- */
+enum ll_dtype {
+  LL_DTYPE_U8 = 0,
+  LL_DTYPE_I32 = 3,
+  LL_DTYPE_I64 = 4,
+  LL_DTYPE_F16 = 5,
+  LL_DTYPE_F32 = 6,
+  LL_DTYPE_F64 = 7,
+  LL_DTYPE_BOOL = 11,
+  LL_DTYPE_BF16 = 15
+};
+enum ll_device_type { LL_DEVICE_CPU = 0, LL_DEVICE_CUDA = 1 };
+enum ll_binary_op {
+  LL_BINARY_ADD = 0,
+  LL_BINARY_SUB = 1,
+  LL_BINARY_MUL = 2,
+  LL_BINARY_DIV = 3,
+  LL_BINARY_POW = 4,
+  LL_BINARY_EQ = 5,
+  LL_BINARY_NE = 6,
+  LL_BINARY_LT = 7,
+  LL_BINARY_LE = 8,
+  LL_BINARY_GT = 9,
+  LL_BINARY_GE = 10,
+  LL_BINARY_LOGICAL_AND = 11,
+  LL_BINARY_LOGICAL_OR = 12,
+  LL_BINARY_LOGICAL_XOR = 13,
+  LL_BINARY_MAXIMUM = 14,
+  LL_BINARY_MINIMUM = 15
+};
+enum ll_unary_op {
+  LL_UNARY_NEG = 0,
+  LL_UNARY_ABS = 1,
+  LL_UNARY_SQRT = 2,
+  LL_UNARY_RSQRT = 3,
+  LL_UNARY_EXP = 4,
+  LL_UNARY_LOG = 5,
+  LL_UNARY_TANH = 6,
+  LL_UNARY_SIGMOID = 7,
+  LL_UNARY_RELU = 8,
+  LL_UNARY_GELU = 9,
+  LL_UNARY_GELU_TANH = 10,
+  LL_UNARY_LOGICAL_NOT = 11,
+  LL_UNARY_SIN = 12,
+  LL_UNARY_COS = 13,
+  LL_UNARY_ERF = 14,
+  LL_UNARY_SQUARE = 15,
+  LL_UNARY_RECIPROCAL = 16,
+  LL_UNARY_SIGN = 17,
+  LL_UNARY_FLOOR = 18
+};
+enum ll_reduce_op { LL_REDUCE_SUM = 0, LL_REDUCE_MEAN = 1, LL_REDUCE_AMAX = 2, LL_REDUCE_AMIN = 3 };
+enum ll_reduction { LL_REDUCTION_NONE = 0, LL_REDUCTION_MEAN = 1, LL_REDUCTION_SUM = 2 };
+
 /* ---- errors, handles, runtime (core.cpp) ---- */
 /* Copies the last error message (NUL-terminated, truncated to cap) into buf; returns its full length. */
 int ll_last_error(char* buf, int cap);
-double ll_live_tensors(void);
+int ll_live_tensors(double* out);
 int ll_free(ll_tensor t);
 int ll_torch_version(char* buf, int cap);
 int ll_shim_abi(void);
@@ -63,14 +123,14 @@ int ll_sizes(ll_tensor t, double* out);
 int ll_strides(ll_tensor t, double* out);
 int ll_dtype(ll_tensor t);
 int ll_device(ll_tensor t, int* out2);
-double ll_numel(ll_tensor t);
+int ll_numel(ll_tensor t, double* out);
 int ll_requires_grad(ll_tensor t);
 int ll_set_requires_grad(ll_tensor t, int flag);
 int ll_is_contiguous(ll_tensor t);
 int ll_is_leaf(ll_tensor t);
 ll_tensor ll_from_data(const void* data, const double* shape, int ndim, int dtype, int dev_type, int dev_index);
 int ll_copy_to_buffer(ll_tensor t, void* out, double nbytes);
-double ll_item(ll_tensor t);
+int ll_item(ll_tensor t, double* out);
 ll_tensor ll_shallow_clone(ll_tensor t);
 ll_tensor ll_to(ll_tensor t, int dtype, int dev_type, int dev_index, int copy);
 ll_tensor ll_clone(ll_tensor t);
@@ -114,8 +174,7 @@ ll_tensor ll_argsort(ll_tensor t, double dim, int descending);
 int ll_topk(ll_tensor t, double k, double dim, int largest, int sorted, ll_tensor* out2);
 
 /* ---- elementwise (elementwise.cpp) ---- */
-/* binary op codes: 0 add, 1 sub, 2 mul, 3 div, 4 pow, 5 eq, 6 ne, 7 lt, 8 le, 9 gt, 10 ge,
-   11 logical_and, 12 logical_or, 13 logical_xor, 14 maximum, 15 minimum */
+/* op: enum ll_binary_op (maximum/minimum with a scalar are clamp_min/clamp_max; logical ops have no scalar form) */
 ll_tensor ll_binary(int op, ll_tensor a, ll_tensor b);
 ll_tensor ll_binary_scalar(int op, ll_tensor a, double s);
 ll_tensor ll_add(ll_tensor a, ll_tensor b);
@@ -123,8 +182,7 @@ ll_tensor ll_add_scaled(ll_tensor a, ll_tensor b, double alpha);
 ll_tensor ll_mul(ll_tensor a, ll_tensor b);
 ll_tensor ll_rsub_scalar(ll_tensor a, double s); /* s - a */
 ll_tensor ll_rdiv_scalar(ll_tensor a, double s); /* s / a */
-/* unary op codes: 0 neg, 1 abs, 2 sqrt, 3 rsqrt, 4 exp, 5 log, 6 tanh, 7 sigmoid, 8 relu, 9 gelu,
-   10 gelu_tanh, 11 logical_not, 12 sin, 13 cos, 14 erf, 15 square, 16 reciprocal, 17 sign, 18 floor */
+/* op: enum ll_unary_op */
 ll_tensor ll_unary(int op, ll_tensor a);
 ll_tensor ll_clamp(ll_tensor t, double min, int has_min, double max, int has_max);
 /* in place; return 0 or -1 */
@@ -141,7 +199,7 @@ int ll_trunc_normal_(ll_tensor t, double mean, double std, double a, double b);
 int ll_xavier_uniform_(ll_tensor t, double gain);
 
 /* ---- reductions (reduce.cpp) ---- */
-/* op codes: 0 sum, 1 mean, 2 amax, 3 amin; ndims = 0 reduces everything */
+/* op: enum ll_reduce_op; ndims = 0 reduces everything */
 ll_tensor ll_reduce(int op, ll_tensor t, const double* dims, int ndims, int keepdim);
 ll_tensor ll_var(ll_tensor t, const double* dims, int ndims, double correction, int keepdim);
 ll_tensor ll_std(ll_tensor t, const double* dims, int ndims, double correction, int keepdim);
@@ -162,7 +220,7 @@ ll_tensor ll_softmax(ll_tensor x, double dim, int log);
 ll_tensor ll_dropout(ll_tensor x, double p, int train);
 ll_tensor ll_sdpa(ll_tensor q, ll_tensor k, ll_tensor v, ll_tensor mask, double dropout_p, int is_causal,
                   double scale, int has_scale);
-/* reduction: 0 none, 1 mean, 2 sum */
+/* reduction: enum ll_reduction */
 ll_tensor ll_mse_loss(ll_tensor x, ll_tensor y, int reduction);
 ll_tensor ll_cross_entropy(ll_tensor logits, ll_tensor target, ll_tensor weight, int reduction, double ignore_index,
                            double label_smoothing);

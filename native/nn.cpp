@@ -6,9 +6,9 @@ using namespace ll;
 namespace {
 int64_t reduction_of(int r) {
   switch (r) {
-    case 0: return at::Reduction::None;
-    case 1: return at::Reduction::Mean;
-    case 2: return at::Reduction::Sum;
+    case LL_REDUCTION_NONE: return at::Reduction::None;
+    case LL_REDUCTION_MEAN: return at::Reduction::Mean;
+    case LL_REDUCTION_SUM: return at::Reduction::Sum;
   }
   throw std::invalid_argument("reduction must be 'none', 'mean' or 'sum'");
 }

@@ -5,8 +5,13 @@ using namespace ll;
 
 namespace {
 const char* reduce_name(int op) {
-  static const char* names[] = {"sum", "mean", "amax", "amin"};
-  return op >= 0 && op < 4 ? names[op] : "reduce";
+  switch (op) {
+    case LL_REDUCE_SUM: return "sum";
+    case LL_REDUCE_MEAN: return "mean";
+    case LL_REDUCE_AMAX: return "amax";
+    case LL_REDUCE_AMIN: return "amin";
+  }
+  return "reduce";
 }
 }  // namespace
 
@@ -18,10 +23,10 @@ ll_tensor ll_reduce(int op, ll_tensor t, const double* dims, int ndims, int keep
     auto d = dims_of(dims, ndims, "dims");
     bool all = d.empty();
     switch (op) {
-      case 0: return wrap(all ? x->sum() : x->sum(d, keepdim != 0));
-      case 1: return wrap(all ? x->mean() : x->mean(d, keepdim != 0));
-      case 2: return wrap(x->amax(d, keepdim != 0));
-      case 3: return wrap(x->amin(d, keepdim != 0));
+      case LL_REDUCE_SUM: return wrap(all ? x->sum() : x->sum(d, keepdim != 0));
+      case LL_REDUCE_MEAN: return wrap(all ? x->mean() : x->mean(d, keepdim != 0));
+      case LL_REDUCE_AMAX: return wrap(x->amax(d, keepdim != 0));
+      case LL_REDUCE_AMIN: return wrap(x->amin(d, keepdim != 0));
     }
     throw std::invalid_argument("unknown reduction op code " + std::to_string(op));
   })

@@ -39,14 +39,7 @@ int ll_device(ll_tensor t, int* out2) {
   })
 }
 
-double ll_numel(ll_tensor t) {
-  try {
-    return static_cast<double>(Borrow(t)->numel());
-  } catch (const std::exception& e) {
-    set_error("numel", e.what());
-    return -1;
-  }
-}
+int ll_numel(ll_tensor t, double* out) { LL_I("numel", *out = static_cast<double>(Borrow(t)->numel()); return 0;) }
 
 int ll_requires_grad(ll_tensor t) { LL_I("requires_grad", return Borrow(t)->requires_grad() ? 1 : 0;) }
 int ll_set_requires_grad(ll_tensor t, int flag) {
@@ -95,19 +88,15 @@ int ll_copy_to_buffer(ll_tensor t, void* out, double nbytes) {
   })
 }
 
-double ll_item(ll_tensor t) {
-  try {
+int ll_item(ll_tensor t, double* out) {
+  LL_I("item", {
     Borrow b(t);
     if (b->numel() != 1)
       throw std::invalid_argument("a tensor with " + std::to_string(b->numel()) +
                                   " elements cannot be converted to a scalar");
-    return b->item().toDouble();
-  } catch (const c10::Error& e) {
-    set_error("item", e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    set_error("item", e.what());
-  }
-  return std::nan("");
+    *out = b->item().toDouble();
+    return 0;
+  })
 }
 
 ll_tensor ll_shallow_clone(ll_tensor t) { LL_T("shallow_clone", return wrap(at::Tensor(*Borrow(t)));) }

@@ -16,16 +16,16 @@ import {
   directionOf,
   DirectLoader,
   ensureFfmpeg,
-  hash32,
   IMAGENET_MEAN,
   IMAGENET_STD,
   MovingShapes,
-  permuteIndex,
   PrefetchLoader,
   Rng,
   SHAPE_NAMES,
   VideoFolder,
 } from "../mod.ts";
+import { hash32 } from "../src/data/rng.ts";
+import { permuteIndex } from "../src/data/sampler.ts";
 
 // ---------------------------------------------------------------- rng and sampler
 

@@ -17,7 +17,8 @@ import {
   TorchError,
 } from "../mod.ts";
 import { lib } from "../ffi/lib.ts";
-import { checkHandle, checkStatus, lastError } from "../ffi/errors.ts";
+import { checkHandle, checkStatus, lastError } from "../ffi/check.ts";
+import { BINARY_OP, REDUCE_OP, UNARY_OP } from "../ffi/symbols.ts";
 import { leakFreeTest } from "./helpers.ts";
 
 /** Asserts that fn throws a TorchError for `op` whose message matches every pattern. */
@@ -211,7 +212,7 @@ leakFreeTest("autograd flag and gradient errors", () => {
 });
 
 leakFreeTest("bad dtype and device strings in factories", () => {
-  // Unknown dtype/device names are TypeErrors (documented in src/dtype.ts), naming the bad value.
+  // Unknown dtype/device names are TypeErrors (documented in src/torch/dtype.ts), naming the bad value.
   const bad = "f33" as torch.DType, dev = "tpu" as torch.Device;
   assert.throws(
     () => torch.zeros([2], { dtype: bad }),
@@ -461,6 +462,56 @@ leakFreeTest("a null handle reaching the shim is a clear error", () => {
   assert.match(lastError(), /invalid tensor handle -5/);
   assert.equal(liveTensors(), base);
 });
+
+/** camelCase → the shim's snake_case op name. */
+const snake = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+leakFreeTest("every generated op code reaches the shim's op of the same name (enums of native/ll.h)", () => {
+  // A null handle fails inside each op's guard, whose error names the op the code selected.
+  for (const [name, code] of Object.entries(BINARY_OP)) {
+    assert.equal(lib.ll_binary(code, 0, 0), 0);
+    assert.equal(lastError(), `${snake(name)}: null tensor handle`, `binary code ${code}`);
+  }
+  for (const [name, code] of Object.entries(UNARY_OP)) {
+    assert.equal(lib.ll_unary(code, 0), 0);
+    assert.equal(
+      lastError(),
+      `${name === "geluTanh" ? "gelu" : snake(name)}: null tensor handle`,
+      `unary ${code}`,
+    );
+  }
+  for (const [name, code] of Object.entries(REDUCE_OP)) {
+    assert.equal(lib.ll_reduce(code, 0, new Float64Array(1), 0, 0), 0);
+    assert.equal(lastError(), `${name}: null tensor handle`, `reduce code ${code}`);
+  }
+  // and the binding's methods use them: a logical op and a reduction give their own answers
+  scope(() => {
+    const a = tensor([true, false, true]), b = tensor([true, true, false]);
+    assert.deepEqual(Array.from(a.logicalXor(b).toArray() as Uint8Array), [0, 1, 1]);
+    assert.equal(tensor([1, 5, 3]).amax().item(), 5);
+    assert.equal(tensor([1, 5, 3]).amin().item(), 1);
+  });
+  // unknown codes are refused, not mapped to some op
+  assert.equal(lib.ll_unary(99, 0), 0);
+  assert.match(lastError(), /null tensor handle|unknown unary op code 99/);
+});
+
+leakFreeTest(
+  "item(), numel and liveTensors come back through out-parameters: a failure is an error, never a value",
+  () => {
+    const t = torch.ones([2]);
+    const h = t.handle;
+    t.dispose();
+    const out = new Float64Array([123]);
+    assert.equal(lib.ll_item(h, out), -1);
+    assert.match(lastError(), /^item: /);
+    assert.equal(out[0], 123, "a failing ll_item leaves its output alone");
+    assert.equal(lib.ll_numel(h, out), -1);
+    assert.match(lastError(), /^numel: /);
+    assert.equal(lib.ll_live_tensors(out), 0);
+    assert.equal(out[0], liveTensors());
+  },
+);
 
 leakFreeTest("a stale handle is detected, even after its slot is reused", () => {
   const base = liveTensors();

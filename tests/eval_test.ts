@@ -16,7 +16,7 @@ import {
   tensor,
   TorchError,
 } from "../mod.ts";
-import { noGrad } from "../src/autograd.ts";
+import { noGrad } from "../src/torch/autograd.ts";
 import {
   collapseMetrics,
   effectiveRank,

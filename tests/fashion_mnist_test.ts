@@ -20,14 +20,16 @@ import {
   FASHION_MNIST_FILES,
   type FashionClip,
   type FashionMnistData,
-  fashionMnistDir,
-  IDX_IMAGES_MAGIC,
-  IDX_LABELS_MAGIC,
   loadFashionMnist,
   MovingFashionMnist,
   parseConfig,
-  parseIdx,
 } from "../mod.ts";
+import {
+  fashionMnistDir,
+  IDX_IMAGES_MAGIC,
+  IDX_LABELS_MAGIC,
+  parseIdx,
+} from "../src/data/moving_fashion_mnist.ts";
 import { makeDataset } from "../src/data/source.ts";
 
 let haveFashion = true;

@@ -2,7 +2,7 @@
 // "not learning" verdict (constructed records; a run at lr 0 is flagged, a run that learns is not).
 import assert from "node:assert/strict";
 import * as torch from "../mod.ts";
-import { parseConfig } from "../src/cli/config.ts";
+import { parseConfig } from "../src/config.ts";
 import { batchToTensor, type ClipBatch, IMAGENET_MEAN, IMAGENET_STD } from "../src/data/clip.ts";
 import { floorClips, makeBatchSource } from "../src/data/source.ts";
 import { LEARNING_RATIO, learningVerdict } from "../src/eval/learning.ts";

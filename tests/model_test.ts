@@ -24,7 +24,8 @@ import {
   tubeMask,
 } from "../src/models/masking.ts";
 import { maskedMse, pixelTargets } from "../src/models/targets.ts";
-import { PRESETS, VideoMAE, type VideoMAEConfig } from "../src/models/video_mae.ts";
+import { VideoMAE, type VideoMAEConfig } from "../src/models/video_mae.ts";
+import { PRESETS } from "../src/models/presets.ts";
 import { assertClose, leakFreeTest } from "./helpers.ts";
 
 // ---------------------------------------------------------------------------------------- helpers

@@ -20,7 +20,7 @@ import {
   tensorFromBytes,
   TorchError,
 } from "../mod.ts";
-import { ELEMENT_SIZE } from "../src/dtype.ts";
+import { ELEMENT_SIZE } from "../src/torch/dtype.ts";
 import { leakFreeTest, noLeak } from "./helpers.ts";
 
 const ALL_DTYPES: DType[] = ["f32", "f64", "f16", "bf16", "i64", "i32", "u8", "bool"];

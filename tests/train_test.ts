@@ -2,7 +2,7 @@
 // and the command line (Ctrl-C saves a checkpoint; --resume continues).
 import assert from "node:assert/strict";
 import * as torch from "../mod.ts";
-import { ConfigError, parseConfig, type TrainConfig } from "../src/cli/config.ts";
+import { ConfigError, parseConfig, type TrainConfig } from "../src/config.ts";
 import { batchToTensor } from "../src/data/clip.ts";
 import { MovingShapes } from "../src/data/moving_shapes.ts";
 import { makeBatchSource } from "../src/data/source.ts";

@@ -15,16 +15,17 @@
  */
 import { parseArgs } from "node:util";
 import * as torch from "../../mod.ts";
-import { parseConfig, type TrainConfig } from "./config.ts";
+import { parseConfig, type TrainConfig } from "../config.ts";
 import { batchToTensor } from "../data/clip.ts";
 import type { ClipDataset } from "../data/dataset.ts";
 import { MovingFashionMnist } from "../data/moving_fashion_mnist.ts";
 import { makeDataset } from "../data/source.ts";
 import { depthFromFraction, extractFeatures } from "../eval/features.ts";
-import { loadSafetensors, saveSafetensors } from "../io/safetensors.ts";
+import { loadSafetensors, saveSafetensors } from "../torch/safetensors.ts";
 import { VideoMAE } from "../models/video_mae.ts";
 import { listCheckpoints } from "../train/checkpoint.ts";
 import { modelConfig, resolveDevice } from "../train/trainer.ts";
+import { runMain } from "./run.ts";
 
 async function main(): Promise<number> {
   const { values: v } = parseArgs({
@@ -124,12 +125,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-try {
-  Deno.exit(await main());
-} catch (err) {
-  if (err instanceof torch.TorchError) {
-    console.error(`embed: ${err.message}`);
-    Deno.exit(1);
-  }
-  throw err;
-}
+await runMain("embed", main);

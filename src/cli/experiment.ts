@@ -2,7 +2,7 @@
  * `deno task experiment [flags]`: the small-scale reproduction of LayerLock's claims on Moving Fashion-MNIST
  * (src/eval/experiment.ts): every mode from every training seed, baselines, probes, loss floors, a report.
  *
- * The training protocol is the training configuration (src/cli/config.ts), so its keys and flags are the same
+ * The training protocol is the training configuration (src/config.ts), so its keys and flags are the same
  * as `train`'s; the rest configures the experiment (src/eval/experiment_config.ts):
  *   --config FILE.json     an experiment configuration file (flags override it)
  *   --name NAME            outputs in runs/NAME/             --modes mae,mae-freeze,layerlock,latent-unfrozen
@@ -20,7 +20,7 @@
  */
 import { parseArgs } from "node:util";
 import * as torch from "../../mod.ts";
-import { parseValue, setPath, TRAIN_FLAG_PATHS } from "./config.ts";
+import { parseValue, setPath, TRAIN_FLAG_PATHS } from "./flags.ts";
 import { rerenderReport, runExperiment } from "../eval/experiment.ts";
 import {
   BASELINES,
@@ -29,6 +29,7 @@ import {
   parseExperimentConfig,
   runConfig,
 } from "../eval/experiment_config.ts";
+import { runMain } from "./run.ts";
 
 /** Experiment flags and the experiment keys they set (lists are comma-separated). */
 const EXPERIMENT_FLAGS: Record<
@@ -178,14 +179,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main());
-  } catch (err) {
-    if (err instanceof torch.TorchError) {
-      console.error(`experiment: ${err.message}`);
-      Deno.exit(1);
-    }
-    throw err;
-  }
-}
+if (import.meta.main) await runMain("experiment", main);

@@ -2,7 +2,7 @@
  * `deno task train [flags]`: trains a video MAE. With no flags it trains the `tiny` preset on the embedded
  * moving-shapes videos on the CPU (a few minutes on 2 cores), writing runs/default/.
  *
- * Flags (each sets a key of the configuration; see src/cli/config.ts for every key and default):
+ * Flags (each sets a key of the configuration; see src/config.ts for every key and default):
  *   --config FILE.json      a configuration file (flags override it)
  *   --name NAME             run name (runs/NAME/)            --resume      continue runs/NAME exactly
  *   --device auto|cpu|cuda  --preset tiny|small|base|large|huge|giant      --seed N
@@ -14,19 +14,14 @@
  */
 import { parseArgs } from "node:util";
 import * as torch from "../../mod.ts";
-import {
-  ConfigError,
-  parseConfig,
-  parseValue,
-  setPath,
-  TRAIN_FLAG_PATHS,
-  type TrainConfig,
-} from "./config.ts";
+import { parseConfig, type TrainConfig } from "../config.ts";
+import { parseValue, setPath, TRAIN_FLAG_PATHS } from "./flags.ts";
 import { modelConfig, resolveDevice, train, type TrainOptions } from "../train/trainer.ts";
 import { floorClips, makeBatchSource, makeDataset } from "../data/source.ts";
 import { batchToTensor } from "../data/clip.ts";
 import { collapseMetrics } from "../eval/collapse.ts";
 import { extractFeatures } from "../eval/features.ts";
+import { runMain } from "./run.ts";
 
 function usage(): string {
   return "usage: deno task train [--config FILE] [--name NAME] [--resume] [--device auto|cpu|cuda] " +
@@ -117,16 +112,7 @@ async function main(): Promise<number> {
     }
   }
 
-  let cfg: TrainConfig;
-  try {
-    cfg = parseConfig(raw, source);
-  } catch (e) {
-    if (e instanceof ConfigError) {
-      console.error(`train: ${e.message}`);
-      return 2;
-    }
-    throw e;
-  }
+  const cfg: TrainConfig = parseConfig(raw, source); // a ConfigError exits with 2 (runMain)
   name = cfg.name;
   runDir = `runs/${name}`;
   const device = resolveDevice(cfg);
@@ -186,12 +172,4 @@ async function main(): Promise<number> {
   return r.interrupted ? 130 : 0;
 }
 
-try {
-  Deno.exit(await main());
-} catch (e) {
-  if (e instanceof torch.TorchError) {
-    console.error(`train: ${e.message}`);
-    Deno.exit(1);
-  }
-  throw e;
-}
+await runMain("train", main);

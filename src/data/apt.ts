@@ -5,6 +5,7 @@
  * Fashion-MNIST files (`ensureFashionMnist`). Pure TypeScript plus subprocesses: no tensors, usable in workers.
  * @module
  */
+import { DataError } from "../errors.ts";
 
 /** Options of `aptInstall`. */
 export interface AptInstallOptions {
@@ -32,7 +33,10 @@ export async function isRoot(): Promise<boolean> {
     return r.success && new TextDecoder().decode(r.stdout).trim() === "0";
   } catch (e) {
     if (permissionError(e)) {
-      throw new Error(`installing packages needs permission to run subprocesses (--allow-run): ${e}`);
+      throw new DataError(
+        "apt",
+        `installing packages needs permission to run subprocesses (--allow-run): ${e}`,
+      );
     }
     return false; // no `id`: not a system we install on
   }
@@ -50,9 +54,9 @@ export async function aptInstall(pkg: string, opts: AptInstallOptions): Promise<
   try {
     root = await isRoot();
   } catch (e) {
-    throw new Error(`${why}, and it could not be installed: ${(e as Error).message}; ${hint}`);
+    throw new DataError("apt", `${why}, and it could not be installed: ${(e as Error).message}; ${hint}`);
   }
-  if (!root) throw new Error(`${why}, and we are not root, so it was not installed; ${hint}`);
+  if (!root) throw new DataError("apt", `${why}, and we are not root, so it was not installed; ${hint}`);
   const apt = async (args: string[]) => {
     const full = ["-o", "DPkg::Lock::Timeout=300", ...args];
     log(`layerlock: running apt-get ${full.join(" ")}`);
@@ -66,9 +70,14 @@ export async function aptInstall(pkg: string, opts: AptInstallOptions): Promise<
       }).output();
       return r.success;
     } catch (e) {
-      if (e instanceof Deno.errors.NotFound) throw new Error(`${why}, and apt-get is not available; ${hint}`);
+      if (e instanceof Deno.errors.NotFound) {
+        throw new DataError("apt", `${why}, and apt-get is not available; ${hint}`);
+      }
       if (permissionError(e)) {
-        throw new Error(`${why}, and running apt-get needs --allow-run (${(e as Error).message}); ${hint}`);
+        throw new DataError(
+          "apt",
+          `${why}, and running apt-get needs --allow-run (${(e as Error).message}); ${hint}`,
+        );
       }
       throw e;
     }
@@ -78,7 +87,10 @@ export async function aptInstall(pkg: string, opts: AptInstallOptions): Promise<
     log("layerlock: apt-get install failed; updating the package lists and retrying");
     await apt(["update"]);
     if (!(await apt(["install", "-y", pkg]))) {
-      throw new Error(`${why}, and \`apt-get install -y ${pkg}\` failed (see its output above); ${hint}`);
+      throw new DataError(
+        "apt",
+        `${why}, and \`apt-get install -y ${pkg}\` failed (see its output above); ${hint}`,
+      );
     }
   }
   log(`layerlock: ${pkg} installed`);

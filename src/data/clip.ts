@@ -7,10 +7,10 @@
  * with `import type` only.
  * @module
  */
-import type { Device } from "../dtype.ts";
-import { tensor } from "../creation.ts";
-import { scope } from "../scope.ts";
-import type { Tensor } from "../tensor.ts";
+import type { Device } from "../torch/dtype.ts";
+import { tensor } from "../torch/creation.ts";
+import { scope } from "../torch/scope.ts";
+import type { Tensor } from "../torch/tensor.ts";
 
 /** A batch of RGB video clips on the host, with optional per-clip labels. */
 export interface ClipBatch {

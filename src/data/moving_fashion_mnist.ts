@@ -32,6 +32,7 @@ import type { ClipDataset, DatasetSpec } from "./dataset.ts";
 import { directionOf } from "./moving_shapes.ts";
 import { hash32, Rng } from "./rng.ts";
 import { BatchSampler } from "./sampler.ts";
+import { DataError } from "../errors.ts";
 
 /** Debian's package holding the Fashion-MNIST files. */
 export const FASHION_MNIST_PACKAGE = "dataset-fashion-mnist";
@@ -134,12 +135,15 @@ export async function ensureFashionMnist(opts: EnsureFashionMnistOptions = {}): 
   if (missing.length === 0) return dir;
   const why = `Fashion-MNIST is needed but ${missing.join(", ")} ${missing.length === 1 ? "is" : "are"} ` +
     `missing from ${dir}`;
-  if (opts.install === false || dir !== FASHION_MNIST_DIR) throw new Error(`${why}; ${INSTALL_HINT}`);
+  if (opts.install === false || dir !== FASHION_MNIST_DIR) {
+    throw new DataError("fashion-mnist", `${why}; ${INSTALL_HINT}`);
+  }
   log(`layerlock: Fashion-MNIST not found under ${dir}`);
   await aptInstall(FASHION_MNIST_PACKAGE, { why, hint: INSTALL_HINT, log });
   const still = await missingFiles(dir);
   if (still.length > 0) {
-    throw new Error(
+    throw new DataError(
+      "fashion-mnist",
       `${why}, and still misses ${still.join(", ")} after installing the package; ${INSTALL_HINT}`,
     );
   }
@@ -182,35 +186,45 @@ const hex8 = (v: number) => `0x${v.toString(16).padStart(8, "0")}`;
  */
 export function parseIdx(bytes: Uint8Array, name = "IDX data", expectMagic?: number): IdxArray {
   if (bytes.length < 4) {
-    throw new Error(`${name}: truncated IDX file: ${bytes.length} bytes, less than the 4-byte magic number`);
+    throw new DataError(
+      "fashion-mnist",
+      `${name}: truncated IDX file: ${bytes.length} bytes, less than the 4-byte magic number`,
+    );
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const magic = view.getUint32(0, false), nd = bytes[3];
   if (expectMagic !== undefined && magic !== expectMagic) {
-    throw new Error(
+    throw new DataError(
+      "fashion-mnist",
       `${name}: IDX magic number ${hex8(magic)}, expected ${hex8(expectMagic)} (unsigned bytes, ` +
         `${expectMagic & 0xff} dimension${(expectMagic & 0xff) === 1 ? "" : "s"}): not the file it should be`,
     );
   }
   if (bytes[0] !== 0 || bytes[1] !== 0 || bytes[2] !== 0x08 || nd === 0) {
-    throw new Error(`${name}: not an IDX file of unsigned bytes (magic number ${hex8(magic)})`);
+    throw new DataError(
+      "fashion-mnist",
+      `${name}: not an IDX file of unsigned bytes (magic number ${hex8(magic)})`,
+    );
   }
   const header = 4 + 4 * nd;
   if (bytes.length < header) {
-    throw new Error(
+    throw new DataError(
+      "fashion-mnist",
       `${name}: truncated IDX header: ${bytes.length} bytes, the header of ${nd} dims needs ${header}`,
     );
   }
   const dims = Array.from({ length: nd }, (_, i) => view.getUint32(4 + 4 * i, false));
   const size = dims.reduce((a, b) => a * b, 1), have = bytes.length - header;
   if (have < size) {
-    throw new Error(
+    throw new DataError(
+      "fashion-mnist",
       `${name}: truncated IDX file: the header promises ${dims.join("×")} = ${size} bytes of data, ` +
         `the file holds ${have}`,
     );
   }
   if (have > size) {
-    throw new Error(
+    throw new DataError(
+      "fashion-mnist",
       `${name}: ${have - size} unexpected bytes after the ${dims.join("×")} values of the IDX file`,
     );
   }
@@ -235,15 +249,16 @@ async function readIdx(path: string, magic: number): Promise<IdxArray> {
     file = await Deno.open(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
-      throw new Error(`Fashion-MNIST: ${path} was not found; ${INSTALL_HINT}`);
+      throw new DataError("fashion-mnist", `Fashion-MNIST: ${path} was not found; ${INSTALL_HINT}`);
     }
-    throw new Error(`Fashion-MNIST: cannot read ${path}: ${(e as Error).message}`);
+    throw new DataError("fashion-mnist", `Fashion-MNIST: cannot read ${path}: ${(e as Error).message}`);
   }
   let bytes: Uint8Array;
   try {
     bytes = await gunzip(file.readable);
   } catch (e) {
-    throw new Error(
+    throw new DataError(
+      "fashion-mnist",
       `Fashion-MNIST: ${path} is not a valid gzip file, it is corrupt or truncated (${
         (e as Error).message
       }); ` +
@@ -268,19 +283,27 @@ async function decodeSplit(split: FashionFile, dir: string): Promise<FashionMnis
   const img = ri.value, lab = rl.value;
   const [n, h, w] = img.dims;
   if (h !== S || w !== S) {
-    throw new Error(`Fashion-MNIST: ${imagesPath} holds ${h}×${w} images, expected ${S}×${S}`);
+    throw new DataError(
+      "fashion-mnist",
+      `Fashion-MNIST: ${imagesPath} holds ${h}×${w} images, expected ${S}×${S}`,
+    );
   }
   if (n !== f.count) {
-    throw new Error(`Fashion-MNIST: ${imagesPath} holds ${n} images, the ${split} split has ${f.count}`);
+    throw new DataError(
+      "fashion-mnist",
+      `Fashion-MNIST: ${imagesPath} holds ${n} images, the ${split} split has ${f.count}`,
+    );
   }
   if (lab.dims[0] !== f.count) {
-    throw new Error(
+    throw new DataError(
+      "fashion-mnist",
       `Fashion-MNIST: ${labelsPath} holds ${lab.dims[0]} labels, the ${split} split has ${f.count}`,
     );
   }
   const bad = lab.data.findIndex((l) => l >= FASHION_CLASSES.length);
   if (bad >= 0) {
-    throw new Error(
+    throw new DataError(
+      "fashion-mnist",
       `Fashion-MNIST: ${labelsPath}: label ${lab.data[bad]} at index ${bad} is out of range 0..${
         FASHION_CLASSES.length - 1
       }`,

@@ -4,7 +4,7 @@
  * > 0. Its `state()` is that of the next batch to be consumed, so a checkpoint resumes the exact sequence.
  * @module
  */
-import type { TrainConfig } from "../cli/config.ts";
+import type { TrainConfig } from "../config.ts";
 import type { ClipBatch } from "./clip.ts";
 import type { ClipDataset } from "./dataset.ts";
 import { MovingFashionMnist } from "./moving_fashion_mnist.ts";

@@ -16,6 +16,7 @@ import type { ClipBatch } from "./clip.ts";
 import type { ClipDataset, DatasetSpec } from "./dataset.ts";
 import { hash32 } from "./rng.ts";
 import { BatchSampler } from "./sampler.ts";
+import { DataError } from "../errors.ts";
 
 /** File extensions the folder dataset picks up (lower case, compared case-insensitively). */
 export const VIDEO_EXTENSIONS: readonly string[] = [".mp4", ".webm", ".avi", ".mkv"];
@@ -61,11 +62,13 @@ export async function ensureFfmpeg(opts: EnsureFfmpegOptions = {}): Promise<void
   const ffmpeg = opts.ffmpeg ?? "ffmpeg", log = opts.log ?? ((l: string) => console.log(l));
   if (await ffmpegAvailable(ffmpeg)) return;
   const missing = `ffmpeg is needed to decode videos but '${ffmpeg}' was not found`;
-  if (opts.install === false || ffmpeg !== "ffmpeg") throw new Error(`${missing}; ${INSTALL_HINT}`);
+  if (opts.install === false || ffmpeg !== "ffmpeg") {
+    throw new DataError("video-folder", `${missing}; ${INSTALL_HINT}`);
+  }
   log("layerlock: ffmpeg not found");
   await aptInstall("ffmpeg", { why: missing, hint: INSTALL_HINT, log });
   if (!(await ffmpegAvailable(ffmpeg))) {
-    throw new Error(`${missing} even after installing it; ${INSTALL_HINT}`);
+    throw new DataError("video-folder", `${missing} even after installing it; ${INSTALL_HINT}`);
   }
 }
 
@@ -105,19 +108,21 @@ export async function probeVideo(path: string, ffprobe = "ffprobe"): Promise<Vid
       path,
     ]);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) throw new Error(`'${ffprobe}' was not found; ${INSTALL_HINT}`);
+    if (e instanceof Deno.errors.NotFound) {
+      throw new DataError("video-folder", `'${ffprobe}' was not found; ${INSTALL_HINT}`);
+    }
     throw e;
   }
-  if (!r.ok) throw new Error(`ffprobe failed on ${path}: ${r.stderr.trim()}`);
+  if (!r.ok) throw new DataError("video-folder", `ffprobe failed on ${path}: ${r.stderr.trim()}`);
   const j = JSON.parse(r.stdout) as { streams?: Record<string, unknown>[]; format?: Record<string, unknown> };
   const s = j.streams?.[0];
-  if (s === undefined) throw new Error(`${path} has no video stream`);
+  if (s === undefined) throw new DataError("video-folder", `${path} has no video stream`);
   let fps = rate(s.avg_frame_rate);
   if (!(fps > 0)) fps = rate(s.r_frame_rate);
   let duration = Number(s.duration);
   if (!(duration > 0)) duration = Number(j.format?.duration);
   if (!(fps > 0) || !(duration > 0)) {
-    throw new Error(`${path}: ffprobe reports no usable frame rate or duration`);
+    throw new DataError("video-folder", `${path}: ffprobe reports no usable frame rate or duration`);
   }
   return { path, duration, fps, width: Number(s.width), height: Number(s.height) };
 }
@@ -172,11 +177,14 @@ export async function decodeClip(path: string, o: DecodeOptions): Promise<Uint8A
     try {
       r = await new Deno.Command(ffmpeg, { args, stdin: "null", stdout: "piped", stderr: "piped" }).output();
     } catch (e) {
-      if (e instanceof Deno.errors.NotFound) throw new Error(`'${ffmpeg}' was not found; ${INSTALL_HINT}`);
+      if (e instanceof Deno.errors.NotFound) {
+        throw new DataError("video-folder", `'${ffmpeg}' was not found; ${INSTALL_HINT}`);
+      }
       throw e;
     }
     if (!r.success) {
-      throw new Error(
+      throw new DataError(
+        "video-folder",
         `ffmpeg failed to decode ${path} at ${start.toFixed(3)} s: ${
           new TextDecoder().decode(r.stderr).trim()
         }`,
@@ -187,7 +195,7 @@ export async function decodeClip(path: string, o: DecodeOptions): Promise<Uint8A
   let raw = await run(o.start);
   if (raw.length < frameBytes && o.start > 0) raw = await run(0);
   const got = Math.min(T, Math.floor(raw.length / frameBytes));
-  if (got === 0) throw new Error(`ffmpeg decoded no frames from ${path}`);
+  if (got === 0) throw new DataError("video-folder", `ffmpeg decoded no frames from ${path}`);
   if (got === T && raw.length === T * frameBytes) return raw;
   const out = new Uint8Array(T * frameBytes);
   out.set(raw.subarray(0, got * frameBytes));
@@ -289,7 +297,7 @@ export class VideoFolder implements ClipDataset {
     try {
       await listVideos(root, paths);
     } catch (e) {
-      throw new Error(`cannot read the video folder ${dir}: ${(e as Error).message}`);
+      throw new DataError("video-folder", `cannot read the video folder ${dir}: ${(e as Error).message}`);
     }
     paths.sort();
     const concurrency = opts.concurrency ?? 4;
@@ -303,7 +311,8 @@ export class VideoFolder implements ClipDataset {
     });
     const videos = probed.filter((v): v is VideoInfo => v !== null);
     if (videos.length === 0) {
-      throw new Error(
+      throw new DataError(
+        "video-folder",
         `no usable videos under ${dir} (looked for ${
           VIDEO_EXTENSIONS.join(", ")
         }, found ${paths.length} files)`,

@@ -14,10 +14,10 @@
  * left alive.
  * @module
  */
-import { TorchError } from "../../ffi/errors.ts";
-import { noGrad } from "../autograd.ts";
-import { scope } from "../scope.ts";
-import type { Tensor } from "../tensor.ts";
+import { TorchError } from "../errors.ts";
+import { noGrad } from "../torch/autograd.ts";
+import { scope } from "../torch/scope.ts";
+import type { Tensor } from "../torch/tensor.ts";
 
 /** The collapse metrics of a feature matrix. */
 export interface CollapseMetrics {

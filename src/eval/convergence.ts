@@ -5,9 +5,9 @@
  * 1..L at step T, train on, compare the final loss — costs a training run per point.)
  * @module
  */
-import { noGrad } from "../autograd.ts";
-import { scope } from "../scope.ts";
-import type { Tensor } from "../tensor.ts";
+import { noGrad } from "../torch/autograd.ts";
+import { scope } from "../torch/scope.ts";
+import type { Tensor } from "../torch/tensor.ts";
 import type { VideoMAEEncoder } from "../models/video_mae.ts";
 
 /** Linear CKA (defined beside the convergence trigger, which uses it too). */

@@ -12,18 +12,18 @@
  * short keeps what it measured.
  * @module
  */
-import { noGrad } from "../autograd.ts";
-import { tensor } from "../creation.ts";
-import { cat } from "../functional.ts";
-import type { Device } from "../dtype.ts";
-import { scope } from "../scope.ts";
-import type { Tensor } from "../tensor.ts";
-import { cuda, liveTensors, manualSeed } from "../runtime.ts";
-import type { TrainConfig } from "../cli/config.ts";
+import { noGrad } from "../torch/autograd.ts";
+import { tensor } from "../torch/creation.ts";
+import { cat } from "../torch/functional.ts";
+import type { Device } from "../torch/dtype.ts";
+import { scope } from "../torch/scope.ts";
+import type { Tensor } from "../torch/tensor.ts";
+import { cuda, liveTensors, manualSeed } from "../torch/runtime.ts";
+import type { TrainConfig } from "../config.ts";
 import { batchToTensor, IMAGENET_MEAN, IMAGENET_STD } from "../data/clip.ts";
 import { MovingFashionMnist } from "../data/moving_fashion_mnist.ts";
 import { floorClips, makeBatchSource } from "../data/source.ts";
-import { loadSafetensors } from "../io/safetensors.ts";
+import { loadSafetensors } from "../torch/safetensors.ts";
 import { makeMask } from "../models/masking.ts";
 import { patchify, pixelTargets } from "../models/targets.ts";
 import { VideoMAE } from "../models/video_mae.ts";

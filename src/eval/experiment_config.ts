@@ -1,13 +1,14 @@
 /**
  * The experiment's configuration: a zod schema with documented defaults. The training side is not a second list
- * of knobs: `train` holds overrides of the training configuration (src/cli/config.ts), merged over the
+ * of knobs: `train` holds overrides of the training configuration (src/config.ts), merged over the
  * experiment's own defaults (`EXPERIMENT_TRAIN_DEFAULTS`) and validated by the training schema, so every key of
  * `train --set` (model, data, mask, target, optim, layerlock, log) is a knob of the experiment too, with the
  * same names and the same errors. Pure: no tensors.
  * @module
  */
 import { z } from "zod";
-import { parseConfig, type TrainConfig } from "../cli/config.ts";
+import { parseConfig, type TrainConfig } from "../config.ts";
+import { ConfigError } from "../errors.ts";
 import { type Mode, MODES } from "../layerlock/schedule.ts";
 
 /**
@@ -124,10 +125,10 @@ export function deepMerge(
 }
 
 /** An experiment-level error: a bad setting, named. */
-export class ExperimentConfigError extends Error {
+export class ExperimentConfigError extends ConfigError {
   /** Builds the error. */
   constructor(message: string) {
-    super(message);
+    super(message, "experiment");
     this.name = "ExperimentConfigError";
   }
 }

@@ -3,11 +3,11 @@
  * first `depth` blocks, and their mean over tokens.
  * @module
  */
-import { TorchError } from "../../ffi/errors.ts";
-import { noGrad } from "../autograd.ts";
-import { cat } from "../functional.ts";
-import { scope } from "../scope.ts";
-import type { Tensor } from "../tensor.ts";
+import { TorchError } from "../errors.ts";
+import { noGrad } from "../torch/autograd.ts";
+import { cat } from "../torch/functional.ts";
+import { scope } from "../torch/scope.ts";
+import type { Tensor } from "../torch/tensor.ts";
 import type { VideoMAEEncoder } from "../models/video_mae.ts";
 
 /** Options of `extractFeatures`. */

@@ -12,18 +12,18 @@
  * epoch (torch's CPU generator), and leaves the caller's generator state as it was. Nothing is left alive.
  * @module
  */
-import { TorchError } from "../../ffi/errors.ts";
-import { noGrad } from "../autograd.ts";
-import { randperm, zeros } from "../creation.ts";
-import type { Device } from "../dtype.ts";
-import { cat, crossEntropy, layerNorm, scaledDotProductAttention } from "../functional.ts";
+import { TorchError } from "../errors.ts";
+import { noGrad } from "../torch/autograd.ts";
+import { randperm, zeros } from "../torch/creation.ts";
+import type { Device } from "../torch/dtype.ts";
+import { cat, crossEntropy, layerNorm, scaledDotProductAttention } from "../torch/functional.ts";
 import { Module } from "../nn/module.ts";
 import { checkHeads, type InitOptions, LayerNorm, Linear } from "../nn/layers.ts";
 import { AdamW } from "../optim/adamw.ts";
 import { warmupCosine } from "../optim/schedule.ts";
-import { getRngState, manualSeed, setRngState } from "../runtime.ts";
-import { scope } from "../scope.ts";
-import type { Tensor } from "../tensor.ts";
+import { getRngState, manualSeed, setRngState } from "../torch/runtime.ts";
+import { scope } from "../torch/scope.ts";
+import type { Tensor } from "../torch/tensor.ts";
 
 /** Options of the probes. */
 export interface ProbeOptions {

@@ -5,7 +5,7 @@
  * AdamW never touches them again (weight decay included): they stay bit-identical. Frozen depth never shrinks.
  * @module
  */
-import { TorchError } from "../../ffi/errors.ts";
+import { TorchError } from "../errors.ts";
 import type { VideoMAE } from "../models/video_mae.ts";
 import type { AdamW } from "../optim/adamw.ts";
 

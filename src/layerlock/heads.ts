@@ -4,8 +4,8 @@
  * (`latent_heads.<block index>`, 0-based: head i predicts the output of block i+1).
  * @module
  */
-import type { Device } from "../dtype.ts";
-import { noGrad } from "../autograd.ts";
+import type { Device } from "../torch/dtype.ts";
+import { noGrad } from "../torch/autograd.ts";
 import { Module, ModuleList } from "../nn/module.ts";
 import { Linear } from "../nn/layers.ts";
 

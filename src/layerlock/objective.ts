@@ -7,12 +7,12 @@
  * masked content into the visible tokens' features.
  * @module
  */
-import { noGrad } from "../autograd.ts";
-import { cat, layerNorm, mseLoss } from "../functional.ts";
+import { noGrad } from "../torch/autograd.ts";
+import { cat, layerNorm, mseLoss } from "../torch/functional.ts";
 import { gatherTokens, type Mask } from "../models/masking.ts";
 import { floorLoss, maskedMse } from "../models/targets.ts";
 import type { VideoMAE } from "../models/video_mae.ts";
-import type { Tensor } from "../tensor.ts";
+import type { Tensor } from "../torch/tensor.ts";
 import type { LatentHeads } from "./heads.ts";
 import type { LayerLockConfig, ScheduleState } from "./schedule.ts";
 

@@ -20,7 +20,7 @@
  * @module
  */
 import { z } from "zod";
-import { TorchError } from "../../ffi/errors.ts";
+import { TorchError } from "../errors.ts";
 
 /** The training modes, sharing all code. */
 export const MODES = ["mae", "mae-freeze", "layerlock", "latent-unfrozen"] as const;

@@ -8,13 +8,13 @@
  * schedule at any step).
  * @module
  */
-import { noGrad } from "../autograd.ts";
-import { scope } from "../scope.ts";
-import { zeros } from "../creation.ts";
+import { noGrad } from "../torch/autograd.ts";
+import { scope } from "../torch/scope.ts";
+import { zeros } from "../torch/creation.ts";
 import { Module } from "../nn/module.ts";
-import type { Tensor } from "../tensor.ts";
+import type { Tensor } from "../torch/tensor.ts";
 import type { VideoMAE } from "../models/video_mae.ts";
-import { TorchError } from "../../ffi/errors.ts";
+import { TorchError } from "../errors.ts";
 import { type ResolvedSchedule, stageCount } from "./schedule.ts";
 
 /** Linear centred kernel alignment of two feature matrices [M, D1] and [M, D2] with rows in correspondence. */

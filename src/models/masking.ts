@@ -4,11 +4,11 @@
  * A mask is two sorted index tensors: the visible tokens and the masked ones.
  * @module
  */
-import { TorchError } from "../../ffi/errors.ts";
-import type { Device } from "../dtype.ts";
-import { arange, rand } from "../creation.ts";
-import { scope } from "../scope.ts";
-import type { Tensor } from "../tensor.ts";
+import { TorchError } from "../errors.ts";
+import type { Device } from "../torch/dtype.ts";
+import { arange, rand } from "../torch/creation.ts";
+import { scope } from "../torch/scope.ts";
+import type { Tensor } from "../torch/tensor.ts";
 
 /** A mask of a batch: sorted token indices, i64 on the device. */
 export interface Mask {

@@ -8,10 +8,10 @@
  * that per-channel affine map, up to the 1e-6.)
  * @module
  */
-import { TorchError } from "../../ffi/errors.ts";
-import { mseLoss } from "../functional.ts";
-import { scope } from "../scope.ts";
-import type { Tensor } from "../tensor.ts";
+import { TorchError } from "../errors.ts";
+import { mseLoss } from "../torch/functional.ts";
+import { scope } from "../torch/scope.ts";
+import type { Tensor } from "../torch/tensor.ts";
 import { gatherTokens } from "./masking.ts";
 
 /** Cuts [B, C, T, H, W] into tubelets: [B, N, pt·ph·pw, C]. */

@@ -6,93 +6,18 @@
  * `mask_token`, `decoder.head.weight`, ...), so checkpoints load by name in PyTorch.
  * @module
  */
-import { TorchError } from "../../ffi/errors.ts";
-import type { Device } from "../dtype.ts";
-import { zeros } from "../creation.ts";
-import { cat } from "../functional.ts";
-import { noGrad } from "../autograd.ts";
-import { scope } from "../scope.ts";
-import type { Tensor } from "../tensor.ts";
+import { TorchError } from "../errors.ts";
+import type { Device } from "../torch/dtype.ts";
+import { zeros } from "../torch/creation.ts";
+import { cat } from "../torch/functional.ts";
+import { noGrad } from "../torch/autograd.ts";
+import { scope } from "../torch/scope.ts";
+import type { Tensor } from "../torch/tensor.ts";
 import { Module, ModuleList } from "../nn/module.ts";
 import { Block, checkHeads, LayerNorm, Linear, PatchEmbed3d, tokenGrid } from "../nn/layers.ts";
 import { sincos3d, sincosSplit } from "../nn/pos_embed.ts";
 import { gatherTokens } from "./masking.ts";
-
-/** Widths, depths and heads of a model size. */
-export interface ModelSize {
-  /** Encoder width. */
-  encoderDim: number;
-  /** Encoder blocks. */
-  encoderDepth: number;
-  /** Encoder attention heads. */
-  encoderHeads: number;
-  /** MLP hidden width as a multiple of the width. */
-  mlpRatio: number;
-  /** Decoder width. */
-  decoderDim: number;
-  /** Decoder blocks. */
-  decoderDepth: number;
-  /** Decoder attention heads. */
-  decoderHeads: number;
-}
-
-/** Named sizes: `tiny` is the CPU default (ViT-Ti encoder); the rest follow ViT-S/B/L/H and VideoMAE v2's ViT-g. */
-export const PRESETS: Record<"tiny" | "small" | "base" | "large" | "huge" | "giant", ModelSize> = {
-  tiny: {
-    encoderDim: 192,
-    encoderDepth: 12,
-    encoderHeads: 3,
-    mlpRatio: 4,
-    decoderDim: 96,
-    decoderDepth: 2,
-    decoderHeads: 3,
-  },
-  small: {
-    encoderDim: 384,
-    encoderDepth: 12,
-    encoderHeads: 6,
-    mlpRatio: 4,
-    decoderDim: 192,
-    decoderDepth: 4,
-    decoderHeads: 3,
-  },
-  base: {
-    encoderDim: 768,
-    encoderDepth: 12,
-    encoderHeads: 12,
-    mlpRatio: 4,
-    decoderDim: 384,
-    decoderDepth: 4,
-    decoderHeads: 6,
-  },
-  large: {
-    encoderDim: 1024,
-    encoderDepth: 24,
-    encoderHeads: 16,
-    mlpRatio: 4,
-    decoderDim: 512,
-    decoderDepth: 4,
-    decoderHeads: 8,
-  },
-  huge: {
-    encoderDim: 1280,
-    encoderDepth: 32,
-    encoderHeads: 16,
-    mlpRatio: 4,
-    decoderDim: 640,
-    decoderDepth: 4,
-    decoderHeads: 8,
-  },
-  giant: {
-    encoderDim: 1408,
-    encoderDepth: 40,
-    encoderHeads: 16,
-    mlpRatio: 48 / 11,
-    decoderDim: 512,
-    decoderDepth: 4,
-    decoderHeads: 8,
-  },
-};
+import type { ModelSize } from "./presets.ts";
 
 /** The full model configuration: a size plus the clip geometry. */
 export interface VideoMAEConfig extends ModelSize {

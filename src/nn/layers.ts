@@ -4,13 +4,13 @@
  * tubelet `PatchEmbed3d`.
  * @module
  */
-import { TorchError } from "../../ffi/errors.ts";
-import type { Device } from "../dtype.ts";
-import { empty, ones, zeros } from "../creation.ts";
-import { cat, conv3d, dropout, layerNorm, linear, scaledDotProductAttention } from "../functional.ts";
-import { noGrad } from "../autograd.ts";
-import { scope } from "../scope.ts";
-import type { Tensor } from "../tensor.ts";
+import { TorchError } from "../errors.ts";
+import type { Device } from "../torch/dtype.ts";
+import { empty, ones, zeros } from "../torch/creation.ts";
+import { cat, conv3d, dropout, layerNorm, linear, scaledDotProductAttention } from "../torch/functional.ts";
+import { noGrad } from "../torch/autograd.ts";
+import { scope } from "../torch/scope.ts";
+import type { Tensor } from "../torch/tensor.ts";
 import { Module } from "./module.ts";
 
 /** Where new parameters are created. */

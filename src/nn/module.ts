@@ -4,12 +4,12 @@
  * `dispose()`. Parameters are never owned by a scope.
  * @module
  */
-import { TorchError } from "../../ffi/errors.ts";
-import { noGrad } from "../autograd.ts";
-import type { Device, DType } from "../dtype.ts";
-import { isFloating } from "../dtype.ts";
-import { keep } from "../scope.ts";
-import type { Tensor } from "../tensor.ts";
+import { TorchError } from "../errors.ts";
+import { noGrad } from "../torch/autograd.ts";
+import type { Device, DType } from "../torch/dtype.ts";
+import { isFloating } from "../torch/dtype.ts";
+import { keep } from "../torch/scope.ts";
+import type { Tensor } from "../torch/tensor.ts";
 
 /** What `loadStateDict` found wrong, when not strict. */
 export interface LoadReport {

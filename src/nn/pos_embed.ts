@@ -7,10 +7,10 @@
  * concatenated per token. Tokens are ordered (t, h, w), as the patch embedding produces them.
  * @module
  */
-import { TorchError } from "../../ffi/errors.ts";
-import type { Device } from "../dtype.ts";
-import { tensor } from "../creation.ts";
-import type { Tensor } from "../tensor.ts";
+import { TorchError } from "../errors.ts";
+import type { Device } from "../torch/dtype.ts";
+import { tensor } from "../torch/creation.ts";
+import type { Tensor } from "../torch/tensor.ts";
 
 function axisTable(positions: number, d: number): Float64Array {
   const half = d / 2;

@@ -8,11 +8,11 @@
  * `scope`, so calling `step` inside one is safe.
  * @module
  */
-import { TorchError } from "../../ffi/errors.ts";
-import { zeros, zerosLike } from "../creation.ts";
-import type { Device, DType } from "../dtype.ts";
-import { keep } from "../scope.ts";
-import { Tensor } from "../tensor.ts";
+import { TorchError } from "../errors.ts";
+import { zeros, zerosLike } from "../torch/creation.ts";
+import type { Device, DType } from "../torch/dtype.ts";
+import { keep } from "../torch/scope.ts";
+import { Tensor } from "../torch/tensor.ts";
 import { adamwStep, clipGradNorm } from "./kernels.ts";
 
 /** One named parameter of `AdamW`. */

@@ -4,8 +4,9 @@
  * @module
  */
 import { lib } from "../../ffi/lib.ts";
-import { checkHandle, checkStatus, TorchError } from "../../ffi/errors.ts";
-import { handlesArg, Tensor } from "../tensor.ts";
+import { checkHandle, checkStatus } from "../../ffi/check.ts";
+import { TorchError } from "../errors.ts";
+import { handlesArg, Tensor } from "../torch/tensor.ts";
 
 /** AdamW hyper-parameters of one step. */
 export interface AdamWHyper {

@@ -2,7 +2,7 @@
  * Learning-rate schedules: linear warmup then cosine decay (MAE/VideoMAE), and VideoMAE's linear scaling rule.
  * @module
  */
-import { TorchError } from "../../ffi/errors.ts";
+import { TorchError } from "../errors.ts";
 
 /** Options of `warmupCosine`. */
 export interface WarmupCosineOptions {

@@ -8,13 +8,13 @@
  * Writes are atomic, and only the oldest checkpoints beyond `keep` are deleted, after a new one is complete.
  * @module
  */
-import { TorchError } from "../../ffi/errors.ts";
-import { loadSafetensors, readSafetensorsMetadata, saveSafetensors } from "../io/safetensors.ts";
+import { TorchError } from "../errors.ts";
+import { loadSafetensors, readSafetensorsMetadata, saveSafetensors } from "../torch/safetensors.ts";
 import type { Module } from "../nn/module.ts";
 import type { AdamW } from "../optim/adamw.ts";
-import { cuda, getRngState, setRngState } from "../runtime.ts";
-import { scope } from "../scope.ts";
-import type { Tensor } from "../tensor.ts";
+import { cuda, getRngState, setRngState } from "../torch/runtime.ts";
+import { scope } from "../torch/scope.ts";
+import type { Tensor } from "../torch/tensor.ts";
 
 /** The format tag written into every checkpoint's metadata. */
 export const CHECKPOINT_FORMAT = "layerlock-checkpoint-1";

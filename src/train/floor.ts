@@ -13,14 +13,14 @@
  * (A latent-unfrozen target moves with the network, so it has no fixed mean and no floor here.)
  * @module
  */
-import { autocast, noGrad } from "../autograd.ts";
+import { autocast, noGrad } from "../torch/autograd.ts";
 import { batchToTensor, type ClipBatch } from "../data/clip.ts";
 import { pixelTargets } from "../models/targets.ts";
 import type { VideoMAE } from "../models/video_mae.ts";
-import { keep, scope } from "../scope.ts";
-import type { Tensor } from "../tensor.ts";
+import { keep, scope } from "../torch/scope.ts";
+import type { Tensor } from "../torch/tensor.ts";
 import { latentTargets } from "../layerlock/objective.ts";
-import { TorchError } from "../../ffi/errors.ts";
+import { TorchError } from "../errors.ts";
 
 /** How the targets are made (the trainer's settings). */
 export interface FloorSettings {

@@ -5,14 +5,14 @@
  * stop on Ctrl-C (a checkpoint is saved first).
  * @module
  */
-import { TorchError } from "../../ffi/errors.ts";
-import { autocast, noGrad } from "../autograd.ts";
-import type { Device } from "../dtype.ts";
-import { keep, scope } from "../scope.ts";
-import { cuda, liveTensors, manualSeed, setNumThreads } from "../runtime.ts";
-import { zeros } from "../creation.ts";
-import type { Tensor } from "../tensor.ts";
-import type { TrainConfig } from "../cli/config.ts";
+import { TorchError } from "../errors.ts";
+import { autocast, noGrad } from "../torch/autograd.ts";
+import type { Device } from "../torch/dtype.ts";
+import { keep, scope } from "../torch/scope.ts";
+import { cuda, liveTensors, manualSeed, setNumThreads } from "../torch/runtime.ts";
+import { zeros } from "../torch/creation.ts";
+import type { Tensor } from "../torch/tensor.ts";
+import type { TrainConfig } from "../config.ts";
 import { batchToTensor, type ClipBatch } from "../data/clip.ts";
 import { disposeMask, makeMask } from "../models/masking.ts";
 import { pixelTargets } from "../models/targets.ts";
@@ -28,7 +28,8 @@ import {
   scheduleFrom,
   type ScheduleState,
 } from "../layerlock/schedule.ts";
-import { PRESETS, VideoMAE, type VideoMAEConfig } from "../models/video_mae.ts";
+import { VideoMAE, type VideoMAEConfig } from "../models/video_mae.ts";
+import { PRESETS } from "../models/presets.ts";
 import type { Module } from "../nn/module.ts";
 import { AdamW } from "../optim/adamw.ts";
 import { scaledLr, warmupCosine } from "../optim/schedule.ts";

@@ -1,12 +1,12 @@
 """Reads a PNG file with Python's standard library only (struct + zlib; no PIL) and prints what it holds as
 JSON, for tests/report_test.ts to check that src/eval/png.ts writes files another decoder accepts.
 
-Usage: python3 check_png.py INPUT_PATH
+Usage: python3 check_png.py INPUT_PATH [--pixels]
 
 Checks the signature, every chunk's CRC-32, that IHDR comes first and IEND last, and decodes the IDAT data
 (8-bit greyscale or RGB, no interlace; all five row filters). Prints
-{"width", "height", "channels", "first_pixel": [...], "pixels": n, "chunks": [...]} and exits 1 with a message
-on any error.
+{"width", "height", "channels", "first_pixel": [...], "pixels": n, "chunks": [...]} (with --pixels, also
+"data": every decoded byte as hex) and exits 1 with a message on any error.
 """
 
 import json
@@ -25,7 +25,7 @@ def paeth(a: int, b: int, c: int) -> int:
     return b if pb <= pc else c
 
 
-def read_png(data: bytes) -> dict:
+def read_png(data: bytes, with_pixels: bool = False) -> dict:
     if data[:8] != SIGNATURE:
         raise ValueError("bad signature")
     at, chunks, idat, ihdr = 8, [], b"", None
@@ -63,7 +63,7 @@ def read_png(data: bytes) -> dict:
             row[i] = (row[i] + (0, a, b, (a + b) // 2, paeth(a, b, c))[f]) & 0xFF
         out += row
         prev = row
-    return {
+    result = {
         "width": width,
         "height": height,
         "channels": channels,
@@ -71,12 +71,15 @@ def read_png(data: bytes) -> dict:
         "pixels": len(out) // channels,
         "chunks": chunks,
     }
+    if with_pixels:
+        result["data"] = out.hex()
+    return result
 
 
 def main() -> None:
     try:
         with open(sys.argv[1], "rb") as f:
-            print(json.dumps(read_png(f.read())))
+            print(json.dumps(read_png(f.read(), "--pixels" in sys.argv[2:])))
     except (ValueError, IndexError, zlib.error, struct.error) as e:
         print(f"check_png: {e}", file=sys.stderr)
         sys.exit(1)

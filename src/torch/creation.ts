@@ -2,8 +2,9 @@
  * Tensor factories mirroring PyTorch's: from host data, constants, ranges, random.
  * @module
  */
-import { lib } from "../ffi/lib.ts";
-import { checkHandle, TorchError } from "../ffi/errors.ts";
+import { lib } from "../../ffi/lib.ts";
+import { checkHandle } from "../../ffi/check.ts";
+import { TorchError } from "../errors.ts";
 import { type Device, deviceCodes, type DType, dtypeCode, dtypeOfArray, ELEMENT_SIZE } from "./dtype.ts";
 import { dimsArg, Tensor } from "./tensor.ts";
 

@@ -1,20 +1,10 @@
 /**
- * The one error type of the binding, and the checks that turn the shim's failure codes into it.
+ * The one place that turns the shim's failure values into a {@link TorchError}: a 0 handle or a negative
+ * status means failure, and the message comes from `ll_last_error` on this thread.
  * @module
  */
 import { lib, readString } from "./lib.ts";
-
-/** An error from libtorch or from the binding, naming the operation that failed. */
-export class TorchError extends Error {
-  /** The operation that failed, e.g. `matmul`. */
-  readonly op: string;
-  /** Builds an error for `op` with the given message. */
-  constructor(op: string, message: string) {
-    super(message.startsWith(`${op}:`) ? message : `${op}: ${message}`);
-    this.name = "TorchError";
-    this.op = op;
-  }
-}
+import { TorchError } from "../src/errors.ts";
 
 /** Reads the message of the shim's last failure on this thread. */
 export function lastError(): string {

@@ -1,11 +1,14 @@
 /**
- * The training configuration: a zod schema with documented defaults, and its assembly from a JSON file plus
- * command-line flags. Every validation error names the offending key (`optim.lr: ...`).
+ * The training configuration: a zod schema with documented defaults, validated with errors that name the
+ * offending key (`optim.lr: ...`). Pure: it loads no native code.
  * @module
  */
 import { z } from "zod";
-import { PRESETS } from "../models/video_mae.ts";
-import { LayerLockConfigSchema } from "../layerlock/schedule.ts";
+import { PRESETS } from "./models/presets.ts";
+import { LayerLockConfigSchema } from "./layerlock/schedule.ts";
+import { ConfigError } from "./errors.ts";
+
+export { ConfigError };
 
 const positiveInt = z.number().int().positive();
 
@@ -119,15 +122,6 @@ export const TrainConfigSchema = z.object({
 /** A validated training configuration. */
 export type TrainConfig = z.infer<typeof TrainConfigSchema>;
 
-/** A configuration error that names each offending key. */
-export class ConfigError extends Error {
-  /** Builds the error from zod's issues. */
-  constructor(message: string) {
-    super(message);
-    this.name = "ConfigError";
-  }
-}
-
 /** Validates a raw configuration object; throws a ConfigError listing every bad key. */
 export function parseConfig(raw: unknown, source = "config"): TrainConfig {
   const r = TrainConfigSchema.safeParse(raw);
@@ -138,43 +132,4 @@ export function parseConfig(raw: unknown, source = "config"): TrainConfig {
     return `  ${key}: ${i.message}${extra}`;
   });
   throw new ConfigError(`invalid ${source}:\n${lines.join("\n")}`);
-}
-
-/** The flags of `train` (and, but for name and seed, of `experiment`) and the configuration keys they set. */
-export const TRAIN_FLAG_PATHS: Readonly<Record<string, string>> = {
-  name: "name",
-  device: "device",
-  preset: "model.preset",
-  seed: "seed",
-  steps: "optim.steps",
-  "batch-size": "optim.batchSize",
-  lr: "optim.lr",
-  warmup: "optim.warmupSteps",
-  mask: "mask.kind",
-  "mask-ratio": "mask.ratio",
-  data: "data.source",
-  "data-path": "data.path",
-  frames: "data.frames",
-  size: "data.size",
-  patch: "model.patch",
-};
-
-/** Sets `value` at a dotted path of a plain object, creating objects on the way. */
-export function setPath(obj: Record<string, unknown>, path: string, value: unknown): void {
-  const keys = path.split(".");
-  let o = obj;
-  for (const k of keys.slice(0, -1)) {
-    if (typeof o[k] !== "object" || o[k] === null) o[k] = {};
-    o = o[k] as Record<string, unknown>;
-  }
-  o[keys[keys.length - 1]] = value;
-}
-
-/** Parses a flag's text value: JSON when it parses (numbers, booleans, arrays), else the string itself. */
-export function parseValue(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
 }

@@ -1,7 +1,9 @@
 /**
- * Element types and devices, and their codes in the shim (c10::ScalarType, c10::DeviceType).
+ * Element types and devices, and their codes in the shim (c10::ScalarType, c10::DeviceType: `enum ll_dtype` and
+ * `enum ll_device_type` of native/ll.h, generated into ffi/symbols.ts).
  * @module
  */
+import { DEVICE_TYPE, DTYPE } from "../../ffi/symbols.ts";
 
 /** The element types the binding supports. */
 export type DType = "u8" | "i32" | "i64" | "f16" | "f32" | "f64" | "bool" | "bf16";
@@ -9,7 +11,7 @@ export type DType = "u8" | "i32" | "i64" | "f16" | "f32" | "f64" | "bool" | "bf1
 /** A device: `"cpu"`, `"cuda"` (the current CUDA device) or `"cuda:N"`. */
 export type Device = "cpu" | "cuda" | `cuda:${number}`;
 
-const CODES: Record<DType, number> = { u8: 0, i32: 3, i64: 4, f16: 5, f32: 6, f64: 7, bool: 11, bf16: 15 };
+const CODES: Record<DType, number> = DTYPE;
 const BY_CODE = new Map<number, DType>(Object.entries(CODES).map(([k, v]) => [v, k as DType]));
 
 /** Bytes per element of each dtype. */
@@ -31,7 +33,7 @@ export function isFloating(d: DType): boolean {
 
 /** The shim's code for a dtype; throws a TypeError naming the bad value. */
 export function dtypeCode(d: DType): number {
-  const c = CODES[d];
+  const c = Object.hasOwn(CODES, d) ? CODES[d] : undefined;
   if (c === undefined) {
     throw new TypeError(`unknown dtype '${String(d)}'; expected one of ${Object.keys(CODES).join(", ")}`);
   }
@@ -47,17 +49,17 @@ export function dtypeOf(code: number): DType {
 
 /** Splits a device string into the shim's (type, index) pair; throws a TypeError naming the bad value. */
 export function deviceCodes(d: Device): [number, number] {
-  if (d === "cpu") return [0, -1];
-  if (d === "cuda") return [1, -1];
+  if (d === "cpu") return [DEVICE_TYPE.cpu, -1];
+  if (d === "cuda") return [DEVICE_TYPE.cuda, -1];
   const m = typeof d === "string" ? d.match(/^cuda:(\d+)$/) : null;
-  if (m) return [1, Number(m[1])];
+  if (m) return [DEVICE_TYPE.cuda, Number(m[1])];
   throw new TypeError(`unknown device '${String(d)}'; expected "cpu", "cuda" or "cuda:N"`);
 }
 
 /** The device string of a shim (type, index) pair. */
 export function deviceOf(type: number, index: number): Device {
-  if (type === 0) return "cpu";
-  if (type === 1) return index < 0 ? "cuda" : `cuda:${index}`;
+  if (type === DEVICE_TYPE.cpu) return "cpu";
+  if (type === DEVICE_TYPE.cuda) return index < 0 ? "cuda" : `cuda:${index}`;
   throw new TypeError(`the shim returned an unsupported device type ${type}`);
 }
 

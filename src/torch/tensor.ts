@@ -7,8 +7,10 @@
  * a Tensor returns a new one, owned by the caller (or by the current scope).
  * @module
  */
-import { lib } from "../ffi/lib.ts";
-import { checkHandle, checkStatus, fail, TorchError } from "../ffi/errors.ts";
+import { lib } from "../../ffi/lib.ts";
+import { BINARY_OP, REDUCE_OP, UNARY_OP } from "../../ffi/symbols.ts";
+import { checkHandle, checkStatus } from "../../ffi/check.ts";
+import { TorchError } from "../errors.ts";
 import {
   type Device,
   deviceCodes,
@@ -66,89 +68,8 @@ function dimsOrAll(dim: number | readonly number[] | undefined, op: string): [Fl
   return [dimsArg(dim, op), dim.length];
 }
 
-/** Binary op codes of `ll_binary`. */
-const enum Bin {
-  Add = 0,
-  Sub = 1,
-  Mul = 2,
-  Div = 3,
-  Pow = 4,
-  Eq = 5,
-  Ne = 6,
-  Lt = 7,
-  Le = 8,
-  Gt = 9,
-  Ge = 10,
-  And = 11,
-  Or = 12,
-  Xor = 13,
-  Maximum = 14,
-  Minimum = 15,
-}
-
-const BIN_NAMES = [
-  "add",
-  "sub",
-  "mul",
-  "div",
-  "pow",
-  "eq",
-  "ne",
-  "lt",
-  "le",
-  "gt",
-  "ge",
-  "logicalAnd",
-  "logicalOr",
-  "logicalXor",
-  "maximum",
-  "minimum",
-];
-
-/** Unary op codes of `ll_unary`. */
-const enum Un {
-  Neg = 0,
-  Abs = 1,
-  Sqrt = 2,
-  Rsqrt = 3,
-  Exp = 4,
-  Log = 5,
-  Tanh = 6,
-  Sigmoid = 7,
-  Relu = 8,
-  Gelu = 9,
-  GeluTanh = 10,
-  Not = 11,
-  Sin = 12,
-  Cos = 13,
-  Erf = 14,
-  Square = 15,
-  Reciprocal = 16,
-  Sign = 17,
-  Floor = 18,
-}
-
-const UN_NAMES = [
-  "neg",
-  "abs",
-  "sqrt",
-  "rsqrt",
-  "exp",
-  "log",
-  "tanh",
-  "sigmoid",
-  "relu",
-  "gelu",
-  "gelu",
-  "logicalNot",
-  "sin",
-  "cos",
-  "erf",
-  "square",
-  "reciprocal",
-  "sign",
-  "floor",
-];
+/** A scalar out-parameter of the shim (ll_item, ll_numel). */
+const SCALAR = new Float64Array(1);
 
 /** Options of `Tensor.to`. */
 export interface ToOptions {
@@ -190,7 +111,7 @@ export class Tensor implements ScopeOwned {
     const h = this.#h;
     if (h !== 0) {
       this.#h = 0;
-      if (lib.ll_free(h) < 0) fail("dispose");
+      checkStatus(lib.ll_free(h), "dispose");
     }
   }
 
@@ -228,9 +149,8 @@ export class Tensor implements ScopeOwned {
 
   /** The number of elements. */
   get numel(): number {
-    const n = lib.ll_numel(this.handle);
-    if (n < 0) fail("numel");
-    return n;
+    checkStatus(lib.ll_numel(this.handle, SCALAR), "numel");
+    return SCALAR[0];
   }
 
   /** The strides of each dimension, in elements. */
@@ -331,13 +251,8 @@ export class Tensor implements ScopeOwned {
 
   /** The value of a one-element tensor as a number. */
   item(): number {
-    const h = this.handle;
-    const v = lib.ll_item(h);
-    if (Number.isNaN(v)) {
-      // NaN is also a legitimate value: only a recorded error makes it a failure (reported as item's).
-      if (lib.ll_numel(h) !== 1) fail("item");
-    }
-    return v;
+    checkStatus(lib.ll_item(this.handle, SCALAR), "item");
+    return SCALAR[0];
   }
 
   /** A short description: shape, dtype, device. */
@@ -497,45 +412,47 @@ export class Tensor implements ScopeOwned {
 
   // ---------------------------------------------------------------- elementwise
 
-  #bin(op: Bin, other: Tensor | number): Tensor {
+  #bin(name: keyof typeof BINARY_OP, other: Tensor | number): Tensor {
+    const op = BINARY_OP[name];
     const h = typeof other === "number"
       ? lib.ll_binary_scalar(op, this.handle, other)
       : lib.ll_binary(op, this.handle, other.handle);
-    return new Tensor(h === 0 ? fail(BIN_NAMES[op]) : h);
+    return new Tensor(checkHandle(h, name));
   }
-  #un(op: Un): Tensor {
-    const h = lib.ll_unary(op, this.handle);
-    return new Tensor(h === 0 ? fail(UN_NAMES[op]) : h);
+  #un(name: keyof typeof UNARY_OP): Tensor {
+    return new Tensor(
+      checkHandle(lib.ll_unary(UNARY_OP[name], this.handle), name === "geluTanh" ? "gelu" : name),
+    );
   }
 
   /** this + other (× alpha when given), broadcasting. */
   add(other: Tensor | number, alpha?: number): Tensor {
     if (typeof other === "number") {
       if (alpha !== undefined) other *= alpha;
-      return this.#bin(Bin.Add, other);
+      return this.#bin("add", other);
     }
     const h = alpha === undefined
       ? lib.ll_add(this.handle, other.handle)
       : lib.ll_add_scaled(this.handle, other.handle, alpha);
-    return new Tensor(h === 0 ? fail("add") : h);
+    return new Tensor(checkHandle(h, "add"));
   }
   /** this - other, broadcasting. */
   sub(other: Tensor | number): Tensor {
-    return this.#bin(Bin.Sub, other);
+    return this.#bin("sub", other);
   }
   /** this × other, broadcasting. */
   mul(other: Tensor | number): Tensor {
-    if (typeof other === "number") return this.#bin(Bin.Mul, other);
+    if (typeof other === "number") return this.#bin("mul", other);
     const h = lib.ll_mul(this.handle, other.handle);
-    return new Tensor(h === 0 ? fail("mul") : h);
+    return new Tensor(checkHandle(h, "mul"));
   }
   /** this / other (true division), broadcasting. */
   div(other: Tensor | number): Tensor {
-    return this.#bin(Bin.Div, other);
+    return this.#bin("div", other);
   }
   /** this ** exponent. */
   pow(exponent: Tensor | number): Tensor {
-    return this.#bin(Bin.Pow, exponent);
+    return this.#bin("pow", exponent);
   }
   /** s - this. */
   rsub(s: number): Tensor {
@@ -543,119 +460,119 @@ export class Tensor implements ScopeOwned {
   }
   /** Elementwise maximum (a scalar clamps from below). */
   maximum(other: Tensor | number): Tensor {
-    return this.#bin(Bin.Maximum, other);
+    return this.#bin("maximum", other);
   }
   /** Elementwise minimum (a scalar clamps from above). */
   minimum(other: Tensor | number): Tensor {
-    return this.#bin(Bin.Minimum, other);
+    return this.#bin("minimum", other);
   }
   /** this == other (bool). */
   eq(other: Tensor | number): Tensor {
-    return this.#bin(Bin.Eq, other);
+    return this.#bin("eq", other);
   }
   /** this != other (bool). */
   ne(other: Tensor | number): Tensor {
-    return this.#bin(Bin.Ne, other);
+    return this.#bin("ne", other);
   }
   /** this < other (bool). */
   lt(other: Tensor | number): Tensor {
-    return this.#bin(Bin.Lt, other);
+    return this.#bin("lt", other);
   }
   /** this <= other (bool). */
   le(other: Tensor | number): Tensor {
-    return this.#bin(Bin.Le, other);
+    return this.#bin("le", other);
   }
   /** this > other (bool). */
   gt(other: Tensor | number): Tensor {
-    return this.#bin(Bin.Gt, other);
+    return this.#bin("gt", other);
   }
   /** this >= other (bool). */
   ge(other: Tensor | number): Tensor {
-    return this.#bin(Bin.Ge, other);
+    return this.#bin("ge", other);
   }
   /** Logical and (nonzero is true). */
   logicalAnd(other: Tensor): Tensor {
-    return this.#bin(Bin.And, other);
+    return this.#bin("logicalAnd", other);
   }
   /** Logical or. */
   logicalOr(other: Tensor): Tensor {
-    return this.#bin(Bin.Or, other);
+    return this.#bin("logicalOr", other);
   }
   /** Logical exclusive or. */
   logicalXor(other: Tensor): Tensor {
-    return this.#bin(Bin.Xor, other);
+    return this.#bin("logicalXor", other);
   }
   /** Logical not. */
   logicalNot(): Tensor {
-    return this.#un(Un.Not);
+    return this.#un("logicalNot");
   }
   /** -this. */
   neg(): Tensor {
-    return this.#un(Un.Neg);
+    return this.#un("neg");
   }
   /** |this|. */
   abs(): Tensor {
-    return this.#un(Un.Abs);
+    return this.#un("abs");
   }
   /** Square root. */
   sqrt(): Tensor {
-    return this.#un(Un.Sqrt);
+    return this.#un("sqrt");
   }
   /** 1 / sqrt(this). */
   rsqrt(): Tensor {
-    return this.#un(Un.Rsqrt);
+    return this.#un("rsqrt");
   }
   /** e ** this. */
   exp(): Tensor {
-    return this.#un(Un.Exp);
+    return this.#un("exp");
   }
   /** Natural logarithm. */
   log(): Tensor {
-    return this.#un(Un.Log);
+    return this.#un("log");
   }
   /** Hyperbolic tangent. */
   tanh(): Tensor {
-    return this.#un(Un.Tanh);
+    return this.#un("tanh");
   }
   /** Logistic sigmoid. */
   sigmoid(): Tensor {
-    return this.#un(Un.Sigmoid);
+    return this.#un("sigmoid");
   }
   /** max(this, 0). */
   relu(): Tensor {
-    return this.#un(Un.Relu);
+    return this.#un("relu");
   }
   /** GELU: exact (erf) by default, or the tanh approximation. */
   gelu(approximate: "none" | "tanh" = "none"): Tensor {
-    return this.#un(approximate === "tanh" ? Un.GeluTanh : Un.Gelu);
+    return this.#un(approximate === "tanh" ? "geluTanh" : "gelu");
   }
   /** Sine. */
   sin(): Tensor {
-    return this.#un(Un.Sin);
+    return this.#un("sin");
   }
   /** Cosine. */
   cos(): Tensor {
-    return this.#un(Un.Cos);
+    return this.#un("cos");
   }
   /** Error function. */
   erf(): Tensor {
-    return this.#un(Un.Erf);
+    return this.#un("erf");
   }
   /** this ** 2. */
   square(): Tensor {
-    return this.#un(Un.Square);
+    return this.#un("square");
   }
   /** 1 / this. */
   reciprocal(): Tensor {
-    return this.#un(Un.Reciprocal);
+    return this.#un("reciprocal");
   }
   /** Sign (-1, 0, 1). */
   sign(): Tensor {
-    return this.#un(Un.Sign);
+    return this.#un("sign");
   }
   /** Floor. */
   floor(): Tensor {
-    return this.#un(Un.Floor);
+    return this.#un("floor");
   }
   /** Clamps into [min, max]; either bound may be omitted (null/undefined). */
   clamp(min?: number | null, max?: number | null): Tensor {
@@ -670,25 +587,29 @@ export class Tensor implements ScopeOwned {
 
   // ---------------------------------------------------------------- reductions
 
-  #reduce(op: number, name: string, dim: number | readonly number[] | undefined, keepdim: boolean): Tensor {
+  #reduce(
+    name: keyof typeof REDUCE_OP,
+    dim: number | readonly number[] | undefined,
+    keepdim: boolean,
+  ): Tensor {
     const [d, n] = dimsOrAll(dim, name);
-    return new Tensor(checkHandle(lib.ll_reduce(op, this.handle, d, n, keepdim ? 1 : 0), name));
+    return new Tensor(checkHandle(lib.ll_reduce(REDUCE_OP[name], this.handle, d, n, keepdim ? 1 : 0), name));
   }
   /** Sum over dims (all when omitted). */
   sum(dim?: number | readonly number[], keepdim = false): Tensor {
-    return this.#reduce(0, "sum", dim, keepdim);
+    return this.#reduce("sum", dim, keepdim);
   }
   /** Mean over dims (all when omitted). */
   mean(dim?: number | readonly number[], keepdim = false): Tensor {
-    return this.#reduce(1, "mean", dim, keepdim);
+    return this.#reduce("mean", dim, keepdim);
   }
   /** Maximum value over dims (all when omitted). */
   amax(dim?: number | readonly number[], keepdim = false): Tensor {
-    return this.#reduce(2, "amax", dim, keepdim);
+    return this.#reduce("amax", dim, keepdim);
   }
   /** Minimum value over dims (all when omitted). */
   amin(dim?: number | readonly number[], keepdim = false): Tensor {
-    return this.#reduce(3, "amin", dim, keepdim);
+    return this.#reduce("amin", dim, keepdim);
   }
   /** Variance over dims (all when omitted), with Bessel's correction by default. */
   var(dim?: number | readonly number[], { correction = 1, keepdim = false } = {}): Tensor {

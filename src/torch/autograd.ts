@@ -3,8 +3,9 @@
  * refuses async callbacks (the state is per thread and must not span an await).
  * @module
  */
-import { lib } from "../ffi/lib.ts";
-import { checkStatus, TorchError } from "../ffi/errors.ts";
+import { lib } from "../../ffi/lib.ts";
+import { checkStatus } from "../../ffi/check.ts";
+import { TorchError } from "../errors.ts";
 import { deviceCodes, type DType, dtypeCode } from "./dtype.ts";
 import { refuseAsync } from "./scope.ts";
 

@@ -9,16 +9,16 @@
  * validated: every malformed or truncated file gives a TorchError naming the file and what is wrong.
  *
  * ```ts
- * import { loadSafetensors, ones, saveSafetensors, scope } from "./mod.ts";
+ * import { loadSafetensors, ones, saveSafetensors, scope } from "../io/mod.ts";
  * scope(() => saveSafetensors("runs/w.safetensors", { w: ones([2, 3]) }, { step: "10" }));
  * const { tensors, metadata } = loadSafetensors("runs/w.safetensors");
  * ```
  * @module
  */
-import { TorchError } from "../../ffi/errors.ts";
-import { type Device, type DType, ELEMENT_SIZE } from "../dtype.ts";
-import { Tensor } from "../tensor.ts";
-import { tensorFromBytes } from "../creation.ts";
+import { TorchError } from "../errors.ts";
+import { type Device, type DType, ELEMENT_SIZE } from "./dtype.ts";
+import { Tensor } from "./tensor.ts";
+import { tensorFromBytes } from "./creation.ts";
 
 /** The contents of a safetensors file: tensors by name, and the `__metadata__` strings. */
 export interface SafetensorsContents {

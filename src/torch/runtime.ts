@@ -3,8 +3,9 @@
  * synchronisation, caching-allocator statistics).
  * @module
  */
-import { lib, readString } from "../ffi/lib.ts";
-import { checkStatus, TorchError } from "../ffi/errors.ts";
+import { lib, readString } from "../../ffi/lib.ts";
+import { checkStatus } from "../../ffi/check.ts";
+import { TorchError } from "../errors.ts";
 import { Tensor } from "./tensor.ts";
 import { type Device, deviceCodes } from "./dtype.ts";
 
@@ -15,8 +16,10 @@ export function torchVersion(): string {
 
 /** The number of live native tensor handles (for leak checks: compare before and after). */
 export function liveTensors(): number {
-  return lib.ll_live_tensors();
+  checkStatus(lib.ll_live_tensors(LIVE), "liveTensors");
+  return LIVE[0];
 }
+const LIVE = new Float64Array(1);
 
 /** Seeds the CPU and every CUDA generator (torch.manual_seed). */
 export function manualSeed(seed: number): void {

@@ -3,17 +3,18 @@
  * Each returns a new tensor owned by the caller (or the current scope).
  * @module
  */
-import { lib } from "../ffi/lib.ts";
-import { checkHandle, TorchError } from "../ffi/errors.ts";
+import { lib } from "../../ffi/lib.ts";
+import { checkHandle } from "../../ffi/check.ts";
+import { REDUCTION } from "../../ffi/symbols.ts";
+import { TorchError } from "../errors.ts";
 import { dimsArg, handlesArg, Tensor } from "./tensor.ts";
 
 const S3 = new Float64Array(3), P3 = new Float64Array(3), D3 = new Float64Array(3);
 
 /** How a loss is reduced over its elements. */
 export type Reduction = "none" | "mean" | "sum";
-const REDUCTION: Record<Reduction, number> = { none: 0, mean: 1, sum: 2 };
 function reductionCode(r: Reduction, op: string): number {
-  const c = REDUCTION[r];
+  const c = Object.hasOwn(REDUCTION, r) ? REDUCTION[r] : undefined;
   if (c === undefined) throw new TorchError(op, `reduction must be "none", "mean" or "sum", got "${r}"`);
   return c;
 }

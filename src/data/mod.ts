@@ -1,0 +1,55 @@
+/**
+ * Clip datasets (moving shapes, Moving Fashion-MNIST, folders of videos), samplers and the prefetching loader.
+ * @module
+ */
+export { batchToTensor, checkBatch, type ClipBatch, IMAGENET_MEAN, IMAGENET_STD } from "./clip.ts";
+export { Rng } from "./rng.ts";
+export { BatchSampler } from "./sampler.ts";
+export {
+  BACKGROUND_NAMES,
+  DIRECTION_NAMES,
+  directionOf,
+  MovingShapes,
+  type MovingShapesOptions,
+  SHAPE_NAMES,
+  type ShapesClip,
+  type ShapeTrack,
+} from "./moving_shapes.ts";
+export {
+  decodeClip,
+  type DecodeOptions,
+  ensureFfmpeg,
+  type EnsureFfmpegOptions,
+  ffmpegAvailable,
+  probeVideo,
+  VIDEO_EXTENSIONS,
+  VideoFolder,
+  type VideoFolderOptions,
+  type VideoFolderSpec,
+  type VideoInfo,
+} from "./video_folder.ts";
+export { type ClipDataset, datasetFromSpec, type DatasetSpec } from "./dataset.ts";
+export {
+  type ClipLoader,
+  createLoader,
+  DirectLoader,
+  type LoaderOptions,
+  PrefetchLoader,
+} from "./prefetch.ts";
+export {
+  ensureFashionMnist,
+  type EnsureFashionMnistOptions,
+  FASHION_CLASSES,
+  FASHION_IMAGE_SIZE,
+  FASHION_MNIST_DIR,
+  FASHION_MNIST_FILES,
+  FASHION_MNIST_PACKAGE,
+  type FashionClip,
+  type FashionMnistData,
+  type FashionSplit,
+  type GarmentTrack,
+  type IdxArray,
+  loadFashionMnist,
+  MovingFashionMnist,
+  type MovingFashionMnistOptions,
+} from "./moving_fashion_mnist.ts";

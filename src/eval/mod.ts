@@ -1,0 +1,44 @@
+/**
+ * Evaluation: frozen-feature extraction, linear and attentive probes, collapse metrics, PNG images and the HTML report.
+ * @module
+ */
+export { encodePng, imageGrid, type RgbImage, upscale } from "./png.ts";
+export {
+  type Bar,
+  barChart,
+  type BarChartOptions,
+  type Cell,
+  checkReport,
+  image,
+  lineChart,
+  type LineChartOptions,
+  type LineSeries,
+  PALETTE,
+  renderReport,
+  type ReportCheck,
+  type ReportContent,
+  type ReportImage,
+  type ReportImageRef,
+  type ReportSection,
+  table,
+  writeReport,
+} from "./report.ts";
+export {
+  type CollapseMetrics,
+  collapseMetrics,
+  effectiveRank,
+  featureStd,
+  meanPairwiseCosine,
+} from "./collapse.ts";
+export { depthFromFraction, extractFeatures, type ExtractOptions, type Features } from "./features.ts";
+export {
+  AttentiveProbe,
+  type AttentiveProbeOptions,
+  LinearProbe,
+  type ProbeOptions,
+  type ProbeResult,
+  probeWithSeeds,
+  type SeedStats,
+  trainAttentiveProbe,
+  trainLinearProbe,
+} from "./probe.ts";

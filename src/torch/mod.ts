@@ -1,0 +1,78 @@
+/**
+ * The libtorch binding: tensors and their scopes, creation, functional ops, autograd switches, the runtime (threads, RNG, CUDA), safetensors, the error family, and the AdamW optimiser with its schedule.
+ * @module
+ */
+export { ConfigError, DataError, type ErrorCode, IoError, LayerlockError, TorchError } from "../errors.ts";
+export { type Device, type DType, type HostArray, isFloating } from "./dtype.ts";
+export { Tensor, type ToOptions } from "./tensor.ts";
+export { currentScope, keep, scope } from "./scope.ts";
+export {
+  arange,
+  empty,
+  eye,
+  type FactoryOptions,
+  full,
+  type NestedArray,
+  ones,
+  onesLike,
+  rand,
+  randint,
+  randn,
+  randperm,
+  tensor,
+  tensorFromBytes,
+  zeros,
+  zerosLike,
+} from "./creation.ts";
+export {
+  bmm,
+  cat,
+  conv3d,
+  type Conv3dOptions,
+  crossEntropy,
+  type CrossEntropyOptions,
+  dropout,
+  layerNorm,
+  linear,
+  logSoftmax,
+  matmul,
+  mseLoss,
+  type Reduction,
+  scaledDotProductAttention,
+  type SdpaOptions,
+  softmax,
+  stack,
+  where,
+} from "./functional.ts";
+export {
+  autocast,
+  enableGrad,
+  isAutocastEnabled,
+  isGradEnabled,
+  noGrad,
+  setGradEnabled,
+} from "./autograd.ts";
+export {
+  cuda,
+  type CudaMemoryStats,
+  getNumThreads,
+  getRngState,
+  liveTensors,
+  manualSeed,
+  setNumThreads,
+  setRngState,
+  torchVersion,
+} from "./runtime.ts";
+export {
+  loadSafetensors,
+  type LoadSafetensorsOptions,
+  parseSafetensors,
+  readSafetensorsMetadata,
+  type SafetensorsContents,
+  saveSafetensors,
+  serializeSafetensors,
+} from "./safetensors.ts";
+export { type AdamWHyper, adamwStep, type AdamWTensors, clipGradNorm } from "../optim/kernels.ts";
+export { AdamW, type AdamWOptions, defaultNoDecay, type NamedParam } from "../optim/adamw.ts";
+export { scaledLr, warmupCosine, type WarmupCosineOptions } from "../optim/schedule.ts";
+export { svdvals } from "./functional.ts";
