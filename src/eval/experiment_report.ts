@@ -460,16 +460,18 @@ export function renderExperimentReport(r: ExperimentResults, imageNames: string[
     {
       heading: "Loss curves (mean over training seeds; dashed: the trivial floor)",
       html: lineChart({
-        title: "pixel loss (masked tokens)",
+        title: "pixel loss (masked tokens; log scale)",
         xLabel: "step",
         yLabel: "MSE",
+        logY: true, // the first steps' loss is several times the floor; a log axis keeps the gap below it visible
         series: lossSeries("pixelLoss", "pixelFloor", trainedRuns),
       }) +
         (latentModes.length
           ? lineChart({
-            title: "latent loss",
+            title: "latent loss (log scale)",
             xLabel: "step",
             yLabel: "MSE",
+            logY: true,
             series: lossSeries("latentLoss", "latentFloor", latentModes),
           })
           : ""),

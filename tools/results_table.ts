@@ -1,0 +1,52 @@
+/**
+ * Prints an experiment's results.json as Markdown: the summary table (mean ± spread over training seeds) and
+ * the verdicts on the claims, as the README shows them. Pure: needs no shim.
+ *
+ *   deno run --allow-read tools/results_table.ts docs/results/results.json
+ * @module
+ */
+import type { ExperimentResults } from "../src/eval/experiment.ts";
+import { claims, summaryRows } from "../src/eval/experiment_report.ts";
+import type { Spread } from "../src/eval/seeds.ts";
+
+const path = Deno.args[0] ?? "runs/experiment/results.json";
+const r = JSON.parse(await Deno.readTextFile(path)) as ExperimentResults;
+const pct = (s: Spread) => `${(100 * s.mean).toFixed(1)} ± ${(100 * s.std).toFixed(1)}`;
+const num = (s: Spread, d: number) => `${s.mean.toFixed(d)} ± ${s.std.toFixed(d)}`;
+const header = [
+  "encoder",
+  "seeds",
+  "linear · garment",
+  "linear · direction",
+  "attentive · garment",
+  "attentive · direction",
+  "mean of the four",
+  "effective rank",
+  "steps/s",
+  "learning?",
+];
+const lines = [
+  `| ${header.join(" | ")} |`,
+  `| ${header.map((_, i) => i < 1 ? "---" : "---:").join(" | ")} |`,
+];
+for (const row of summaryRows(r)) {
+  lines.push(
+    `| ${
+      [
+        row.name,
+        row.probeMean.n,
+        pct(row.probes.linearShape),
+        pct(row.probes.linearDirection),
+        pct(row.probes.attentiveShape),
+        pct(row.probes.attentiveDirection),
+        `**${pct(row.probeMean)}**`,
+        num(row.effectiveRank, 1),
+        row.stepsPerSec ? num(row.stepsPerSec, 2) : "—",
+        row.baseline ? "—" : row.learning.map((l) => l === null ? "?" : l ? "yes" : "no").join(", "),
+      ].join(" | ")
+    } |`,
+  );
+}
+console.log(lines.join("\n"));
+console.log(`\n${r.minutes.toFixed(1)} minutes on ${r.device}; complete: ${r.complete}\n`);
+for (const c of claims(r)) console.log(`- **${c.claim}** ${c.verdict} (${c.measured})`);
