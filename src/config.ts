@@ -98,7 +98,7 @@ export const TrainConfigSchema = z.object({
     collapseEvery: z.number().int().nonnegative().default(0),
     /**
      * Clips, outside the training stream, from which the mean targets of the trivial loss floors are estimated
-     * (src/train/floor.ts); the floors are logged beside the losses (`pixelFloor`, `latentFloor`). 0: off.
+     * (src/layerlock/floor.ts); the floors are logged beside the losses (`pixelFloor`, `latentFloor`). 0: off.
      */
     floorClips: z.number().int().nonnegative().default(128),
   }).strict().default({}),

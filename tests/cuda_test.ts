@@ -131,10 +131,10 @@ Deno.test({
       runDir: dir,
       resume: false,
       data: makeBatchSource,
-      print: quiet,
+      onEvent: quiet,
       stopAfter: 6,
     });
-    const b = await torch.train(cfg, { runDir: dir, resume: true, data: makeBatchSource, print: quiet });
+    const b = await torch.train(cfg, { runDir: dir, resume: true, data: makeBatchSource, onEvent: quiet });
     assert.equal(b.step, 12);
     const all = [...a.losses, ...b.losses];
     assert.ok(all.every((l) => Number.isFinite(l.loss)));

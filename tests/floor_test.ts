@@ -7,7 +7,7 @@ import { batchToTensor, type ClipBatch, IMAGENET_MEAN, IMAGENET_STD } from "../s
 import { floorClips, makeBatchSource } from "../src/data/source.ts";
 import { LEARNING_RATIO, learningVerdict } from "../src/eval/learning.ts";
 import { floorLoss } from "../src/models/targets.ts";
-import { meanTarget, TargetFloor } from "../src/train/floor.ts";
+import { meanTarget, TargetFloor } from "../src/layerlock/floor.ts";
 import { train } from "../src/train/trainer.ts";
 import { assertClose, leakFreeTest, prng } from "./helpers.ts";
 
@@ -141,7 +141,7 @@ async function runTiny(lr: number, mode = "mae") {
       runDir: dir,
       resume: false,
       data: makeBatchSource,
-      print: () => {},
+      onEvent: () => {},
       floorClips: (n) => floorClips(cfg, n),
     });
     return (await Deno.readTextFile(`${dir}/metrics.jsonl`)).trim().split("\n").map((l) => JSON.parse(l));

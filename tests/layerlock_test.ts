@@ -23,6 +23,7 @@ import { disposeMask, gatherTokens, makeMask } from "../src/models/masking.ts";
 import { pixelTargets } from "../src/models/targets.ts";
 import { VideoMAE } from "../src/models/video_mae.ts";
 import { modelConfig, train } from "../src/train/trainer.ts";
+import type { TrainEvent } from "../src/train/events.ts";
 import { noLeak } from "./helpers.ts";
 
 // ------------------------------------------------------------------------------ the schedule (pure)
@@ -305,12 +306,44 @@ async function runMode(
     runDir: dir,
     resume: false,
     data: makeBatchSource,
-    print: quiet,
+    onEvent: quiet,
     ...heldOut(cfg),
   });
   const recs = (await Deno.readTextFile(`${dir}/metrics.jsonl`)).trim().split("\n").map((l) => JSON.parse(l));
   return { r, recs, dir, cfg };
 }
+
+Deno.test("the trainer's events: a log record per step equal to metrics.jsonl, a stage event at each stage start, checkpoints, the end", async () => {
+  const dir = await tempRun();
+  const cfg: TrainConfig = {
+    ...SMALL,
+    log: { ...SMALL.log, checkpointEvery: 10 },
+    layerlock: LayerLockConfigSchema.parse({ ...SMALL.layerlock, mode: "layerlock" }),
+  };
+  const events: TrainEvent[] = [];
+  const r = await train(cfg, {
+    runDir: dir,
+    resume: false,
+    data: makeBatchSource,
+    onEvent: (e) => events.push(e),
+  });
+  const recs = (await Deno.readTextFile(`${dir}/metrics.jsonl`)).trim().split("\n").map((l) => JSON.parse(l));
+  const logs = events.filter((e) => e.kind === "log");
+  assert.deepEqual(logs.map((e) => JSON.parse(JSON.stringify(e.record))), recs);
+  assert.ok(logs.every((e) => e.totalSteps === 24 && Number.isFinite(e.eta)));
+  // pixels for 6 steps, then a block every 6 up to 3: stages begin at steps 6, 12, 18
+  const stages = events.filter((e) => e.kind === "stage");
+  assert.deepEqual(stages.map((e) => [e.step, e.frozenDepth, e.target]), [[6, 1, "h1"], [12, 2, "h2"], [
+    18,
+    3,
+    "h3",
+  ]]);
+  const ckpts = events.filter((e) => e.kind === "checkpoint");
+  assert.deepEqual(ckpts.map((e) => e.step), [10, 20, 24]);
+  const last = events[events.length - 1];
+  assert.deepEqual(last, { kind: "end", step: 24, interrupted: false, checkpoint: r.checkpoint });
+  assert.equal(ckpts[2].kind === "checkpoint" && ckpts[2].path, r.checkpoint);
+});
 
 Deno.test("every mode trains and logs its frozen depth, target and loss terms", async () => {
   const before = torch.liveTensors();
@@ -369,7 +402,7 @@ Deno.test("save/resume at a random step reproduces the uninterrupted run's froze
         runDir: dir,
         resume: false,
         data: makeBatchSource,
-        print: quiet,
+        onEvent: quiet,
         stopAfter: k,
         ...heldOut(straight.cfg),
       });
@@ -377,7 +410,7 @@ Deno.test("save/resume at a random step reproduces the uninterrupted run's froze
         runDir: dir,
         resume: true,
         data: makeBatchSource,
-        print: quiet,
+        onEvent: quiet,
         ...heldOut(straight.cfg),
       });
       const got = [...a.losses, ...b.losses];
@@ -448,7 +481,7 @@ Deno.test("convergence trigger: a resumed run repeats the uninterrupted run's fr
   assert.ok(depths[depths.length - 1] > 0, `something froze: ${depths}`);
   for (const k of [7, 13]) {
     const dir = await tempRun();
-    const o = { runDir: dir, data: makeBatchSource, print: quiet, ...heldOut(straight.cfg) };
+    const o = { runDir: dir, data: makeBatchSource, onEvent: quiet, ...heldOut(straight.cfg) };
     const a = await train(straight.cfg, { ...o, resume: false, stopAfter: k });
     const b = await train(straight.cfg, { ...o, resume: true });
     const got = [...a.losses, ...b.losses];

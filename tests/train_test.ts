@@ -79,16 +79,16 @@ Deno.test("N steps straight equal N/2 steps + resume + N/2 steps, loss for loss 
   const before = torch.liveTensors();
   const cfg = smallConfig({ device: "cpu" });
   const straight = await tempRun(), split = await tempRun();
-  const a = await train(cfg, { runDir: straight, resume: false, data: makeBatchSource, print: quiet });
+  const a = await train(cfg, { runDir: straight, resume: false, data: makeBatchSource, onEvent: quiet });
   const b1 = await train(cfg, {
     runDir: split,
     resume: false,
     data: makeBatchSource,
-    print: quiet,
+    onEvent: quiet,
     stopAfter: 6,
   });
   assert.equal(b1.step, 6);
-  const b2 = await train(cfg, { runDir: split, resume: true, data: makeBatchSource, print: quiet });
+  const b2 = await train(cfg, { runDir: split, resume: true, data: makeBatchSource, onEvent: quiet });
   assert.equal(b2.step, 12);
   const resumed = [...b1.losses, ...b2.losses];
   assert.deepEqual(resumed.map((l) => l.step), a.losses.map((l) => l.step));
@@ -113,7 +113,7 @@ Deno.test("the live tensor count is the same at step 10 and step 100", async () 
     log: { every: 10 },
     layerlock: { mode: "mae" },
   });
-  await train(cfg, { runDir: dir, resume: false, data: makeBatchSource, print: quiet });
+  await train(cfg, { runDir: dir, resume: false, data: makeBatchSource, onEvent: quiet });
   const recs = (await Deno.readTextFile(`${dir}/metrics.jsonl`)).trim().split("\n").map((l) => JSON.parse(l));
   assert.deepEqual(recs.map((r) => r.step), [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]);
   for (const r of recs) {
@@ -126,10 +126,10 @@ Deno.test("the live tensor count is the same at step 10 and step 100", async () 
 Deno.test("a run directory with checkpoints is not overwritten without --resume", async () => {
   const dir = await tempRun();
   const cfg = smallConfig({ optim: { steps: 3, warmupSteps: 1 } });
-  await train(cfg, { runDir: dir, resume: false, data: makeBatchSource, print: quiet });
+  await train(cfg, { runDir: dir, resume: false, data: makeBatchSource, onEvent: quiet });
   const before = torch.liveTensors();
   await assert.rejects(
-    () => train(cfg, { runDir: dir, resume: false, data: makeBatchSource, print: quiet }),
+    () => train(cfg, { runDir: dir, resume: false, data: makeBatchSource, onEvent: quiet }),
     /already holds checkpoints/,
   );
   assert.equal(torch.liveTensors(), before);

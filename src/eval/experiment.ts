@@ -29,6 +29,7 @@ import { patchify, pixelTargets } from "../models/targets.ts";
 import { VideoMAE } from "../models/video_mae.ts";
 import { listCheckpoints } from "../train/checkpoint.ts";
 import { modelConfig, resolveDevice, train } from "../train/trainer.ts";
+import { formatEvent, type StepRecord } from "../train/events.ts";
 import { type CollapseMetrics, collapseMetrics } from "./collapse.ts";
 import { layerOutputs, linearCka } from "./convergence.ts";
 import {
@@ -74,7 +75,7 @@ export interface RunResult extends ProbeSummary {
   /** The training seed. */
   seed: number;
   /** metrics.jsonl records of the run. */
-  metrics: Record<string, unknown>[];
+  metrics: StepRecord[];
   /** Mean training steps per second (after the first logging window). */
   stepsPerSec: number;
   /** Peak CUDA memory (bytes), or null on the CPU. */
@@ -370,14 +371,17 @@ async function measureRun(
   const evalBatch = clips.eval.xs[0];
   if (device === "cuda") cuda.resetPeakMemoryStats();
   const every = Math.max(1, Math.round(cfg.optim.steps / 10));
+  const metrics: StepRecord[] = []; // the trainer's records, also in metrics.jsonl
   await train(cfg, {
     runDir,
     resume: false,
     data: makeBatchSource,
     floorClips: (n) => floorClips(cfg, n),
-    print: (line, final) => {
-      const m = line.match(/^step (\d+)\//);
-      if (final || (m && Number(m[1]) % every === 0)) print(`${tag} ${line.trim()}`);
+    onEvent: (ev) => {
+      if (ev.kind === "log") metrics.push(ev.record);
+      if (ev.kind === "log" && ev.record.step % every !== 0) return;
+      const f = formatEvent(ev);
+      if (f) print(`${tag} ${f.text.trim()}`);
     },
     evaluate: {
       every: e.evalEvery,
@@ -385,10 +389,7 @@ async function measureRun(
     },
   });
   const peakBytes = device === "cuda" ? cuda.memoryStats()!.peakAllocated : null;
-  const metrics = (await Deno.readTextFile(`${runDir}/metrics.jsonl`)).trim().split("\n").map((l) =>
-    JSON.parse(l)
-  );
-  const sps = (metrics.length > 1 ? metrics.slice(1) : metrics).map((r) => r.stepsPerSec as number);
+  const sps = (metrics.length > 1 ? metrics.slice(1) : metrics).map((r) => r.stepsPerSec);
   const learning = learningVerdict(metrics);
   print(`${tag} ${learning.text}`);
   const ckpts = listCheckpoints(`${runDir}/checkpoints`);

@@ -9,6 +9,7 @@ import { DIRECTION_NAMES } from "../data/moving_shapes.ts";
 import { resolveSchedule } from "../layerlock/schedule.ts";
 import type { ExperimentMode } from "./experiment_config.ts";
 import type { ExperimentResults, ProbeName, ProbeSummary, RunResult } from "./experiment.ts";
+import type { StepRecord } from "../train/events.ts";
 import { LEARNING_RATIO } from "./learning.ts";
 import { barChart, escapeHtml, lineChart, type LineSeries, renderReport, table } from "./report.ts";
 import {
@@ -275,13 +276,13 @@ export function claims(r: ExperimentResults): Claim[] {
 /** The mean over runs of `pick` at each logged step (steps where no run has a value are gaps). */
 function meanCurve(
   rs: RunResult[],
-  pick: (m: Record<string, unknown>) => unknown,
+  pick: (m: StepRecord) => unknown,
 ): [number, number | null][] {
   const byStep = new Map<number, number[]>();
   for (const run of rs) {
     for (const m of run.metrics) {
       const v = pick(m);
-      const step = m.step as number;
+      const step = m.step;
       if (!byStep.has(step)) byStep.set(step, []);
       if (typeof v === "number" && Number.isFinite(v)) byStep.get(step)!.push(v);
     }
@@ -415,7 +416,11 @@ export function renderExperimentReport(r: ExperimentResults, imageNames: string[
   const bars = rows.map((x) => ({ label: x.name, value: x.probeMean.mean, err: x.probeMean.std }));
   // each mode keeps its colour in every chart
   const colorOf = (mode: ExperimentMode) => Math.max(0, r.config.modes.indexOf(mode));
-  const lossSeries = (loss: string, floor: string, modes: typeof trainedRuns): LineSeries[] => {
+  const lossSeries = (
+    loss: "pixelLoss" | "latentLoss",
+    floor: "pixelFloor" | "latentFloor",
+    modes: typeof trainedRuns,
+  ): LineSeries[] => {
     const out: LineSeries[] = [];
     for (const m of modes) {
       out.push({

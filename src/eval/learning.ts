@@ -1,6 +1,6 @@
 /**
  * Whether a run learned anything beyond the mean target: its loss compared with the trivial floor logged beside
- * it (src/train/floor.ts), at the end of each target phase. Pure: metrics records in, a verdict out.
+ * it (src/layerlock/floor.ts), at the end of each target phase. Pure: metrics records in, a verdict out.
  *
  * A phase is the run's records with that loss and its floor: `pixels` (the pixel loss; for LayerLock the steps
  * before the first freeze) and `latent` (LayerLock's latent loss). Its verdict reads the last tenth of them (at

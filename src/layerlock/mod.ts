@@ -1,5 +1,7 @@
 /**
- * LayerLock: the freezing schedule and its convergence trigger, the freezer, the latent heads and objective, the training configuration, the trainer and its checkpoints.
+ * LayerLock: the freezing schedule and its convergence trigger, the freezer, the latent heads, the objective and
+ * the step that owns them, the trivial loss floors, the training configuration, the trainer with its events and
+ * checkpoints.
  * @module
  */
 export {
@@ -15,6 +17,10 @@ export {
 export { Freezer } from "./freeze.ts";
 export { LatentHeads } from "./heads.ts";
 export { computeLosses, encodeVisible, latentTargets, type Losses } from "./objective.ts";
+export { LayerLockStep, type StepStart } from "./step.ts";
+export { ConvergenceTrigger, linearCka } from "./trigger.ts";
+export { meanTarget, TargetFloor } from "./floor.ts";
 export { parseConfig, type TrainConfig, TrainConfigSchema } from "../config.ts";
 export { modelConfig, train, type TrainOptions, type TrainResult } from "../train/trainer.ts";
 export { loadCheckpoint, saveCheckpoint } from "../train/checkpoint.ts";
+export { formatEvent, printEvent, type StepRecord, type TrainEvent } from "../train/events.ts";

@@ -39,22 +39,9 @@ export function latentTargets(
   layers: readonly number[],
   norm: "layernorm" | "none",
 ): Tensor[] {
-  return noGrad(() => {
-    const last = Math.max(...layers);
-    const out = new Map<number, Tensor>();
-    let h = model.encoder.embed(x);
-    for (let i = 0; i < last; i++) {
-      const prev = h;
-      h = model.encoder.blocks.items[i].forward(h);
-      // free block outputs that are not targets as soon as the next block has used them
-      if (!out.has(i)) prev.dispose();
-      if (layers.includes(i + 1)) out.set(i + 1, h);
-    }
-    const d = h.shape[2];
-    return layers.map((l) =>
-      norm === "layernorm" ? layerNorm(out.get(l)!, [d], null, null, 1e-6) : out.get(l)!
-    );
-  });
+  const states = model.encoder.hiddenStates(x, layers);
+  if (norm === "none") return states;
+  return noGrad(() => states.map((h) => layerNorm(h, [h.shape[2]], null, null, 1e-6)));
 }
 
 /** The encoder over the visible tokens, its first `frozenDepth` blocks under no-grad unless the embedding trains. */
@@ -65,12 +52,7 @@ export function encodeVisible(
   frozenDepth: number,
   embedding: "with-first" | "never",
 ): Tensor {
-  const enc = model.encoder;
-  if (frozenDepth === 0) return enc.forward(x, keep);
-  const prefix = (): Tensor => enc.runBlocks(gatherTokens(enc.embed(x), keep), 0, frozenDepth);
-  // With the embedding frozen too, nothing before block `frozenDepth` needs a graph.
-  const h = embedding === "with-first" ? noGrad(prefix) : prefix();
-  return enc.norm.forward(enc.runBlocks(h, frozenDepth));
+  return model.encoder.forwardFrozen(x, keep, frozenDepth, embedding === "with-first");
 }
 
 /** Everything `computeLosses` needs besides the model. */
@@ -86,7 +68,7 @@ export interface ObjectiveContext {
   /** latent-unfrozen: the block whose own output is the target, and the loss weight at this step. */
   unfrozen?: { layer: number; weight: number };
   /**
-   * The mean targets the trivial floors are computed from (src/train/floor.ts): pixels [N, P], and one [N, D]
+   * The mean targets the trivial floors are computed from (src/layerlock/floor.ts): pixels [N, P], and one [N, D]
    * per target layer, in the order of the target layers. Each floor is left null when its mean is not given.
    */
   floor?: { pixel: Tensor | null; latent: Tensor[] | null };

@@ -39,7 +39,7 @@ export function blockOutput(model: VideoMAE, clips: Tensor, block: number): Tens
   const modes = enc.blocks.items.map((b) => b.training);
   enc.eval();
   try {
-    return noGrad(() => scope(() => enc.runBlocks(enc.embed(clips), 0, block).flatten(0, 1)));
+    return scope(() => enc.hiddenStates(clips, [block])[0].flatten(0, 1));
   } finally {
     enc.blocks.items.forEach((b, i) => b.train(modes[i]));
   }

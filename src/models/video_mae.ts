@@ -114,6 +114,42 @@ export class VideoMAEEncoder extends Module {
     const vis = keep === null ? tokens : gatherTokens(tokens, keep);
     return this.norm.forward(this.runBlocks(vis));
   }
+
+  /**
+   * Encodes the visible tokens with the first `frozen` blocks run under no-grad — and the embedding too when
+   * `embeddingFrozen` — so that backward never enters them: [B, Nv, D]. With `frozen` 0 it is `forward`.
+   */
+  forwardFrozen(x: Tensor, keep: Tensor, frozen: number, embeddingFrozen: boolean): Tensor {
+    if (frozen === 0) return this.forward(x, keep);
+    const prefix = (): Tensor => this.runBlocks(gatherTokens(this.embed(x), keep), 0, frozen);
+    const h = embeddingFrozen ? noGrad(prefix) : prefix();
+    return this.norm.forward(this.runBlocks(h, frozen));
+  }
+
+  /**
+   * The outputs of blocks `layers` (1-based) over the full token sequence, before the final norm, each [B, N, D]
+   * (under no-grad: these are targets). A block output that is not asked for is freed once the next block used it.
+   */
+  hiddenStates(x: Tensor, layers: readonly number[]): Tensor[] {
+    return noGrad(() => {
+      const last = Math.max(...layers);
+      if (!layers.every((l) => Number.isInteger(l) && l >= 1) || last > this.blocks.length) {
+        throw new TorchError(
+          "hiddenStates",
+          `blocks ${layers.join(", ")} are not all in 1..${this.blocks.length}`,
+        );
+      }
+      const out = new Map<number, Tensor>();
+      let h = this.embed(x);
+      for (let i = 0; i < last; i++) {
+        const prev = h;
+        h = this.blocks.items[i].forward(h);
+        if (!out.has(i)) prev.dispose();
+        if (layers.includes(i + 1)) out.set(i + 1, h);
+      }
+      return layers.map((l) => out.get(l)!);
+    });
+  }
 }
 
 /** The decoder: blocks over visible + mask tokens, norm, and a linear head on the masked tokens. */

@@ -19,7 +19,7 @@ import { pixelTargets } from "../models/targets.ts";
 import type { VideoMAE } from "../models/video_mae.ts";
 import { keep, scope } from "../torch/scope.ts";
 import type { Tensor } from "../torch/tensor.ts";
-import { latentTargets } from "../layerlock/objective.ts";
+import { latentTargets } from "./objective.ts";
 import { TorchError } from "../errors.ts";
 
 /** How the targets are made (the trainer's settings). */

@@ -1,0 +1,273 @@
+/**
+ * One LayerLock training step, for every mode: the state that changes from step to step (the freezing schedule
+ * or its convergence trigger, the frozen blocks, the latent heads and their reinitialisation at a stage change,
+ * the trivial floors) and the loss of one batch with both kinds of target. The trainer's loop calls `begin`,
+ * then `loss` inside a scope, then steps the optimiser with `lrFactor`.
+ * @module
+ */
+import { TorchError } from "../errors.ts";
+import { autocast, noGrad } from "../torch/autograd.ts";
+import type { Device } from "../torch/dtype.ts";
+import { keep } from "../torch/scope.ts";
+import type { TrainConfig } from "../config.ts";
+import { batchToTensor, type ClipBatch } from "../data/clip.ts";
+import { disposeMask, makeMask } from "../models/masking.ts";
+import { pixelTargets } from "../models/targets.ts";
+import type { VideoMAE } from "../models/video_mae.ts";
+import type { Module } from "../nn/module.ts";
+import type { AdamW, NamedParam } from "../optim/adamw.ts";
+import { TargetFloor } from "./floor.ts";
+import { Freezer } from "./freeze.ts";
+import { LatentHeads } from "./heads.ts";
+import { computeLosses, type Losses } from "./objective.ts";
+import {
+  fixedStageStarts,
+  freezes,
+  type ResolvedSchedule,
+  resolveSchedule,
+  scheduleFrom,
+  type ScheduleState,
+} from "./schedule.ts";
+import { ConvergenceTrigger } from "./trigger.ts";
+
+/** What `begin` reports about the step about to run. */
+export interface StepStart {
+  /** The schedule at this step. */
+  state: ScheduleState;
+  /** Whether a new stage (a new frozen depth or target) began at this step. */
+  stageChanged: boolean;
+  /** The factor of the learning rate at this step (the schedule's mini-warmup after a stage change). */
+  lrFactor: number;
+}
+
+/** What a checkpoint records of the step's state besides its modules. */
+export interface StepCheckpoint {
+  mode: string;
+  frozenDepth: number;
+  stageStarts: number[];
+  trigger?: { previousBlock: number; lastCka: number | null };
+}
+
+/** The first `n` clips of a batch (all of them when it holds fewer). */
+export function firstClips(b: ClipBatch, n: number): ClipBatch {
+  const m = Math.min(n, b.batch), per = b.frames * b.height * b.width * 3;
+  return {
+    ...b,
+    batch: m,
+    data: b.data.subarray(0, m * per),
+    labels: b.labels &&
+      { shape: b.labels.shape.subarray(0, m), direction: b.labels.direction.subarray(0, m) },
+  };
+}
+
+/** The LayerLock step of one run: owns the freezer, the latent heads, the trigger and the floors. */
+export class LayerLockStep {
+  /** The resolved freezing schedule. */
+  readonly schedule: ResolvedSchedule;
+  /** The latent prediction heads (layerlock and latent-unfrozen), trained with the model. */
+  readonly heads: LatentHeads | null;
+  /** The convergence trigger (layerlock.trigger "convergence"), checkpointed with the model. */
+  readonly trigger: ConvergenceTrigger | null;
+  /** The steps at which the freezing stages began: fixed by the schedule, or decided by the trigger. */
+  readonly stageStarts: number[];
+  /** The block whose own output latent-unfrozen predicts. */
+  readonly unfrozenLayer: number;
+  readonly #cfg: TrainConfig;
+  readonly #model: VideoMAE;
+  readonly #device: Device;
+  readonly #amp: boolean;
+  readonly #floor: TargetFloor | null;
+  #freezer: Freezer | null = null;
+  #stage: number | null = null;
+  #lastCka: number | null = null;
+
+  /**
+   * The step of `model` under `cfg` on `device`; `heldOut` are clips outside the training stream for the floors
+   * (`log.floorClips` of them) and the convergence trigger (required when it is on).
+   */
+  constructor(cfg: TrainConfig, model: VideoMAE, device: Device, heldOut: ClipBatch | null) {
+    const ll = cfg.layerlock, m = model.cfg;
+    this.#cfg = cfg;
+    this.#model = model;
+    this.#device = device;
+    this.#amp = device !== "cpu" && cfg.amp === "bf16";
+    this.schedule = resolveSchedule(ll, m.encoderDepth, cfg.optim.steps);
+    this.unfrozenLayer = ll.unfrozenLayer ?? Math.max(1, Math.floor(m.encoderDepth / 2));
+    if (this.unfrozenLayer > m.encoderDepth) {
+      throw new TorchError(
+        "train",
+        `layerlock.unfrozenLayer ${this.unfrozenLayer} exceeds the depth ${m.encoderDepth}`,
+      );
+    }
+    const convergence = ll.trigger === "convergence" && freezes(ll.mode);
+    if (convergence && !heldOut) {
+      throw new TorchError(
+        "train",
+        'layerlock.trigger "convergence" needs held-out clips (TrainOptions.floorClips)',
+      );
+    }
+    const latentMode = ll.mode === "layerlock" || ll.mode === "latent-unfrozen";
+    this.heads = latentMode
+      ? new LatentHeads(ll.target, m.decoderDim, m.encoderDim, m.encoderDepth, device)
+      : null;
+    this.trigger = convergence
+      ? new ConvergenceTrigger(
+        this.schedule,
+        keep(batchToTensor(firstClips(heldOut!, ll.convergenceClips), device)),
+        model.encoder.numTokens,
+        m.encoderDim,
+        ll.convergenceEvery,
+        ll.convergenceCka,
+      )
+      : null;
+    this.stageStarts = this.trigger ? this.trigger.stageStarts : fixedStageStarts(this.schedule);
+    this.#floor = heldOut && cfg.log.floorClips > 0
+      ? new TargetFloor(firstClips(heldOut, cfg.log.floorClips), {
+        tubelet: m.tubelet,
+        patch: m.patch,
+        normalize: cfg.target.normalize,
+        latentNorm: ll.latentNorm,
+        chunk: cfg.optim.batchSize,
+        amp: this.#amp,
+      }, device)
+      : null;
+  }
+
+  /** The modules a checkpoint saves beside the model (`heads`, `trigger`). */
+  modules(): Record<string, Module> {
+    const out: Record<string, Module> = {};
+    if (this.heads) out.heads = this.heads;
+    if (this.trigger) out.trigger = this.trigger;
+    return out;
+  }
+
+  /** The parameters the optimiser trains besides the model's (the heads', named `heads.*`). */
+  namedParameters(): NamedParam[] {
+    return this.heads
+      ? this.heads.namedParameters().map(([name, param]) => ({ name: `heads.${name}`, param }))
+      : [];
+  }
+
+  /** Attaches the optimiser: freezing releases the frozen parameters' optimiser state. Call once. */
+  attach(opt: AdamW): void {
+    this.#freezer = new Freezer(this.#model, opt, this.#cfg.layerlock.embedding);
+  }
+
+  /** Blocks frozen now. */
+  get frozenDepth(): number {
+    return this.#freezer?.depth ?? 0;
+  }
+
+  /** The convergence trigger's last measured CKA (null before it measured one). */
+  get lastCka(): number | null {
+    return this.#lastCka;
+  }
+
+  /** What a checkpoint records of the step (see `restore`). */
+  checkpoint(): StepCheckpoint {
+    return {
+      mode: this.#cfg.layerlock.mode,
+      frozenDepth: this.frozenDepth,
+      stageStarts: this.stageStarts,
+      ...(this.trigger ? { trigger: this.trigger.state() } : {}),
+    };
+  }
+
+  /**
+   * Restores the state of a checkpoint taken at `step` (its `extra`), before its weights are loaded: the trigger's
+   * stages, then the frozen set that is a function of them and of the step.
+   */
+  restore(extra: Partial<StepCheckpoint> | null, step: number, from: string): void {
+    if (this.trigger) {
+      if (!Array.isArray(extra?.stageStarts) || !extra.trigger) {
+        throw new TorchError("train", `${from} does not record the convergence trigger's state`);
+      }
+      this.stageStarts.push(...extra.stageStarts);
+      this.trigger.restore(extra.trigger);
+    }
+    this.#freezer!.freezeTo(scheduleFrom(this.schedule, step, this.stageStarts).frozenDepth);
+  }
+
+  /** The schedule at `step` (for naming what a logged step trained on). */
+  stateAt(step: number): ScheduleState {
+    return scheduleFrom(this.schedule, step, this.stageStarts);
+  }
+
+  /** What the loss at `step` predicts: `pixels`, `h3`, `h1..h4`, or `pixels+h3` (latent-unfrozen). */
+  targetName(step: number): string {
+    const t = this.stateAt(step).targetLayers;
+    if (t.length === 0) {
+      return this.#cfg.layerlock.mode === "latent-unfrozen" ? `pixels+h${this.unfrozenLayer}` : "pixels";
+    }
+    return t.length === 1 ? `h${t[0]}` : `h1..h${t[t.length - 1]}`;
+  }
+
+  /**
+   * Prepares step `step`: runs a due convergence check, freezes the blocks the schedule has reached, and at a
+   * stage change reinitialises the new targets' heads (layerlock.reinitHead), releasing their optimiser state.
+   */
+  begin(step: number, opt: AdamW): StepStart {
+    if (this.trigger?.due(step)) {
+      this.trigger.check(this.#model, step);
+      if (this.trigger.lastCka !== null) this.#lastCka = this.trigger.lastCka;
+    }
+    const st = this.stateAt(step);
+    if (st.frozenDepth > this.frozenDepth) this.#freezer!.freezeTo(st.frozenDepth);
+    const stageChanged = this.#stage !== null && st.stage !== this.#stage;
+    if (stageChanged && this.#cfg.layerlock.reinitHead && this.heads) {
+      const heads = this.heads;
+      for (const l of st.targetLayers) {
+        heads.reinit(l);
+        opt.releaseState(
+          heads.namedParameters().filter(([n]) => n.startsWith(heads.prefix(l))).map(([n]) => `heads.${n}`),
+        );
+      }
+    }
+    this.#stage = st.stage;
+    return { state: st, stageChanged, lrFactor: st.lrFactor };
+  }
+
+  /**
+   * The losses of `batch` at `step` (call inside a scope, after `begin`): mask, pixel targets, the forward pass
+   * with its frozen prefix under no-grad, latent targets from the frozen blocks, and the floors on the same tokens.
+   */
+  loss(batch: ClipBatch, step: number): Losses {
+    const cfg = this.#cfg, ll = cfg.layerlock, m = this.#model.cfg, model = this.#model;
+    const st = this.stateAt(step);
+    // The floors' means live outside the step's scope (a latent mean is computed once, when its block is first
+    // a target: a frozen block never changes). latent-unfrozen's target moves, so it has no floor.
+    const floor = this.#floor
+      ? {
+        pixel: this.#floor.pixelMean,
+        latent: ll.mode === "layerlock" && st.targetLayers.length
+          ? this.#floor.latentMeans(model, st.targetLayers)
+          : null,
+      }
+      : undefined;
+    const unfrozen = {
+      layer: this.unfrozenLayer,
+      weight: ll.unfrozenWeight === "cosine"
+        ? ll.latentWeight * (1 - Math.cos(Math.PI * step / cfg.optim.steps)) / 2
+        : ll.latentWeight,
+    };
+    const x = batchToTensor(batch, this.#device);
+    const mask = makeMask(cfg.mask.kind, x.shape[0], model.encoder.grid, cfg.mask.ratio, this.#device);
+    try {
+      const targets = noGrad(() => pixelTargets(x, m.tubelet, m.patch, cfg.target.normalize));
+      const ctx = { cfg: ll, pixelTargets: targets, heads: this.heads, state: st, unfrozen, floor };
+      return this.#amp
+        ? autocast("bf16", () => computeLosses(model, x, mask, ctx))
+        : computeLosses(model, x, mask, ctx);
+    } finally {
+      disposeMask(mask);
+    }
+  }
+
+  /** Frees the heads, the trigger and its clips, and the floors' means. */
+  dispose(): void {
+    this.#floor?.dispose();
+    this.trigger?.clips.dispose();
+    this.trigger?.dispose();
+    this.heads?.dispose();
+  }
+}

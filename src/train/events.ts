@@ -1,0 +1,93 @@
+/**
+ * What the trainer reports, as structured records: one per logging step (the same object that is written to
+ * `metrics.jsonl`), one per stage change, per checkpoint, on resume and at the end. Consumers (the CLI's
+ * progress line, the experiment) read fields, never printed text; `formatEvent` is the one rendering.
+ * @module
+ */
+
+/** The record of a logging step: the means over the steps since the previous one (a line of metrics.jsonl). */
+export interface StepRecord {
+  /** Steps completed. */
+  step: number;
+  /** The backpropagated loss. */
+  loss: number;
+  /** The pixel and latent loss terms (null when not computed). */
+  pixelLoss: number | null;
+  latentLoss: number | null;
+  /** Their trivial floors on the same tokens (null when not measured). */
+  pixelFloor: number | null;
+  latentFloor: number | null;
+  /** The learning rate of the last step. */
+  lr: number;
+  /** Seconds since this invocation started. */
+  time: number;
+  /** Training steps per second over the window (measurements excluded). */
+  stepsPerSec: number;
+  /** Encoder blocks frozen. */
+  frozenDepth: number;
+  /** What the last step predicted (`pixels`, `h3`, ...). */
+  target: string;
+  /** The convergence trigger's last CKA (only with that trigger). */
+  convergenceCka?: number | null;
+  /** Live native tensors (a leak shows as growth). */
+  liveTensors: number;
+  /** Measurements of `TrainOptions.evaluate`, when due. */
+  eval?: Record<string, number>;
+}
+
+/** One thing the trainer reports. */
+export type TrainEvent =
+  | { kind: "resume"; step: number; checkpoint: string }
+  | { kind: "stage"; step: number; stage: number; frozenDepth: number; target: string }
+  | { kind: "log"; record: StepRecord; totalSteps: number; eta: number }
+  | { kind: "checkpoint"; step: number; path: string }
+  | { kind: "end"; step: number; interrupted: boolean; checkpoint: string | null };
+
+function fmtTime(s: number): string {
+  if (!Number.isFinite(s)) return "?";
+  const m = Math.floor(s / 60), r = Math.round(s % 60);
+  return m > 0 ? `${m}m${String(r).padStart(2, "0")}s` : `${r}s`;
+}
+
+/** The progress line of a logging step. */
+export function formatRecord(r: StepRecord, totalSteps: number, eta: number): string {
+  const term = (name: string, v: number | null, floor: number | null) =>
+    v === null ? "" : `${name} ${v.toFixed(4)}${floor !== null ? ` floor ${floor.toFixed(4)}` : ""}`;
+  const terms = [term("pix", r.pixelLoss, r.pixelFloor), term("lat", r.latentLoss, r.latentFloor)]
+    .filter(Boolean).join(" ");
+  return `step ${r.step}/${totalSteps}  loss ${r.loss.toFixed(4)} (${terms})  frozen ${r.frozenDepth}  ` +
+    `target ${r.target}  lr ${r.lr.toExponential(2)}  ${r.stepsPerSec.toFixed(2)} steps/s  ETA ${
+      fmtTime(eta)
+    }`;
+}
+
+/**
+ * The text of an event, and whether it ends a line (a logging step's line is rewritten in place on a terminal);
+ * null for events that print nothing (stage changes and checkpoints show in the next progress line).
+ */
+export function formatEvent(e: TrainEvent): { text: string; final: boolean } | null {
+  switch (e.kind) {
+    case "resume":
+      return { text: `resumed from ${e.checkpoint} at step ${e.step}`, final: true };
+    case "log":
+      return { text: formatRecord(e.record, e.totalSteps, e.eta), final: false };
+    case "end":
+      return {
+        text: e.interrupted
+          ? `\ninterrupted at step ${e.step}; checkpoint saved to ${e.checkpoint} (continue with --resume)`
+          : `\ndone: ${e.step} steps; checkpoint ${e.checkpoint}`,
+        final: true,
+      };
+    default:
+      return null;
+  }
+}
+
+/** Writes events to stderr: progress lines rewritten in place on a terminal, one per line otherwise. */
+export function printEvent(e: TrainEvent): void {
+  const f = formatEvent(e);
+  if (!f) return;
+  const enc = new TextEncoder();
+  if (Deno.stderr.isTerminal()) Deno.stderr.writeSync(enc.encode(`\r\x1b[K${f.text}${f.final ? "\n" : ""}`));
+  else Deno.stderr.writeSync(enc.encode(f.text + "\n"));
+}
