@@ -26,6 +26,7 @@ import {
 } from "../mod.ts";
 import { hash32 } from "../src/data/rng.ts";
 import { permuteIndex } from "../src/data/sampler.ts";
+import { bounce, heading } from "../src/data/motion.ts";
 
 // ---------------------------------------------------------------- rng and sampler
 
@@ -447,4 +448,18 @@ Deno.test("video folder: a missing ffmpeg is a clear error that says how to inst
     decodeClip("x.mp4", { start: 0, frames: 1, width: 8, height: 8, fps: 1, ffmpeg: "/nonexistent/ffmpeg" }),
     /apt-get install ffmpeg/,
   );
+});
+
+Deno.test("bounce: a trajectory reflects off the borders of its range (hand-computed), heading labels the main object", () => {
+  // a stand-in generator whose uniform draws sit at 90% of their range: the start is (9, 9) in [0, 10]²
+  const rng = { uniform: (a: number, b: number) => a + 0.9 * (b - a) } as unknown as Rng;
+  const { x, y } = bounce(rng, 8, 0, 10, 2, 0);
+  assert.deepEqual(Array.from(x), [9, 9, 7, 5, 3, 1, 1, 3]); // 9+2 = 11 → 9 (reflected); 1−2 = −1 → 1
+  assert.deepEqual(Array.from(y), [9, 9, 9, 9, 9, 9, 9, 9]);
+  const real = new Rng(3);
+  for (let i = 0; i < 50; i++) {
+    const h = heading(real, true);
+    assert.ok(h.direction !== null && directionOf(Math.cos(h.angle), -Math.sin(h.angle)) === h.direction);
+    assert.equal(heading(real, false).direction, null);
+  }
 });

@@ -30,7 +30,7 @@ import {
   IDX_LABELS_MAGIC,
   parseIdx,
 } from "../src/data/moving_fashion_mnist.ts";
-import { makeDataset } from "../src/data/source.ts";
+import { makeDataset } from "../src/data/registry.ts";
 
 let haveFashion = true;
 try {

@@ -19,7 +19,7 @@ import { parseConfig, type TrainConfig } from "../config.ts";
 import { batchToTensor } from "../data/clip.ts";
 import type { ClipDataset } from "../data/dataset.ts";
 import { MovingFashionMnist } from "../data/moving_fashion_mnist.ts";
-import { makeDataset } from "../data/source.ts";
+import { makeDataset } from "../data/registry.ts";
 import { depthFromFraction, extractFeatures } from "../eval/features.ts";
 import { loadSafetensors, saveSafetensors } from "../torch/safetensors.ts";
 import { VideoMAE } from "../models/video_mae.ts";

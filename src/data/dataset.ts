@@ -1,13 +1,13 @@
 /**
  * The interface the loaders see (`ClipDataset`) and serialisable dataset descriptions (`DatasetSpec`), from
- * which `datasetFromSpec` rebuilds a dataset in another thread (the prefetch worker). Pure TypeScript.
+ * which `datasetFromSpec` (registry.ts) rebuilds a dataset in another thread (the prefetch worker). Types only.
  * @module
  */
 import type { ClipBatch } from "./clip.ts";
-import { MovingFashionMnist, type MovingFashionMnistOptions } from "./moving_fashion_mnist.ts";
-import { MovingShapes, type MovingShapesOptions } from "./moving_shapes.ts";
+import type { MovingFashionMnistOptions } from "./moving_fashion_mnist.ts";
+import type { MovingShapesOptions } from "./moving_shapes.ts";
 import type { BatchSampler } from "./sampler.ts";
-import { VideoFolder, type VideoFolderSpec } from "./video_folder.ts";
+import type { VideoFolderSpec } from "./video_folder.ts";
 
 /** A serialisable description of a dataset (structured-clone safe). */
 export type DatasetSpec =
@@ -31,18 +31,4 @@ export interface ClipDataset {
   sampler(batchSize: number, seed?: number, state?: readonly number[]): BatchSampler;
   /** A description from which `datasetFromSpec` rebuilds this dataset. */
   spec(): DatasetSpec;
-}
-
-/** Rebuilds a dataset from its description. */
-export function datasetFromSpec(spec: DatasetSpec): ClipDataset {
-  switch (spec.kind) {
-    case "moving_shapes":
-      return new MovingShapes(spec.options);
-    case "moving_fashion_mnist":
-      return new MovingFashionMnist(spec.options);
-    case "video_folder":
-      return VideoFolder.fromSpec(spec.spec);
-    default:
-      throw new TypeError(`unknown dataset kind '${(spec as { kind: string }).kind}'`);
-  }
 }

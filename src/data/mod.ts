@@ -5,10 +5,10 @@
 export { batchToTensor, checkBatch, type ClipBatch, IMAGENET_MEAN, IMAGENET_STD } from "./clip.ts";
 export { Rng } from "./rng.ts";
 export { BatchSampler } from "./sampler.ts";
+export { bounce, directionOf, heading } from "./motion.ts";
 export {
   BACKGROUND_NAMES,
   DIRECTION_NAMES,
-  directionOf,
   MovingShapes,
   type MovingShapesOptions,
   SHAPE_NAMES,
@@ -28,7 +28,8 @@ export {
   type VideoFolderSpec,
   type VideoInfo,
 } from "./video_folder.ts";
-export { type ClipDataset, datasetFromSpec, type DatasetSpec } from "./dataset.ts";
+export type { ClipDataset, DatasetSpec } from "./dataset.ts";
+export { datasetFromSpec, makeDataset, SOURCES } from "./registry.ts";
 export {
   type ClipLoader,
   createLoader,

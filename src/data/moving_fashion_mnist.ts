@@ -10,7 +10,7 @@
  * a non-zero value it replaces what is below; its black pixels are transparent.
  *
  * Labels (per clip, of the main garment): `shape` = its Fashion-MNIST class (`FASHION_CLASSES`), `direction` =
- * the 8-bin compass direction of its initial velocity (`directionOf` of moving_shapes.ts: counter-clockwise
+ * the 8-bin compass direction of its initial velocity (`directionOf` of motion.ts: counter-clockwise
  * from east, north up; the angle is drawn within ±11.25° of a uniformly chosen bin's centre, as for the moving
  * shapes). Three splits, with independent motion (the generator is seeded with `hash32(seed, index, split)`):
  * "train" draws garments from the first 60000 − `valImages` official training images, "val" from the last
@@ -29,7 +29,7 @@ import { aptInstall } from "./apt.ts";
 import type { ClipBatch } from "./clip.ts";
 import { labelledBatch } from "./labelled_batch.ts";
 import type { ClipDataset, DatasetSpec } from "./dataset.ts";
-import { directionOf } from "./moving_shapes.ts";
+import { bounce, directionOf, heading, hsv } from "./motion.ts";
 import { hash32, Rng } from "./rng.ts";
 import { BatchSampler } from "./sampler.ts";
 import { DataError } from "../errors.ts";
@@ -464,14 +464,6 @@ function resampleWeights(n: number, m: number): { start: Int32Array; w: Float64A
   return { start, w };
 }
 
-function hsv(h: number, s: number, v: number): [number, number, number] {
-  const f = (n: number) => {
-    const k = (n + h * 6) % 6;
-    return Math.round(255 * (v - v * s * Math.max(0, Math.min(k, 4 - k, 1))));
-  };
-  return [f(5), f(3), f(1)];
-}
-
 /**
  * The Moving Fashion-MNIST dataset (see the module documentation): `clip(index)` generates one clip,
  * `batch(indices)` a labelled `ClipBatch`, and `sampler(batchSize, seed)` the deterministic infinite sequence of
@@ -638,30 +630,10 @@ export class MovingFashionMnist implements ClipDataset {
       const hue = rng.float(), sat = rng.uniform(0.5, 1);
       const color: [number, number, number] = o.tint ? hsv(hue, sat, 1) : [255, 255, 255];
       const speed = rng.uniform(o.speed[0], o.speed[1]) * S;
-      const angle = j === 0
-        ? rng.int(8) * Math.PI / 4 + rng.uniform(-0.5, 0.5) * Math.PI / 8
-        : rng.uniform(0, 2 * Math.PI);
+      const { angle } = heading(rng, j === 0);
       const vx0 = speed * Math.cos(angle), vy0 = -speed * Math.sin(angle);
-      const xs = new Float64Array(T), ys = new Float64Array(T);
-      let px = rng.uniform(lo, hi), py = rng.uniform(lo, hi), vx = vx0, vy = vy0;
-      for (let f = 0; f < T; f++) {
-        xs[f] = px;
-        ys[f] = py;
-        px += vx;
-        py += vy;
-        // Reflect off the borders (repeatedly, in case a step overshoots the whole range).
-        for (let it = 0; it < 4 && (px < lo || px > hi); it++) {
-          px = px < lo ? 2 * lo - px : 2 * hi - px;
-          vx = -vx;
-        }
-        for (let it = 0; it < 4 && (py < lo || py > hi); it++) {
-          py = py < lo ? 2 * lo - py : 2 * hi - py;
-          vy = -vy;
-        }
-        px = Math.min(hi, Math.max(lo, px));
-        py = Math.min(hi, Math.max(lo, py));
-      }
-      objects.push({ image, label: src.labels[image], color, velocity: [vx0, vy0], x: xs, y: ys });
+      const { x, y } = bounce(rng, T, lo, hi, vx0, vy0);
+      objects.push({ image, label: src.labels[image], color, velocity: [vx0, vy0], x, y });
     }
 
     // Frames: distractors first, the main garment last. Garment pixel (i, j) covers [left + j, left + j + 1) ×

@@ -22,6 +22,7 @@ import { labelledBatch } from "./labelled_batch.ts";
 import type { ClipDataset, DatasetSpec } from "./dataset.ts";
 import { hash32, Rng } from "./rng.ts";
 import { BatchSampler } from "./sampler.ts";
+import { bounce, heading, hsv } from "./motion.ts";
 
 /** Shape class names, indexed by the `shape` label. */
 export const SHAPE_NAMES: readonly string[] = ["circle", "square", "triangle", "cross"];
@@ -88,22 +89,8 @@ export interface ShapesClip {
   objects: ShapeTrack[];
 }
 
-/** The direction bin (0..7, counter-clockwise from east with north up) of a velocity (x right, y down). */
-export function directionOf(vx: number, vy: number): number {
-  const a = Math.atan2(-vy, vx);
-  return ((Math.round(a / (Math.PI / 4)) % 8) + 8) % 8;
-}
-
 // Distance from centre to the farthest point of each shape, in radii (rotation-independent bound).
 const EXTENT = [1, 0.8 * Math.SQRT2, 1.2, Math.hypot(0.3, 1)];
-
-function hsv(h: number, s: number, v: number): [number, number, number] {
-  const f = (n: number) => {
-    const k = (n + h * 6) % 6;
-    return Math.round(255 * (v - v * s * Math.max(0, Math.min(k, 4 - k, 1))));
-  };
-  return [f(5), f(3), f(1)];
-}
 
 // Whether local coordinates (u, v) (v down) fall inside a shape of radius r.
 function inside(shape: number, u: number, v: number, r: number): boolean {
@@ -289,35 +276,12 @@ export class MovingShapes implements ClipDataset {
       const radius = rng.uniform(o.radius[0], o.radius[1]) * S;
       const rotation = shape === 0 ? 0 : rng.uniform(0, 2 * Math.PI);
       const speed = rng.uniform(o.speed[0], o.speed[1]) * S;
-      let angle: number;
-      if (j === 0) {
-        direction = rng.int(8);
-        angle = direction * Math.PI / 4 + rng.uniform(-0.5, 0.5) * Math.PI / 8;
-      } else {
-        angle = rng.uniform(0, 2 * Math.PI);
-      }
-      const vx0 = speed * Math.cos(angle), vy0 = -speed * Math.sin(angle);
-      const ext = EXTENT[shape] * radius, lo = ext, hi = S - ext;
-      const xs = new Float64Array(T), ys = new Float64Array(T);
-      let px = rng.uniform(lo, hi), py = rng.uniform(lo, hi), vx = vx0, vy = vy0;
-      for (let f = 0; f < T; f++) {
-        xs[f] = px;
-        ys[f] = py;
-        px += vx;
-        py += vy;
-        // Reflect off the borders (repeatedly, in case a step overshoots the whole range).
-        for (let it = 0; it < 4 && (px < lo || px > hi); it++) {
-          px = px < lo ? 2 * lo - px : 2 * hi - px;
-          vx = -vx;
-        }
-        for (let it = 0; it < 4 && (py < lo || py > hi); it++) {
-          py = py < lo ? 2 * lo - py : 2 * hi - py;
-          vy = -vy;
-        }
-        px = Math.min(hi, Math.max(lo, px));
-        py = Math.min(hi, Math.max(lo, py));
-      }
-      objects.push({ shape, color, radius, rotation, velocity: [vx0, vy0], x: xs, y: ys });
+      const h = heading(rng, j === 0);
+      if (h.direction !== null) direction = h.direction;
+      const vx0 = speed * Math.cos(h.angle), vy0 = -speed * Math.sin(h.angle);
+      const ext = EXTENT[shape] * radius;
+      const { x, y } = bounce(rng, T, ext, S - ext, vx0, vy0);
+      objects.push({ shape, color, radius, rotation, velocity: [vx0, vy0], x, y });
     }
 
     // Frames: background + per-frame noise, then the shapes, distractors first and the main object last.

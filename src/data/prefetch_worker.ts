@@ -6,7 +6,8 @@
  * @module
  */
 import type { ClipBatch } from "./clip.ts";
-import { type ClipDataset, datasetFromSpec, type DatasetSpec } from "./dataset.ts";
+import type { ClipDataset, DatasetSpec } from "./dataset.ts";
+import { datasetFromSpec } from "./registry.ts";
 import type { BatchSampler } from "./sampler.ts";
 
 /** Main thread → worker: start producing. */

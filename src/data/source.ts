@@ -6,28 +6,8 @@
  */
 import type { TrainConfig } from "../config.ts";
 import type { ClipBatch } from "./clip.ts";
-import type { ClipDataset } from "./dataset.ts";
-import { MovingFashionMnist } from "./moving_fashion_mnist.ts";
-import { MovingShapes } from "./moving_shapes.ts";
 import { type ClipLoader, createLoader } from "./prefetch.ts";
-import { VideoFolder } from "./video_folder.ts";
-
-/** The dataset a configuration names. */
-export async function makeDataset(cfg: TrainConfig): Promise<ClipDataset> {
-  const d = cfg.data;
-  if (d.source === "folder") {
-    return await VideoFolder.open(d.path!, {
-      frames: d.frames,
-      size: d.size,
-      stride: d.frameStride,
-      seed: cfg.seed,
-    });
-  }
-  if (d.source === "fashion") {
-    return await MovingFashionMnist.open({ frames: d.frames, size: d.size, seed: cfg.seed, split: "train" });
-  }
-  return new MovingShapes({ frames: d.frames, size: d.size, seed: cfg.seed });
-}
+import { makeDataset } from "./registry.ts";
 
 /** Added to the run's seed for the dataset the loss floors are estimated from (see `floorClips`). */
 export const FLOOR_SEED_OFFSET = 0x5eed;

@@ -1,0 +1,70 @@
+/**
+ * The one registry of datasets: for each `data.source` of the configuration, how to open it from a training
+ * configuration, the `kind` of its serialisable description, and how to rebuild it from that description (in the
+ * prefetch worker). Pure TypeScript: the worker imports it, so it must not reach the FFI shim.
+ * @module
+ */
+import type { TrainConfig } from "../config.ts";
+import { DataError } from "../errors.ts";
+import type { ClipDataset, DatasetSpec } from "./dataset.ts";
+import { MovingFashionMnist } from "./moving_fashion_mnist.ts";
+import { MovingShapes } from "./moving_shapes.ts";
+import { VideoFolder } from "./video_folder.ts";
+
+/** One dataset source: its configuration name, its description's kind, and its two constructors. */
+interface Source<K extends DatasetSpec["kind"]> {
+  /** The `kind` of the descriptions its datasets give (`spec()`). */
+  kind: K;
+  /** Opens the dataset a training configuration names (the training split, seeded by the run's seed). */
+  open(cfg: TrainConfig): ClipDataset | Promise<ClipDataset>;
+  /** Rebuilds a dataset from its description. */
+  fromSpec(spec: Extract<DatasetSpec, { kind: K }>): ClipDataset;
+}
+
+/** The sources by their `data.source` name. */
+export const SOURCES: {
+  shapes: Source<"moving_shapes">;
+  fashion: Source<"moving_fashion_mnist">;
+  folder: Source<"video_folder">;
+} = {
+  shapes: {
+    kind: "moving_shapes",
+    open: (cfg) => new MovingShapes({ frames: cfg.data.frames, size: cfg.data.size, seed: cfg.seed }),
+    fromSpec: (spec) => new MovingShapes(spec.options),
+  },
+  fashion: {
+    kind: "moving_fashion_mnist",
+    open: (cfg) =>
+      MovingFashionMnist.open({
+        frames: cfg.data.frames,
+        size: cfg.data.size,
+        seed: cfg.seed,
+        split: "train",
+      }),
+    fromSpec: (spec) => new MovingFashionMnist(spec.options),
+  },
+  folder: {
+    kind: "video_folder",
+    open: (cfg) =>
+      VideoFolder.open(cfg.data.path!, {
+        frames: cfg.data.frames,
+        size: cfg.data.size,
+        stride: cfg.data.frameStride,
+        seed: cfg.seed,
+      }),
+    fromSpec: (spec) => VideoFolder.fromSpec(spec.spec),
+  },
+};
+
+/** The dataset a configuration names. */
+export async function makeDataset(cfg: TrainConfig): Promise<ClipDataset> {
+  return await SOURCES[cfg.data.source].open(cfg);
+}
+
+/** Rebuilds a dataset from its description (e.g. in the prefetch worker). */
+export function datasetFromSpec(spec: DatasetSpec): ClipDataset {
+  for (const s of Object.values(SOURCES)) {
+    if (s.kind === spec.kind) return (s.fromSpec as (d: DatasetSpec) => ClipDataset)(spec);
+  }
+  throw new DataError("dataset", `unknown dataset kind '${(spec as { kind: string }).kind}'`);
+}
