@@ -4,7 +4,8 @@
 import assert from "node:assert/strict";
 import * as torch from "../mod.ts";
 import { experimentConfigFromArgs } from "../src/cli/experiment.ts";
-import { type ExperimentResults, probeDatasets, runExperiment } from "../src/eval/experiment.ts";
+import { type ExperimentResults, runExperiment } from "../src/eval/experiment.ts";
+import { probeDatasets } from "../src/eval/experiment_probes.ts";
 import {
   EXPERIMENT_TRAIN_DEFAULTS,
   ExperimentConfigError,

@@ -24,12 +24,8 @@ import {
   MovingFashionMnist,
   parseConfig,
 } from "../mod.ts";
-import {
-  fashionMnistDir,
-  IDX_IMAGES_MAGIC,
-  IDX_LABELS_MAGIC,
-  parseIdx,
-} from "../src/data/moving_fashion_mnist.ts";
+import { fashionMnistDir } from "../src/data/fashion_mnist.ts";
+import { IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, parseIdx } from "../src/data/idx.ts";
 import { makeDataset } from "../src/data/registry.ts";
 
 let haveFashion = true;

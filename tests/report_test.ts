@@ -8,17 +8,9 @@
  */
 import assert from "node:assert/strict";
 import { crc32, encodePng, imageGrid, PNG_SIGNATURE, type RgbImage, upscale } from "../src/eval/png.ts";
-import {
-  barChart,
-  checkReport,
-  escapeHtml,
-  formatNumber,
-  image,
-  lineChart,
-  renderReport,
-  table,
-  writeReport,
-} from "../src/eval/report.ts";
+import { barChart, lineChart } from "../src/eval/charts.ts";
+import { checkReport, renderReport, writeReport } from "../src/eval/report.ts";
+import { escapeHtml, formatNumber, image, table } from "../src/eval/html.ts";
 
 // ---------------------------------------------------------------- helpers
 

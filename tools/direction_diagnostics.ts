@@ -18,11 +18,11 @@ import { experimentConfigFromArgs } from "../src/cli/experiment.ts";
 import {
   disposeClips,
   featuresOf,
-  loadModel,
   probeClips,
   probeFeatures,
   type ProbeName,
-} from "../src/eval/experiment.ts";
+} from "../src/eval/experiment_probes.ts";
+import { loadModel } from "../src/eval/experiment.ts";
 import { parseExperimentConfig, runConfig } from "../src/eval/experiment_config.ts";
 import { manualSeed, modelConfig, noGrad, scope, tensor, trainLinearProbe, VideoMAE } from "../mod.ts";
 

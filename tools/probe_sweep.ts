@@ -17,10 +17,10 @@ import {
   disposeClips,
   type FeatureSet,
   featuresOf,
-  loadModel,
   pixelFeaturesOf,
   probeClips,
-} from "../src/eval/experiment.ts";
+} from "../src/eval/experiment_probes.ts";
+import { loadModel } from "../src/eval/experiment.ts";
 import { parseExperimentConfig, runConfig } from "../src/eval/experiment_config.ts";
 import {
   manualSeed,

@@ -45,12 +45,14 @@ export {
   FASHION_MNIST_DIR,
   FASHION_MNIST_FILES,
   FASHION_MNIST_PACKAGE,
-  type FashionClip,
   type FashionMnistData,
+  loadFashionMnist,
+} from "./fashion_mnist.ts";
+export {
+  type FashionClip,
   type FashionSplit,
   type GarmentTrack,
-  type IdxArray,
-  loadFashionMnist,
   MovingFashionMnist,
   type MovingFashionMnistOptions,
 } from "./moving_fashion_mnist.ts";
+export { type IdxArray } from "./idx.ts";

@@ -12,25 +12,18 @@
  * short keeps what it measured.
  * @module
  */
-import { noGrad } from "../torch/autograd.ts";
-import { tensor } from "../torch/creation.ts";
-import { cat } from "../torch/functional.ts";
 import type { Device } from "../torch/dtype.ts";
 import { scope } from "../torch/scope.ts";
 import type { Tensor } from "../torch/tensor.ts";
 import { cuda, liveTensors, manualSeed } from "../torch/runtime.ts";
 import type { TrainConfig } from "../config.ts";
-import { batchToTensor, IMAGENET_MEAN, IMAGENET_STD } from "../data/clip.ts";
-import { MovingFashionMnist } from "../data/moving_fashion_mnist.ts";
 import { floorClips, makeBatchSource } from "../data/source.ts";
 import { loadSafetensors } from "../torch/safetensors.ts";
-import { makeMask } from "../models/masking.ts";
-import { patchify, pixelTargets } from "../models/targets.ts";
 import { VideoMAE } from "../models/video_mae.ts";
 import { listCheckpoints } from "../train/checkpoint.ts";
 import { modelConfig, resolveDevice, train } from "../train/trainer.ts";
 import { formatEvent, type StepRecord } from "../train/events.ts";
-import { type CollapseMetrics, collapseMetrics } from "./collapse.ts";
+import { collapseMetrics } from "./collapse.ts";
 import { layerOutputs, linearCka } from "./convergence.ts";
 import {
   type Baseline,
@@ -41,32 +34,20 @@ import {
   runName,
 } from "./experiment_config.ts";
 import { renderExperimentReport } from "./experiment_report.ts";
+import { reconstructionGrid } from "./reconstruction.ts";
 import { extractFeatures } from "./features.ts";
 import { type LearningVerdict, learningVerdict } from "./learning.ts";
-import { encodePng, imageGrid, type RgbImage, upscale } from "./png.ts";
-import {
-  type ProbeResult,
-  probeWithSeeds,
-  type SeedStats,
-  trainAttentiveProbes,
-  trainLinearProbe,
-} from "./probe.ts";
+import type { SeedStats } from "./probe.ts";
 import { writeReport } from "./report.ts";
-
-/** The four probes: linear / attentive × garment class / motion direction. */
-export const PROBES = ["linearShape", "linearDirection", "attentiveShape", "attentiveDirection"] as const;
-/** One of the four probes. */
-export type ProbeName = (typeof PROBES)[number];
-
-/** An encoder's probe results and the collapse metrics of its pooled evaluation features. */
-export interface ProbeSummary {
-  /** Accuracy on the evaluation split of each probe, over probe seeds. */
-  probes: Record<ProbeName, SeedStats>;
-  /** Accuracy on the probes' own training clips (mean over probe seeds): how well each probe fit. */
-  trainAccuracy: Record<ProbeName, number>;
-  /** Collapse metrics of the pooled evaluation features. */
-  collapse: CollapseMetrics;
-}
+import {
+  disposeClips,
+  type LabelledClips,
+  pixelFeaturesOf,
+  probeClips,
+  probeFeatures,
+  probeModel,
+  type ProbeSummary,
+} from "./experiment_probes.ts";
 
 /** One trained run: a mode from one training seed. */
 export interface RunResult extends ProbeSummary {
@@ -116,76 +97,6 @@ export interface ExperimentResults {
   modes: { mode: ExperimentMode; runs: RunResult[] }[];
 }
 
-/** Dataset seeds of the probe clips: the same clips for every run, whatever the training seed. */
-export const PROBE_DATA_SEEDS = { train: 1, eval: 2 } as const;
-
-/** Labelled clips of one split, as [chunk, C, T, H, W] tensors on a device, and their labels. */
-export interface LabelledClips {
-  /** The clips, in chunks of up to 64. */
-  xs: Tensor[];
-  /** Garment class of each clip. */
-  shape: number[];
-  /** Motion direction of each clip. */
-  direction: number[];
-}
-
-async function clipsOf(
-  ds: MovingFashionMnist,
-  n: number,
-  device: Device,
-  chunk = 64,
-): Promise<LabelledClips> {
-  const xs: Tensor[] = [], shape: number[] = [], direction: number[] = [];
-  try {
-    for (let i = 0; i < n; i += chunk) {
-      const b = await ds.batch(Array.from({ length: Math.min(chunk, n - i) }, (_, k) => i + k));
-      xs.push(batchToTensor(b, device));
-      shape.push(...b.labels!.shape);
-      direction.push(...b.labels!.direction);
-    }
-  } catch (err) {
-    for (const x of xs) x.dispose();
-    throw err;
-  }
-  return { xs, shape, direction };
-}
-
-/** Frees the clips. */
-export function disposeClips(c: LabelledClips): void {
-  for (const x of c.xs) x.dispose();
-}
-
-/**
- * The datasets the probe clips come from: the training split (the training images less the held-out ones) and
- * the evaluation split (`val`: the held-out training images; `test`: the official test images).
- */
-export async function probeDatasets(
-  e: ExperimentConfig,
-): Promise<{ train: MovingFashionMnist; eval: MovingFashionMnist }> {
-  const d = runConfig(e, e.modes[0], e.seeds[0]).data;
-  const open = (split: "train" | "val" | "test", seed: number) =>
-    MovingFashionMnist.open({ frames: d.frames, size: d.size, split, seed });
-  return {
-    train: await open("train", PROBE_DATA_SEEDS.train),
-    eval: await open(e.probe.split, PROBE_DATA_SEEDS.eval),
-  };
-}
-
-/** The probe clips (`probe.trainClips` of the training split, `probe.evalClips` of the evaluation split). */
-export async function probeClips(
-  e: ExperimentConfig,
-  device: Device,
-): Promise<{ train: LabelledClips; eval: LabelledClips }> {
-  const ds = await probeDatasets(e);
-  const train = await clipsOf(ds.train, e.probe.trainClips, device);
-  try {
-    return { train, eval: await clipsOf(ds.eval, e.probe.evalClips, device) };
-  } catch (err) {
-    disposeClips(train);
-    throw err;
-  }
-}
-
 /** A VideoMAE of `cfg`'s architecture with the model weights of a training checkpoint. */
 export function loadModel(path: string, cfg: TrainConfig, device: Device): VideoMAE {
   const model = new VideoMAE(modelConfig(cfg), device);
@@ -196,148 +107,6 @@ export function loadModel(path: string, cfg: TrainConfig, device: Device): Video
     model.loadStateDict(sd);
   });
   return model;
-}
-
-/** Pooled [N, D] and token [N, T, D] features of some clip chunks. */
-export interface FeatureSet {
-  /** Mean over tokens. */
-  pooled: Tensor;
-  /** Every token. */
-  tokens: Tensor;
-}
-
-/** Pooled and token features of clip chunks after `depth` blocks (default all), concatenated. */
-export function featuresOf(model: VideoMAE, xs: Tensor[], depth?: number): FeatureSet {
-  return scope(() => {
-    const parts = xs.map((x) => extractFeatures(model.encoder, x, { depth }));
-    return {
-      pooled: scope(() => cat(parts.map((p) => p.pooled), 0)),
-      tokens: scope(() => cat(parts.map((p) => p.tokens), 0)),
-    };
-  });
-}
-
-/** The raw-pixel "features" of clip chunks: each tubelet's pixels as a token [N, T, pt·ph·pw·C], and their mean. */
-export function pixelFeaturesOf(xs: Tensor[], tubelet: number, patch: number): FeatureSet {
-  return noGrad(() =>
-    scope(() => {
-      const tokens = cat(xs.map((x) => pixelTargets(x, tubelet, patch, false)), 0);
-      return { pooled: tokens.mean(1), tokens };
-    })
-  );
-}
-
-/** The four probes over every probe seed on precomputed features, and collapse metrics of the pooled ones. */
-export function probeFeatures(
-  tr: FeatureSet,
-  ev: FeatureSet,
-  train_: LabelledClips,
-  eval_: LabelledClips,
-  e: ExperimentConfig,
-): ProbeSummary {
-  return scope(() => {
-    const device = tr.pooled.device;
-    const labels = (v: number[]) => tensor(Int32Array.from(v), { device }).long();
-    const y = {
-      Shape: [labels(train_.shape), labels(eval_.shape)],
-      Direction: [labels(train_.direction), labels(eval_.direction)],
-    };
-    const p = e.probe;
-    const lin = { epochs: p.linearEpochs, lr: p.linearLr };
-    const att = { epochs: p.attentiveEpochs, lr: p.attentiveLr, batchSize: p.attentiveBatch };
-    const probes = {} as Record<ProbeName, SeedStats>;
-    const trainAccuracy = {} as Record<ProbeName, number>;
-    const record = (name: ProbeName, rs: ProbeResult[]) => {
-      probes[name] = probeWithSeeds((seed) => rs[p.seeds.indexOf(seed)], p.seeds);
-      trainAccuracy[name] = rs.reduce((a, r) => a + r.trainAccuracy, 0) / rs.length;
-    };
-    for (const label of ["Shape", "Direction"] as const) {
-      const [ytr, yev] = y[label];
-      record(
-        `linear${label}`,
-        p.seeds.map((seed) => trainLinearProbe(tr.pooled, ytr, ev.pooled, yev, { ...lin, seed })),
-      );
-    }
-    // both labels' attentive probes in one pass over the tokens per batch (trainAttentiveProbes)
-    const att2 = p.seeds.map((seed) =>
-      trainAttentiveProbes(tr.tokens, [y.Shape[0], y.Direction[0]], ev.tokens, [y.Shape[1], y.Direction[1]], {
-        ...att,
-        seed,
-      })
-    );
-    record("attentiveShape", att2.map((r) => r[0]));
-    record("attentiveDirection", att2.map((r) => r[1]));
-    return { probes, trainAccuracy, collapse: collapseMetrics(ev.pooled) };
-  });
-}
-
-/** Features of an encoder (at `depth`, default all) on the probe clips, probed. */
-function probeModel(
-  model: VideoMAE,
-  clips: { train: LabelledClips; eval: LabelledClips },
-  e: ExperimentConfig,
-  depth?: number,
-): ProbeSummary {
-  return scope(() =>
-    probeFeatures(
-      featuresOf(model, clips.train.xs, depth),
-      featuresOf(model, clips.eval.xs, depth),
-      clips.train,
-      clips.eval,
-      e,
-    )
-  );
-}
-
-/** Frames of clips [B, C, T, H, W] (ImageNet-normalised) as RGB images, one per (clip, frame index). */
-function framesToImages(x: Tensor, frameIdx: number[]): RgbImage[] {
-  const [b, , , h, w] = x.shape;
-  const data = noGrad(() =>
-    scope(() => {
-      const mean = tensor(new Float32Array(IMAGENET_MEAN), { shape: [1, 3, 1, 1, 1], device: x.device });
-      const std = tensor(new Float32Array(IMAGENET_STD), { shape: [1, 3, 1, 1, 1], device: x.device });
-      return x.mul(std).add(mean).clamp(0, 1).mul(255).permute([0, 2, 3, 4, 1]).contiguous().to({
-        dtype: "u8",
-      })
-        .toArray();
-    })
-  ) as Uint8Array;
-  const t = x.shape[2];
-  const out: RgbImage[] = [];
-  for (let i = 0; i < b; i++) {
-    for (const f of frameIdx) {
-      const off = ((i * t) + f) * h * w * 3;
-      out.push({ rgb: data.slice(off, off + h * w * 3), width: w, height: h });
-    }
-  }
-  return out;
-}
-
-/** Input, masked input and reconstruction of a few clips, as one PNG grid (rows: clip × kind; columns: frames). */
-async function reconstructionGrid(model: VideoMAE, x: Tensor, cfg: TrainConfig): Promise<Uint8Array> {
-  const m = modelConfig(cfg);
-  const frames = [0, Math.floor(m.frames / 3), Math.floor((2 * m.frames) / 3), m.frames - 1];
-  const rows = noGrad(() =>
-    scope(() => {
-      const [b, c, t, h, w] = x.shape;
-      const mask = makeMask(cfg.mask.kind, b, model.encoder.grid, cfg.mask.ratio, x.device);
-      const pred = model.forward(x, mask.keep, mask.masked);
-      const patches = patchify(x, m.tubelet, m.patch); // [B, N, K, C]
-      const [, n, k] = patches.shape;
-      const flat = patches.reshape([b, n, k * c]);
-      const idx = mask.masked.unsqueeze(-1).expand([b, mask.masked.shape[1], k * c]);
-      const unpatch = (p: Tensor) =>
-        p.reshape([b, t / m.tubelet, h / m.patch, w / m.patch, m.tubelet, m.patch, m.patch, c])
-          .permute([0, 7, 1, 4, 2, 5, 3, 6]).reshape([b, c, t, h, w]);
-      const masked = unpatch(flat.scatter(1, idx, flat.mul(0).gather(1, idx)));
-      const recon = unpatch(flat.scatter(1, idx, pred.float()));
-      return [x, masked, recon].map((v) => framesToImages(v, frames));
-    })
-  );
-  const tiles: RgbImage[] = [];
-  for (let i = 0; i < x.shape[0]; i++) for (const r of rows) tiles.push(...r.slice(i * 4, i * 4 + 4));
-  const grid = upscale(imageGrid(tiles, 4), 2);
-  return await encodePng(grid.rgb, grid.width, grid.height);
 }
 
 /** A one-line summary of an encoder's probes. */

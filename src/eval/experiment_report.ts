@@ -4,14 +4,17 @@
  * the HTML report. Pure: results in, numbers, words and HTML out (no tensors).
  * @module
  */
-import { FASHION_CLASSES } from "../data/moving_fashion_mnist.ts";
+import { FASHION_CLASSES } from "../data/fashion_mnist.ts";
 import { DIRECTION_NAMES } from "../data/moving_shapes.ts";
 import { resolveSchedule } from "../layerlock/schedule.ts";
 import type { ExperimentMode } from "./experiment_config.ts";
-import type { ExperimentResults, ProbeName, ProbeSummary, RunResult } from "./experiment.ts";
+import type { ExperimentResults, RunResult } from "./experiment.ts";
+import type { ProbeName, ProbeSummary } from "./experiment_probes.ts";
 import type { StepRecord } from "../train/events.ts";
 import { LEARNING_RATIO } from "./learning.ts";
-import { barChart, escapeHtml, lineChart, type LineSeries, renderReport, table } from "./report.ts";
+import { barChart, lineChart, type LineSeries } from "./charts.ts";
+import { escapeHtml, table } from "./html.ts";
+import { renderReport } from "./report.ts";
 import {
   compare,
   type Comparison,

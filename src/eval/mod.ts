@@ -7,20 +7,20 @@ export {
   type Bar,
   barChart,
   type BarChartOptions,
-  type Cell,
-  checkReport,
-  image,
   lineChart,
   type LineChartOptions,
   type LineSeries,
   PALETTE,
+} from "./charts.ts";
+export { type Cell, image, table } from "./html.ts";
+export {
+  checkReport,
   renderReport,
   type ReportCheck,
   type ReportContent,
   type ReportImage,
   type ReportImageRef,
   type ReportSection,
-  table,
   writeReport,
 } from "./report.ts";
 export {
