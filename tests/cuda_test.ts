@@ -1,7 +1,7 @@
 // CUDA: runs where a CUDA build of torch and a GPU are present (a lent GPU machine); ignored elsewhere.
 import assert from "node:assert/strict";
 import * as torch from "../mod.ts";
-import { assertClose, noLeak } from "./helpers.ts";
+import { assertClose, noLeak, SMALL_DATA, SMALL_MODEL, tempDir } from "./helpers.ts";
 import { makeBatchSource } from "../src/data/source.ts";
 
 const record = JSON.parse(Deno.readTextFileSync(new URL("../native/build/current.json", import.meta.url)));
@@ -111,21 +111,13 @@ Deno.test({
     const before = torch.liveTensors();
     const cfg = torch.parseConfig({
       device: "cuda",
-      model: {
-        encoderDim: 48,
-        encoderDepth: 4,
-        encoderHeads: 3,
-        decoderDim: 24,
-        decoderDepth: 1,
-        decoderHeads: 3,
-      },
-      data: { frames: 4, size: 16, prefetch: 0 },
+      model: SMALL_MODEL,
+      data: SMALL_DATA,
       optim: { batchSize: 2, steps: 12, warmupSteps: 2 },
       layerlock: { pixelSteps: 4, interval: 2, maxFrozen: 3 },
       log: { every: 1, checkpointEvery: 100 },
     });
-    await Deno.mkdir("runs/tmp", { recursive: true });
-    const dir = await Deno.makeTempDir({ dir: "runs/tmp", prefix: "cuda_" });
+    const dir = await tempDir("cuda_");
     const quiet = () => {};
     const a = await torch.train(cfg, {
       runDir: dir,

@@ -5,7 +5,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { assertClose, leakFreeTest } from "./helpers.ts";
+import { assertClose, leakFreeTest, tempDir } from "./helpers.ts";
 import {
   BatchSampler,
   batchToTensor,
@@ -365,8 +365,7 @@ Deno.test({
   name: "video folder: decodes random clips of the user's videos (shape, ranges, colours, loaders)",
   ignore: !haveFfmpeg,
   async fn() {
-    await Deno.mkdir("runs/tmp", { recursive: true });
-    const dir = await Deno.makeTempDir({ dir: "runs/tmp", prefix: "videos_" });
+    const dir = await tempDir("videos_");
     try {
       await Deno.mkdir(`${dir}/sub`);
       await ffmpegMake(["-f", "lavfi", "-i", "testsrc=size=64x48:rate=10", "-t", "2", `${dir}/test.mp4`]);

@@ -7,7 +7,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { noLeak } from "./helpers.ts";
+import { noLeak, tempDir } from "./helpers.ts";
 import {
   batchToTensor,
   createLoader,
@@ -301,8 +301,7 @@ function idx(magic: number, dims: number[], data: Uint8Array | number): Uint8Arr
 }
 
 Deno.test("fashion-mnist: missing, corrupt or truncated IDX files give clear errors", async () => {
-  await Deno.mkdir("runs/tmp", { recursive: true });
-  const dir = await Deno.makeTempDir({ dir: "runs/tmp", prefix: "fashion_bad_" });
+  const dir = await tempDir("fashion_bad_");
   try {
     const f = FASHION_MNIST_FILES.test, imgPath = `${dir}/${f.images}`, labPath = `${dir}/${f.labels}`;
     const put = async (path: string, bytes: Uint8Array, compress = true) =>
@@ -360,8 +359,7 @@ Deno.test("fashion-mnist: missing, corrupt or truncated IDX files give clear err
 
 Deno.test("fashion-mnist: LAYERLOCK_FASHION_MNIST names the folder, and is never installed into", async () => {
   await ensureFashionMnist({ log: () => {} });
-  await Deno.mkdir("runs/tmp", { recursive: true });
-  const dir = await Deno.makeTempDir({ dir: "runs/tmp", prefix: "fashion_env_" });
+  const dir = await tempDir("fashion_env_");
   const saved = Deno.env.get("LAYERLOCK_FASHION_MNIST");
   try {
     Deno.env.set("LAYERLOCK_FASHION_MNIST", dir);

@@ -9,7 +9,7 @@ import { LEARNING_RATIO, learningVerdict } from "../src/eval/learning.ts";
 import { floorLoss } from "../src/models/targets.ts";
 import { meanTarget, TargetFloor } from "../src/layerlock/floor.ts";
 import { train } from "../src/train/trainer.ts";
-import { assertClose, leakFreeTest, prng } from "./helpers.ts";
+import { assertClose, leakFreeTest, prng, SMALL_DATA, tempDir } from "./helpers.ts";
 
 leakFreeTest("floorLoss: the MSE of the per-position mean on the given tokens (hand-computed)", () => {
   torch.scope(() => {
@@ -124,7 +124,7 @@ function tinyRun(lr: number, mode = "mae") {
       decoderHeads: 2,
       patch: 4,
     },
-    data: { frames: 4, size: 16, prefetch: 0 },
+    data: SMALL_DATA,
     mask: { ratio: 0.5 },
     optim: { steps: 300, warmupSteps: 20, lr },
     layerlock: { mode, pixelSteps: 200, interval: 50, maxFrozen: 1 },
@@ -133,8 +133,7 @@ function tinyRun(lr: number, mode = "mae") {
 }
 
 async function runTiny(lr: number, mode = "mae") {
-  await Deno.mkdir("runs/tmp", { recursive: true });
-  const dir = await Deno.makeTempDir({ dir: "runs/tmp", prefix: "floor_" });
+  const dir = await tempDir("floor_");
   const cfg = tinyRun(lr, mode);
   try {
     await train(cfg, {

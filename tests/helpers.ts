@@ -57,3 +57,30 @@ export function prng(seed: number): () => number {
 
 /** The number of elements of a shape. */
 export const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+
+/** The model of the small training runs in tests: a 4-block, 48-wide encoder (3 heads) and a 1-block decoder. */
+export const SMALL_MODEL = {
+  encoderDim: 48,
+  encoderDepth: 4,
+  encoderHeads: 3,
+  decoderDim: 24,
+  decoderDepth: 1,
+  decoderHeads: 3,
+} as const;
+
+/** The data of the small training runs in tests: 4 frames of 16×16 moving shapes, read in the same thread. */
+export const SMALL_DATA = { frames: 4, size: 16, prefetch: 0 } as const;
+
+/** A fresh temporary folder under runs/tmp (the only place the test task may write). */
+export async function tempDir(prefix: string): Promise<string> {
+  await Deno.mkdir("runs/tmp", { recursive: true });
+  return await Deno.makeTempDir({ dir: "runs/tmp", prefix });
+}
+
+/** The permissions a test gives a `deno run` of a command-line tool: FFI to the shim, read, env, write to runs. */
+export const CLI_PERMISSIONS = [
+  "--allow-ffi=native/build",
+  "--allow-read",
+  "--allow-env",
+  "--allow-write=runs",
+];

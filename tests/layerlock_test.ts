@@ -24,7 +24,7 @@ import { pixelTargets } from "../src/models/targets.ts";
 import { VideoMAE } from "../src/models/video_mae.ts";
 import { modelConfig, train } from "../src/train/trainer.ts";
 import type { TrainEvent } from "../src/train/events.ts";
-import { noLeak } from "./helpers.ts";
+import { noLeak, SMALL_DATA, SMALL_MODEL, tempDir } from "./helpers.ts";
 
 // ------------------------------------------------------------------------------ the schedule (pure)
 
@@ -137,15 +137,8 @@ Deno.test("schedule: derived defaults follow the ViT-G proportions and bad maxFr
 // ------------------------------------------------------------------------------ mechanics, on a small model
 
 const SMALL: TrainConfig = parseConfig({
-  model: {
-    encoderDim: 48,
-    encoderDepth: 4,
-    encoderHeads: 3,
-    decoderDim: 24,
-    decoderDepth: 1,
-    decoderHeads: 3,
-  },
-  data: { frames: 4, size: 16, prefetch: 0 },
+  model: SMALL_MODEL,
+  data: SMALL_DATA,
   optim: { batchSize: 2, steps: 24, warmupSteps: 2, lr: 3e-3 },
   layerlock: { pixelSteps: 6, interval: 6, maxFrozen: 3 },
   log: { every: 1, checkpointEvery: 1000 },
@@ -280,10 +273,7 @@ Deno.test("the encoder's input and the latent targets are two passes: the prefix
 
 // ------------------------------------------------------------------------------ the modes, through the trainer
 
-async function tempRun(): Promise<string> {
-  await Deno.mkdir("runs/tmp", { recursive: true });
-  return await Deno.makeTempDir({ dir: "runs/tmp", prefix: "ll_" });
-}
+const tempRun = () => tempDir("ll_");
 const quiet = () => {};
 /** Held-out clips for the convergence trigger (no loss floors: log.floorClips is left at its default here). */
 const heldOut = (cfg: TrainConfig) => ({ floorClips: (n: number) => floorClips(cfg, n) });

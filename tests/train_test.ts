@@ -11,7 +11,7 @@ import { maskedMse, pixelTargets } from "../src/models/targets.ts";
 import { VideoMAE } from "../src/models/video_mae.ts";
 import { AdamW } from "../src/optim/adamw.ts";
 import { modelConfig, train } from "../src/train/trainer.ts";
-import { noLeak } from "./helpers.ts";
+import { CLI_PERMISSIONS, noLeak, tempDir } from "./helpers.ts";
 
 /** A model small enough to train in seconds on 2 cores. */
 const SMALL = {
@@ -156,15 +156,7 @@ Deno.test("configuration errors name the offending key", () => {
 
 async function cli(args: string[], onStderr?: (text: string, child: Deno.ChildProcess) => void) {
   const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-ffi=native/build",
-      "--allow-read",
-      "--allow-env",
-      "--allow-write=runs",
-      "src/cli/train.ts",
-      ...args,
-    ],
+    args: ["run", ...CLI_PERMISSIONS, "src/cli/train.ts", ...args],
     stdout: "piped",
     stderr: "piped",
   }).spawn();
@@ -244,8 +236,7 @@ Deno.test("command line: Ctrl-C saves a checkpoint and --resume finishes the run
 });
 
 Deno.test("command line: without --name a second run goes to runs/default-2, never over the first", async () => {
-  await Deno.mkdir("runs/tmp", { recursive: true });
-  const cwd = await Deno.makeTempDir({ dir: "runs/tmp", prefix: "names_" });
+  const cwd = await tempDir("names_");
   const script = new URL("../src/cli/train.ts", import.meta.url).pathname;
   const run = () =>
     new Deno.Command(Deno.execPath(), {
