@@ -36,12 +36,39 @@ function smallConfig(extra: Record<string, unknown> = {}): TrainConfig {
   return parseConfig(raw);
 }
 
-async function tempRun(): Promise<string> {
-  await Deno.mkdir("runs/tmp", { recursive: true });
-  return await Deno.makeTempDir({ dir: "runs/tmp", prefix: "train_" });
-}
+const tempRun = () => tempDir("train_");
 
 const quiet = () => {};
+
+Deno.test("a run folder that cannot be used is an IoError naming it, before anything native is made", async () => {
+  const dir = await tempRun();
+  const file = `${dir}/not-a-folder`;
+  await Deno.writeTextFile(file, "x");
+  const before = torch.liveTensors();
+  await assert.rejects(
+    () => train(smallConfig(), { runDir: file, resume: false, data: makeBatchSource, onEvent: quiet }),
+    (e) =>
+      e instanceof torch.IoError && e.code === "io" && e.where.startsWith(file) && e.message.includes(file),
+  );
+  assert.equal(torch.liveTensors(), before);
+});
+
+Deno.test("resuming from a corrupt checkpoint fails clearly, frees everything and leaves the file as it was", async () => {
+  const dir = await tempRun();
+  const cfg = smallConfig({ optim: { steps: 4 } });
+  await train(cfg, { runDir: dir, resume: false, data: makeBatchSource, onEvent: quiet });
+  const [ckpt] = [...Deno.readDirSync(`${dir}/checkpoints`)].map((e) => `${dir}/checkpoints/${e.name}`);
+  const bytes = await Deno.readFile(ckpt);
+  const cut = bytes.subarray(0, bytes.length - 100);
+  await Deno.writeFile(ckpt, cut);
+  const before = torch.liveTensors();
+  await assert.rejects(
+    () => train(cfg, { runDir: dir, resume: true, data: makeBatchSource, onEvent: quiet }),
+    (e) => e instanceof torch.TorchError && e.message.includes(ckpt),
+  );
+  assert.equal(torch.liveTensors(), before, "nothing native left behind");
+  assert.deepEqual(await Deno.readFile(ckpt), cut, "the checkpoint is untouched");
+});
 
 Deno.test("a single batch is overfit: the loss falls by a large factor", () =>
   noLeak(() => {

@@ -8,7 +8,7 @@
  * Writes are atomic, and only the oldest checkpoints beyond `keep` are deleted, after a new one is complete.
  * @module
  */
-import { TorchError } from "../errors.ts";
+import { IoError, TorchError } from "../errors.ts";
 import { loadSafetensors, readSafetensorsMetadata, saveSafetensors } from "../torch/safetensors.ts";
 import type { Module } from "../nn/module.ts";
 import type { AdamW } from "../optim/adamw.ts";
@@ -44,7 +44,9 @@ export function listCheckpoints(dir: string): string[] {
       e,
     ) => e.name);
   } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    if (!(e instanceof Deno.errors.NotFound)) {
+      throw new IoError(dir, `cannot list the checkpoints in ${dir}: ${(e as Error).message}`, { cause: e });
+    }
   }
   return names.sort().map((n) => `${dir}/${n}`);
 }

@@ -5,7 +5,7 @@
  * stop on Ctrl-C (a checkpoint is saved first).
  * @module
  */
-import { TorchError } from "../errors.ts";
+import { IoError, TorchError } from "../errors.ts";
 import { noGrad } from "../torch/autograd.ts";
 import type { Device } from "../torch/dtype.ts";
 import { scope } from "../torch/scope.ts";
@@ -175,19 +175,35 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
   }
   if (opts.resume && existing.length === 0) throw new TorchError("train", `nothing to resume in ${ckptDir}`);
 
+  // The run folder and its metrics file come first: a failure here leaves nothing behind.
+  let metrics: Deno.FsFile;
+  try {
+    Deno.mkdirSync(opts.runDir, { recursive: true });
+    metrics = Deno.openSync(`${opts.runDir}/metrics.jsonl`, { append: true, create: true });
+  } catch (e) {
+    throw new IoError(
+      opts.runDir,
+      `train: cannot write the run folder ${opts.runDir}: ${(e as Error).message}`,
+      {
+        cause: e,
+      },
+    );
+  }
   const ll = cfg.layerlock;
   // Held-out clips for the loss floors and the convergence trigger, fetched before anything native is made,
   // so a failure here leaves nothing behind.
   const convergence = ll.trigger === "convergence" && freezes(ll.mode);
   const heldOutCount = Math.max(cfg.log.floorClips, convergence ? ll.convergenceClips : 0);
-  const heldOut = opts.floorClips && heldOutCount > 0 ? await opts.floorClips(heldOutCount) : null;
-  manualSeed(cfg.seed);
-  const model = new VideoMAE(modelConfig(cfg), device);
-  let llStep: LayerLockStep;
+  let heldOut: ClipBatch | null = null;
+  let model: VideoMAE | null = null, llStep: LayerLockStep | null = null;
   try {
+    heldOut = opts.floorClips && heldOutCount > 0 ? await opts.floorClips(heldOutCount) : null;
+    manualSeed(cfg.seed);
+    model = new VideoMAE(modelConfig(cfg), device);
     llStep = new LayerLockStep(cfg, model, device, heldOut);
   } catch (e) {
-    model.dispose();
+    model?.dispose();
+    metrics.close();
     throw e;
   }
   const modules: Record<string, Module> = { model, ...llStep.modules() };
@@ -204,24 +220,31 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
     warmupSteps: cfg.optim.warmupSteps,
     totalSteps: cfg.optim.steps,
   });
-  let step = 0, dataState: unknown = null;
-  if (opts.resume) {
-    // The frozen set is a function of the step (and of the stages the trigger began): restore it first, then
-    // weights and optimizer state.
-    const last = existing[existing.length - 1];
-    llStep.restore(
-      readCheckpointMeta(last).extra as Partial<StepCheckpoint> | null,
-      stepOfCheckpoint(last),
-      last,
-    );
-    const meta = loadCheckpoint(last, modules, opt);
-    step = meta.step;
-    dataState = meta.data;
-    emit({ kind: "resume", step, checkpoint: last });
+  let step = 0, dataState: unknown = null, data: BatchSource;
+  try {
+    if (opts.resume) {
+      // The frozen set is a function of the step (and of the stages the trigger began): restore it first, then
+      // weights and optimizer state.
+      const last = existing[existing.length - 1];
+      llStep.restore(
+        readCheckpointMeta(last).extra as Partial<StepCheckpoint> | null,
+        stepOfCheckpoint(last),
+        last,
+      );
+      const meta = loadCheckpoint(last, modules, opt);
+      step = meta.step;
+      dataState = meta.data;
+      emit({ kind: "resume", step, checkpoint: last });
+    }
+    data = await opts.data(cfg, dataState);
+  } catch (e) {
+    // a bad checkpoint or data source: free what was made, keep the checkpoints as they are
+    llStep.dispose();
+    opt.dispose();
+    model.dispose();
+    metrics.close();
+    throw e;
   }
-  const data = await opts.data(cfg, dataState);
-  Deno.mkdirSync(opts.runDir, { recursive: true });
-  const metrics = Deno.openSync(`${opts.runDir}/metrics.jsonl`, { append: true, create: true });
   const enc = new TextEncoder();
 
   let interrupted = false, lastCheckpoint: string | null = null;
