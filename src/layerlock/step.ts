@@ -2,7 +2,7 @@
  * One LayerLock training step, for every mode: the state that changes from step to step (the freezing schedule
  * or its convergence trigger, the frozen blocks, the latent heads and their reinitialisation at a stage change,
  * the trivial floors) and the loss of one batch with both kinds of target. The trainer's loop calls `begin`,
- * then `loss` inside a scope, then steps the optimiser with `lrFactor`.
+ * then `loss` inside a scope, then steps the optimiser with the schedule's `lrFactor`.
  * @module
  */
 import { TorchError } from "../errors.ts";
@@ -36,8 +36,6 @@ export interface StepStart {
   state: ScheduleState;
   /** Whether a new stage (a new frozen depth or target) began at this step. */
   stageChanged: boolean;
-  /** The factor of the learning rate at this step (the schedule's mini-warmup after a stage change). */
-  lrFactor: number;
 }
 
 /** What a checkpoint records of the step's state besides its modules. */
@@ -46,6 +44,11 @@ export interface StepCheckpoint {
   frozenDepth: number;
   stageStarts: number[];
   trigger?: { previousBlock: number; lastCka: number | null };
+}
+
+/** Whether `cfg` freezes on the convergence trigger (a freezing mode with layerlock.trigger "convergence"). */
+function usesTrigger(cfg: TrainConfig): boolean {
+  return cfg.layerlock.trigger === "convergence" && freezes(cfg.layerlock.mode);
 }
 
 /** The first `n` clips of a batch (all of them when it holds fewer). */
@@ -62,6 +65,15 @@ export function firstClips(b: ClipBatch, n: number): ClipBatch {
 
 /** The LayerLock step of one run: owns the freezer, the latent heads, the trigger and the floors. */
 export class LayerLockStep {
+  /**
+   * How many held-out clips the step of `cfg` needs (for the floors and the convergence trigger): the trainer
+   * fetches them before anything native is made.
+   */
+  static heldOutClips(cfg: TrainConfig): number {
+    const ll = cfg.layerlock;
+    return Math.max(cfg.log.floorClips, usesTrigger(cfg) ? ll.convergenceClips : 0);
+  }
+
   /** The resolved freezing schedule. */
   readonly schedule: ResolvedSchedule;
   /** The latent prediction heads (layerlock and latent-unfrozen), trained with the model. */
@@ -79,6 +91,7 @@ export class LayerLockStep {
   readonly #floor: TargetFloor | null;
   #freezer: Freezer | null = null;
   #stage: number | null = null;
+  #state: ScheduleState | null = null; // the schedule at the step `begin` prepared
   #lastCka: number | null = null;
 
   /**
@@ -99,7 +112,7 @@ export class LayerLockStep {
         `layerlock.unfrozenLayer ${this.unfrozenLayer} exceeds the depth ${m.encoderDepth}`,
       );
     }
-    const convergence = ll.trigger === "convergence" && freezes(ll.mode);
+    const convergence = usesTrigger(cfg);
     if (convergence && !heldOut) {
       throw new TorchError(
         "train",
@@ -224,16 +237,19 @@ export class LayerLockStep {
       }
     }
     this.#stage = st.stage;
-    return { state: st, stageChanged, lrFactor: st.lrFactor };
+    this.#state = st;
+    return { state: st, stageChanged };
   }
 
   /**
-   * The losses of `batch` at `step` (call inside a scope, after `begin`): mask, pixel targets, the forward pass
-   * with its frozen prefix under no-grad, latent targets from the frozen blocks, and the floors on the same tokens.
+   * The losses of `batch` at `step` (call inside a scope, after `begin(step)`): mask, pixel targets, the forward
+   * pass with its frozen prefix under no-grad, latent targets from the frozen blocks, and the floors on the same
+   * tokens.
    */
   loss(batch: ClipBatch, step: number): Losses {
     const cfg = this.#cfg, ll = cfg.layerlock, m = this.#model.cfg, model = this.#model;
-    const st = this.stateAt(step);
+    const st = this.#state;
+    if (st === null) throw new TorchError("train", "LayerLockStep.loss needs begin(step) first");
     // The floors' means live outside the step's scope (a latent mean is computed once, when its block is first
     // a target: a frozen block never changes). latent-unfrozen's target moves, so it has no floor.
     const floor = this.#floor

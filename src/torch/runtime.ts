@@ -14,12 +14,13 @@ export function torchVersion(): string {
   return readString(lib.ll_torch_version);
 }
 
+const LIVE = new Float64Array(1); // ll_live_tensors' out-parameter
+
 /** The number of live native tensor handles (for leak checks: compare before and after). */
 export function liveTensors(): number {
   checkStatus(lib.ll_live_tensors(LIVE), "liveTensors");
   return LIVE[0];
 }
-const LIVE = new Float64Array(1);
 
 /** Seeds the CPU and every CUDA generator (torch.manual_seed). */
 export function manualSeed(seed: number): void {

@@ -16,7 +16,6 @@ import type { TrainConfig } from "../config.ts";
 import type { ClipBatch } from "../data/clip.ts";
 import type { Losses } from "../layerlock/objective.ts";
 import { LayerLockStep, type StepCheckpoint } from "../layerlock/step.ts";
-import { freezes } from "../layerlock/schedule.ts";
 import { VideoMAE, type VideoMAEConfig } from "../models/video_mae.ts";
 import { PRESETS } from "../models/presets.ts";
 import type { Module } from "../nn/module.ts";
@@ -183,17 +182,14 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
   } catch (e) {
     throw new IoError(
       opts.runDir,
-      `train: cannot write the run folder ${opts.runDir}: ${(e as Error).message}`,
+      `cannot write the run folder ${opts.runDir}: ${(e as Error).message}`,
       {
         cause: e,
       },
     );
   }
-  const ll = cfg.layerlock;
-  // Held-out clips for the loss floors and the convergence trigger, fetched before anything native is made,
-  // so a failure here leaves nothing behind.
-  const convergence = ll.trigger === "convergence" && freezes(ll.mode);
-  const heldOutCount = Math.max(cfg.log.floorClips, convergence ? ll.convergenceClips : 0);
+  // Held-out clips for the loss floors and the convergence trigger, fetched before anything native is made.
+  const heldOutCount = LayerLockStep.heldOutClips(cfg);
   let heldOut: ClipBatch | null = null;
   let model: VideoMAE | null = null, llStep: LayerLockStep | null = null;
   try {
@@ -314,7 +310,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
         meter.add(l);
       });
       if (cfg.optim.clipGrad > 0) opt.clipGradNorm(cfg.optim.clipGrad).dispose();
-      lr = lrAt(step) * start.lrFactor;
+      lr = lrAt(step) * start.state.lrFactor;
       opt.step(lr);
       opt.zeroGrad();
       step++;
