@@ -262,6 +262,20 @@ Deno.test("command line: Ctrl-C saves a checkpoint and --resume finishes the run
   await Deno.remove(runDir, { recursive: true });
 });
 
+Deno.test("command line: a --name whose folder is a file is a one-line error naming it, exit 1", async () => {
+  const name = `ll-test-file-${crypto.randomUUID().slice(0, 8)}`;
+  await Deno.mkdir("runs", { recursive: true });
+  await Deno.writeTextFile(`runs/${name}`, "not a folder");
+  try {
+    const r = await cli(["--name", name, "--steps", "2", "--warmup", "1", "--frames", "4", "--size", "16"]);
+    assert.equal(r.code, 1, r.err);
+    assert.match(r.err, new RegExp(`train: cannot write the run folder runs/${name}: `));
+    assert.ok(!/\n\s+at /.test(r.err), `no stack trace:\n${r.err}`);
+  } finally {
+    await Deno.remove(`runs/${name}`);
+  }
+});
+
 Deno.test("command line: without --name a second run goes to runs/default-2, never over the first", async () => {
   const cwd = await tempDir("names_");
   const script = new URL("../src/cli/train.ts", import.meta.url).pathname;

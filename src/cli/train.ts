@@ -23,6 +23,7 @@ import { batchToTensor } from "../data/clip.ts";
 import { collapseMetrics } from "../eval/collapse.ts";
 import { extractFeatures } from "../eval/features.ts";
 import { runMain } from "./run.ts";
+import { IoError } from "../errors.ts";
 
 function usage(): string {
   return "usage: deno task train [--config FILE] [--name NAME] [--resume] [--device auto|cpu|cuda] " +
@@ -130,15 +131,19 @@ async function main(): Promise<number> {
   console.log(JSON.stringify(cfg));
   if (values["print-config"]) return 0;
 
-  await Deno.mkdir(runDir, { recursive: true });
-  if (!values.resume) {
-    if (existsDir(`${runDir}/checkpoints`)) {
-      console.error(
-        `train: ${runDir} already holds a run; continue it with --resume --name ${name}, or pick another --name`,
-      );
-      return 2;
+  if (!values.resume && existsDir(`${runDir}/checkpoints`)) {
+    console.error(
+      `train: ${runDir} already holds a run; continue it with --resume --name ${name}, or pick another --name`,
+    );
+    return 2;
+  }
+  try {
+    await Deno.mkdir(runDir, { recursive: true });
+    if (!values.resume) {
+      await Deno.writeTextFile(`${runDir}/config.json`, JSON.stringify(cfg, null, 2) + "\n");
     }
-    await Deno.writeTextFile(`${runDir}/config.json`, JSON.stringify(cfg, null, 2) + "\n");
+  } catch (e) {
+    throw new IoError(runDir, `cannot write the run folder ${runDir}: ${(e as Error).message}`, { cause: e });
   }
   console.log(`outputs: ${runDir}/config.json, ${runDir}/metrics.jsonl, ${runDir}/checkpoints/`);
   let evaluate: TrainOptions["evaluate"];

@@ -17,6 +17,7 @@ import { scope } from "../torch/scope.ts";
 import type { Tensor } from "../torch/tensor.ts";
 import { cuda, liveTensors, manualSeed } from "../torch/runtime.ts";
 import type { TrainConfig } from "../config.ts";
+import { IoError } from "../errors.ts";
 import { floorClips, makeBatchSource } from "../data/source.ts";
 import { loadSafetensors } from "../torch/safetensors.ts";
 import { VideoMAE } from "../models/video_mae.ts";
@@ -261,7 +262,13 @@ export async function runExperiment(
 ): Promise<ExperimentResults> {
   e = parseExperimentConfig(e); // every setting checked before anything is trained or written
   const dir = `runs/${e.name}`;
-  await Deno.mkdir(dir, { recursive: true });
+  try {
+    await Deno.mkdir(dir, { recursive: true });
+  } catch (err) {
+    throw new IoError(dir, `cannot write the experiment folder ${dir}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
   const device = resolveDevice(runConfig(e, e.modes[0], e.seeds[0]));
   const t0 = performance.now();
   const minutes = () => (performance.now() - t0) / 60000;
