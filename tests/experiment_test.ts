@@ -46,10 +46,10 @@ Deno.test("experiment config: training keys go through the training schema, for 
   assert.deepEqual(d.baselines, ["untrained", "embedding", "pixels"]);
   assert.equal(d.probe.split, "test");
   assert.ok(d.probe.trainClips >= 4096 && d.probe.evalClips >= 1024);
-  // the freezing schedule follows the run's length unless given: pixels for half, then a block every eighth
+  // the freezing schedule follows the run's length unless given: pixels for half, then a block every eighth (default 3000 steps)
   const l = runConfig(d, "layerlock", 0).layerlock,
     l2 = runConfig(parseExperimentConfig({ train: { optim: { steps: 800 } } }), "layerlock", 0).layerlock;
-  assert.deepEqual([l.pixelSteps, l.interval, l2.pixelSteps, l2.interval], [1000, 250, 400, 100]);
+  assert.deepEqual([l.pixelSteps, l.interval, l2.pixelSteps, l2.interval], [1500, 375, 400, 100]);
 });
 
 Deno.test("experiment config: bad settings are errors naming the key, experiment or training", () => {

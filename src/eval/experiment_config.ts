@@ -46,7 +46,7 @@ export const EXPERIMENT_TRAIN_DEFAULTS = {
   data: { source: "fashion", frames: 8, size: 64, prefetch: 4 },
   mask: { kind: "random", ratio: 0.75 },
   target: { normalize: false },
-  optim: { steps: 2000, batchSize: 8, lr: 2e-4, warmupSteps: 200 },
+  optim: { steps: 3000, batchSize: 8, lr: 2e-4, warmupSteps: 200 },
   layerlock: {},
   log: { every: 20, keep: 100, floorClips: 128 },
 } as const;
