@@ -14,6 +14,8 @@
  * @module
  */
 
+import { aptInstall } from "../src/data/apt.ts";
+
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const NATIVE = `${ROOT}/native`;
 const BUILD = `${NATIVE}/build`;
@@ -47,6 +49,8 @@ export interface BuildRecord {
   key: string;
   /** Whether the CUDA memory-statistics unit was compiled with CUDA headers. */
   cudaStats: boolean;
+  /** The process-group backends compiled into the distributed unit (Gloo needs its headers, NCCL nccl.h). */
+  dist: { gloo: boolean; nccl: boolean };
 }
 
 function say(msg: string): void {
@@ -197,6 +201,11 @@ async function sha256(parts: (string | Uint8Array)[]): Promise<string> {
   return Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/** The site-packages folder of a wheel's torch (its lib dir without /torch/lib). */
+function sitePackages(t: TorchInfo): string {
+  return t.libDir.replace(/\/torch\/lib$/, "");
+}
+
 async function findCudaInclude(t: TorchInfo): Promise<string | null> {
   const cands: string[] = [];
   for (const v of ["CUDA_HOME", "CUDA_PATH"]) {
@@ -205,7 +214,7 @@ async function findCudaInclude(t: TorchInfo): Promise<string | null> {
   }
   cands.push("/usr/local/cuda/include");
   // pip wheels of the CUDA runtime ship headers next to torch: site-packages/nvidia/*/include
-  const site = t.libDir.replace(/\/torch\/lib$/, "");
+  const site = sitePackages(t);
   try {
     for await (const e of Deno.readDir(`${site}/nvidia`)) {
       cands.push(`${site}/nvidia/${e.name}/include`);
@@ -214,6 +223,44 @@ async function findCudaInclude(t: TorchInfo): Promise<string | null> {
   for (const c of cands) {
     if (await exists(`${c}/cuda_runtime_api.h`)) return c;
   }
+  return null;
+}
+
+/** Gloo's headers (Debian's libgloo-dev; the torch wheel does not ship them): installed as root when missing. */
+async function findGlooInclude(): Promise<string | null> {
+  const cands = [Deno.env.get("GLOO_INCLUDE"), "/usr/include", "/usr/local/include"].filter((
+    c,
+  ): c is string => !!c);
+  const find = async () => {
+    for (const c of cands) if (await exists(`${c}/gloo/config.h`)) return c;
+    return null;
+  };
+  const found = await find();
+  if (found || Deno.env.get("LAYERLOCK_NO_GLOO")) return found;
+  try {
+    await aptInstall("libgloo-dev", {
+      why: "Gloo's headers (for multi-process training) were not found",
+      hint: "install libgloo-dev (Debian/Ubuntu) or set GLOO_INCLUDE to the folder holding gloo/",
+      log: (l) => say(l),
+    });
+  } catch (e) {
+    say(`warning: ${(e as Error).message}; building without Gloo (single-process training only)`);
+    return null;
+  }
+  return await find();
+}
+
+/** NCCL's header, from the nvidia-nccl wheel beside torch or a system install (CUDA builds only). */
+async function findNcclInclude(t: TorchInfo): Promise<string | null> {
+  const site = sitePackages(t);
+  const cands = [
+    Deno.env.get("NCCL_INCLUDE"),
+    `${site}/nvidia/nccl/include`,
+    "/usr/include",
+    "/usr/local/cuda/include",
+  ]
+    .filter((c): c is string => !!c);
+  for (const c of cands) if (await exists(`${c}/nccl.h`)) return c;
   return null;
 }
 
@@ -253,8 +300,21 @@ export async function build(): Promise<BuildRecord> {
     "-w",
     ...torch.includeDirs.map((d) => `-I${d}`),
   ];
+  const glooInc = await findGlooInclude();
+  const ncclInc = torch.cuda && cudaInc ? await findNcclInclude(torch) : null;
+  if (torch.cuda && !ncclInc) say("warning: CUDA torch but no nccl.h found; the NCCL backend is not built");
+  const distFlags = [
+    ...(glooInc
+      ? ["-DUSE_C10D_GLOO", "-DLL_GLOO", ...(glooInc === "/usr/include" ? [] : [`-I${glooInc}`])]
+      : []),
+    ...(ncclInc && cudaInc ? ["-DUSE_C10D_NCCL", "-DLL_NCCL", `-I${ncclInc}`, `-I${cudaInc}`] : []),
+  ];
   const flagsFor = (src: string) =>
-    src === "cuda.cpp" && cudaInc ? [...baseFlags, "-DLL_CUDA", `-I${cudaInc}`] : baseFlags;
+    src === "cuda.cpp" && cudaInc
+      ? [...baseFlags, "-DLL_CUDA", `-I${cudaInc}`]
+      : src === "dist.cpp"
+      ? [...baseFlags, ...distFlags]
+      : baseFlags;
 
   await Deno.mkdir(`${BUILD}/obj`, { recursive: true });
   const objs: { src: string; obj: string; fresh: boolean; flags: string[] }[] = [];
@@ -272,7 +332,13 @@ export async function build(): Promise<BuildRecord> {
   }
   const key = (await sha256([...objs.map((o) => o.obj), torch.libDir, String(torch.cuda)])).slice(0, 16);
   const lib = `${BUILD}/${key}/libllshim.so`;
-  const record: BuildRecord = { lib, torch, key, cudaStats: cudaInc !== null };
+  const record: BuildRecord = {
+    lib,
+    torch,
+    key,
+    cudaStats: cudaInc !== null,
+    dist: { gloo: glooInc !== null, nccl: ncclInc !== null && cudaInc !== null },
+  };
 
   if (await exists(lib)) {
     await writeRecord(record);
@@ -292,7 +358,7 @@ export async function build(): Promise<BuildRecord> {
       while (next < todo.length) {
         const o = todo[next++];
         const t0 = performance.now();
-        const tmp = `${o.obj}.tmp`;
+        const tmp = `${o.obj}.${Deno.pid}.tmp`; // concurrent builds (torchrun workers) never share a file
         const r = await run(cxx, [...o.flags, "-c", `${NATIVE}/${o.src}`, "-o", tmp]);
         if (!r.ok) {
           throw new BuildError(
@@ -310,7 +376,7 @@ export async function build(): Promise<BuildRecord> {
   const link = await run(cxx, [
     "-shared",
     "-o",
-    `${lib}.tmp`,
+    `${lib}.${Deno.pid}.tmp`,
     ...objs.map((o) => o.obj),
     `-L${torch.libDir}`,
     `-Wl,-rpath,${torch.libDir}`,
@@ -319,7 +385,7 @@ export async function build(): Promise<BuildRecord> {
     "-Wl,--as-needed",
   ]);
   if (!link.ok) throw new BuildError(`linking the shim failed:\n${link.err.slice(0, 4000)}`);
-  await Deno.rename(`${lib}.tmp`, lib);
+  await Deno.rename(`${lib}.${Deno.pid}.tmp`, lib);
   say(`built ${lib.replace(ROOT + "/", "")}`);
   await writeRecord(record);
   return record;
@@ -332,7 +398,11 @@ async function writeRecord(r: BuildRecord): Promise<void> {
   try {
     old = await Deno.readTextFile(path);
   } catch { /* first build */ }
-  if (old !== text) await Deno.writeTextFile(path, text);
+  if (old !== text) {
+    // atomically: concurrent builds (torchrun workers) and readers never see half a record
+    await Deno.writeTextFile(`${path}.${Deno.pid}.tmp`, text);
+    await Deno.rename(`${path}.${Deno.pid}.tmp`, path);
+  }
 }
 
 if (import.meta.main) {

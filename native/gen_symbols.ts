@@ -11,12 +11,11 @@ const C_TO_FFI: Record<string, string> = {
   "int64_t": "i64",
   "double": "f64",
   "void": "void",
-  "const char*": "pointer",
 };
 
 function ffiType(c: string, where: string): string {
   const t = c.replace(/\s+/g, " ").trim();
-  if (t.endsWith("*") && t !== "const char*") return "buffer";
+  if (t.endsWith("*")) return "buffer"; // typed arrays; strings as NUL-terminated bytes
   const f = C_TO_FFI[t];
   if (!f) throw new Error(`native/ll.h: cannot map C type '${t}' (${where})`);
   return f;

@@ -31,7 +31,7 @@ extern "C" {
 typedef int32_t ll_tensor;
 
 /* The ABI version, bumped on every incompatible change; the binding refuses a shim of another version. */
-#define LL_SHIM_ABI 4
+#define LL_SHIM_ABI 5
 
 /* ---- codes (generated into ffi/symbols.ts; the values are part of the ABI) ---- */
 enum ll_dtype {
@@ -86,6 +86,8 @@ enum ll_unary_op {
 };
 enum ll_reduce_op { LL_REDUCE_SUM = 0, LL_REDUCE_MEAN = 1, LL_REDUCE_AMAX = 2, LL_REDUCE_AMIN = 3 };
 enum ll_reduction { LL_REDUCTION_NONE = 0, LL_REDUCTION_MEAN = 1, LL_REDUCTION_SUM = 2 };
+enum ll_dist_backend { LL_DIST_BACKEND_GLOO = 0, LL_DIST_BACKEND_NCCL = 1 };
+enum ll_dist_op { LL_DIST_SUM = 0, LL_DIST_AVG = 1, LL_DIST_MAX = 2, LL_DIST_MIN = 3 };
 
 /* ---- errors, handles, runtime (core.cpp) ---- */
 /* Copies the last error message (NUL-terminated, truncated to cap) into buf; returns its full length. */
@@ -244,6 +246,34 @@ int ll_adamw_step(const ll_tensor* params, const ll_tensor* grads, const ll_tens
 /* Total L2 norm of the gradients of n tensors (undefined gradients skipped); scaled to max_norm
    in place when max_norm > 0 and the norm exceeds it. Returns the norm as a 0-dim f32 tensor. */
 ll_tensor ll_clip_grad_norm(const ll_tensor* params, int n, double max_norm);
+
+/* ---- distributed (dist.cpp): c10d stores, process groups, collectives, a bucketed gradient reducer ----
+   Stores, groups and reducers are integer ids (never reused), released with ll_dist_free. Strings are
+   NUL-terminated. Collectives block, bounded by the group's timeout (ms); a dead or hung peer is an error.
+   A group's bytes count the payload this rank put into collectives. op: enum ll_dist_op (avg = sum / size). */
+int ll_dist_backends(int* out2); /* [gloo, nccl]: 1 where compiled in */
+int ll_dist_live(double* out);   /* live stores + groups + reducers */
+int ll_dist_free(int id);
+int ll_store_tcp(const char* host, int port, int is_server, int world_size, double timeout_ms, int* out);
+int ll_store_file(const char* path, int world_size, int* out);
+int ll_store_prefix(int store, const char* prefix, int* out);
+int ll_store_set(int store, const char* key, const uint8_t* value, int n);
+/* Copies up to cap bytes of the value into buf (waiting for the key within the store's timeout); returns its length. */
+int ll_store_get(int store, const char* key, uint8_t* buf, int cap);
+int ll_store_add(int store, const char* key, double delta, double* out);
+/* backend: enum ll_dist_backend */
+int ll_pg_new(int backend, int store, int rank, int size, double timeout_ms, int* out);
+int ll_pg_info(int pg, double* out3); /* rank, size, bytes */
+int ll_pg_allreduce(int pg, const ll_tensor* ts, int n, int op);
+int ll_pg_broadcast(int pg, const ll_tensor* ts, int n, int root);
+int ll_pg_all_gather(int pg, ll_tensor out, ll_tensor in);            /* out: size × in, rank order */
+int ll_pg_reduce_scatter(int pg, ll_tensor out, ll_tensor in, int op); /* in: size × out */
+int ll_pg_barrier(int pg);
+/* A reducer averages the gradients of n parameters (leaves of one dtype and device) over the group, in buckets
+   of about bucket_bytes, filled in reverse order; with overlap a bucket's all-reduce starts as soon as backward
+   has accumulated its last gradient. ll_reducer_finish completes the step; out3: buckets, bytes, ms waited. */
+int ll_reducer_new(int pg, const ll_tensor* params, int n, double bucket_bytes, int overlap, int* out);
+int ll_reducer_finish(int reducer, double* out3);
 
 #ifdef __cplusplus
 }

@@ -102,6 +102,20 @@ export const TrainConfigSchema = z.object({
      */
     floorClips: z.number().int().nonnegative().default(128),
   }).strict().default({}),
+  /**
+   * Data-parallel training, used when the job is launched by torchrun (WORLD_SIZE set; src/train/launch.ts):
+   * `optim.batchSize` is per process, gradients are averaged in buckets.
+   */
+  dist: z.object({
+    /** Process-group backend: `auto` is nccl on CUDA, gloo on the CPU. */
+    backend: z.enum(["auto", "gloo", "nccl"]).default("auto"),
+    /** Bucket capacity of the gradient all-reduce, in MiB (PyTorch DDP's default, 25). */
+    bucketMb: z.number().positive().default(25),
+    /** Start a bucket's all-reduce while backward still runs (off: all after backward). */
+    overlap: z.boolean().default(true),
+    /** Seconds a rank waits for the others (rendezvous, each collective) before failing with an error. */
+    timeoutS: z.number().positive().default(300),
+  }).strict().default({}),
 }).strict().superRefine((c, ctx) => {
   if (c.data.source === "folder" && !c.data.path) {
     ctx.addIssue({

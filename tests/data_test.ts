@@ -77,6 +77,25 @@ Deno.test("sampler: epochs visit every index once; state save/restore reproduces
   assert.notDeepEqual(new BatchSampler(1000, 8, 1).next(), new BatchSampler(1000, 8, 2).next());
 });
 
+Deno.test("sampler, sharded: N ranks × batch B are disjoint and together the batch N·B of one process; resumes on any N", () => {
+  const global = new BatchSampler(37, 6, 5);
+  const shards = [0, 1, 2].map((rank) => new BatchSampler(37, 2, 5, undefined, { rank, size: 3 }));
+  for (let step = 0; step < 15; step++) { // crosses two epoch boundaries (37 is not a multiple of 6)
+    const parts = shards.map((s) => s.next());
+    assert.deepEqual(parts.flat(), global.next(), `step ${step}`);
+  }
+  // positions are global: a state saved on 3 ranks continues on 2 ranks (batch 3) and on 1 (batch 6)
+  const saved = shards[1].state();
+  assert.equal(saved[0], 15 * 6);
+  const two = [0, 1].map((rank) => new BatchSampler(37, 3, 5, saved, { rank, size: 2 }));
+  assert.deepEqual(two.flatMap((s) => s.next()), global.next());
+  assert.throws(
+    () => new BatchSampler(37, 2, 5, undefined, { rank: 3, size: 3 }),
+    /rank 3 is not in a world of size 3/,
+  );
+  assert.throws(() => new BatchSampler(37, 2, 5, undefined, { rank: 0, size: 0 }), /world of size 0/);
+});
+
 // ---------------------------------------------------------------- moving shapes
 
 Deno.test("moving shapes: deterministic per (seed, index), independent of order; seeds differ", () => {

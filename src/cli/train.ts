@@ -24,6 +24,8 @@ import { collapseMetrics } from "../eval/collapse.ts";
 import { extractFeatures } from "../eval/features.ts";
 import { runMain } from "./run.ts";
 import { IoError } from "../errors.ts";
+import { launchEnv } from "../train/launch.ts";
+import { DataParallel, distOptions } from "../train/data_parallel.ts";
 
 function usage(): string {
   return "usage: deno task train [--config FILE] [--name NAME] [--resume] [--device auto|cpu|cuda] " +
@@ -60,7 +62,7 @@ async function main(): Promise<number> {
   }
 
   let name = (values.name as string | undefined) ?? "default";
-  let runDir = `runs/${name}`;
+  const runDir = `runs/${name}`;
   let raw: Record<string, unknown> = {};
   let source = "configuration";
   if (values.resume) {
@@ -115,9 +117,29 @@ async function main(): Promise<number> {
   }
 
   const cfg: TrainConfig = parseConfig(raw, source); // a ConfigError exits with 2 (runMain)
-  name = cfg.name;
-  runDir = `runs/${name}`;
-  const device = resolveDevice(cfg);
+  // Launched by torchrun (WORLD_SIZE > 1): join the job; rank 0 alone prints, writes and names the run.
+  const env = launchEnv();
+  const dp = env && env.worldSize > 1 ? DataParallel.init(env, resolveDevice(cfg), distOptions(cfg)) : null;
+  try {
+    if (dp) {
+      if (dp.rank === 0) dp.store.set("run/name", cfg.name);
+      else cfg.name = dp.store.get("run/name");
+    }
+    return await trainRun(cfg, values, dp);
+  } finally {
+    dp?.dispose();
+  }
+}
+
+/** Trains `cfg` (a resolved configuration) as this process's part of the job `dp` (null: alone). */
+async function trainRun(
+  cfg: TrainConfig,
+  values: Record<string, unknown>,
+  dp: DataParallel | null,
+): Promise<number> {
+  const name = cfg.name, runDir = `runs/${name}`, rank0 = !dp || dp.rank === 0;
+  const console = rank0 ? globalThis.console : { ...globalThis.console, log: () => {} };
+  const device = resolveDevice(cfg, dp?.localRank);
   const m = modelConfig(cfg);
   console.log(
     `layerlock train: torch ${torch.torchVersion()}, device ${device}${
@@ -129,6 +151,12 @@ async function main(): Promise<number> {
       `clips ${cfg.data.frames}x${cfg.data.size}x${cfg.data.size} from ${cfg.data.source}, ${cfg.mask.kind} mask ${cfg.mask.ratio}`,
   );
   console.log(JSON.stringify(cfg));
+  if (dp) {
+    console.log(
+      `data parallel: ${dp.size} processes (${dp.group.backend}), ${cfg.optim.batchSize} clips each per step, ` +
+        `global batch ${dp.size * cfg.optim.batchSize}`,
+    );
+  }
   if (values["print-config"]) return 0;
 
   if (!values.resume && existsDir(`${runDir}/checkpoints`)) {
@@ -139,7 +167,7 @@ async function main(): Promise<number> {
   }
   try {
     await Deno.mkdir(runDir, { recursive: true });
-    if (!values.resume) {
+    if (!values.resume && rank0) {
       await Deno.writeTextFile(`${runDir}/config.json`, JSON.stringify(cfg, null, 2) + "\n");
     }
   } catch (e) {
@@ -163,6 +191,7 @@ async function main(): Promise<number> {
     runDir,
     resume: !!values.resume,
     data: makeBatchSource,
+    dist: dp,
     evaluate,
     floorClips: (n) => floorClips(cfg, n),
   });

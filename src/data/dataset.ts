@@ -6,7 +6,7 @@
 import type { ClipBatch } from "./clip.ts";
 import type { MovingFashionMnistOptions } from "./moving_fashion_mnist.ts";
 import type { MovingShapesOptions } from "./moving_shapes.ts";
-import type { BatchSampler } from "./sampler.ts";
+import type { BatchSampler, Shard } from "./sampler.ts";
 import type { VideoFolderSpec } from "./video_folder.ts";
 
 /** A serialisable description of a dataset (structured-clone safe). */
@@ -27,8 +27,11 @@ export interface ClipDataset {
   readonly width: number;
   /** The clips at `indices`, as one batch. */
   batch(indices: readonly number[]): ClipBatch | Promise<ClipBatch>;
-  /** The deterministic infinite sequence of index batches for training, optionally resumed from `state`. */
-  sampler(batchSize: number, seed?: number, state?: readonly number[]): BatchSampler;
+  /**
+   * The deterministic infinite sequence of index batches for training, optionally resumed from `state`; with a
+   * `shard`, this rank's share of each global batch (see `BatchSampler`).
+   */
+  sampler(batchSize: number, seed?: number, state?: readonly number[], shard?: Shard): BatchSampler;
   /** A description from which `datasetFromSpec` rebuilds this dataset. */
   spec(): DatasetSpec;
 }

@@ -38,7 +38,7 @@ import {
 } from "./fashion_mnist.ts";
 import { bounce, directionOf, heading, hsv } from "./motion.ts";
 import { hash32, Rng } from "./rng.ts";
-import { BatchSampler } from "./sampler.ts";
+import { BatchSampler, type Shard } from "./sampler.ts";
 
 /**
  * Which clips: garments from the training file less the held-out images ("train"), from the held-out training
@@ -299,8 +299,8 @@ export class MovingFashionMnist implements ClipDataset {
   }
 
   /** An infinite deterministic sequence of batches of indices (see `BatchSampler`), optionally resumed. */
-  sampler(batchSize: number, seed = 0, state?: readonly number[]): BatchSampler {
-    return new BatchSampler(this.#o.length, batchSize, seed, state);
+  sampler(batchSize: number, seed = 0, state?: readonly number[], shard?: Shard): BatchSampler {
+    return new BatchSampler(this.#o.length, batchSize, seed, state, shard);
   }
 
   // Resamples image `k` of the split to the garment size into #sprite (a plain copy at the native size).

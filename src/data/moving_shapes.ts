@@ -21,7 +21,7 @@ import type { ClipBatch } from "./clip.ts";
 import { labelledBatch } from "./labelled_batch.ts";
 import type { ClipDataset, DatasetSpec } from "./dataset.ts";
 import { hash32, Rng } from "./rng.ts";
-import { BatchSampler } from "./sampler.ts";
+import { BatchSampler, type Shard } from "./sampler.ts";
 import { bounce, heading, hsv } from "./motion.ts";
 
 /** Shape class names, indexed by the `shape` label. */
@@ -227,8 +227,8 @@ export class MovingShapes implements ClipDataset {
   }
 
   /** An infinite deterministic sequence of batches of indices (see `BatchSampler`), optionally resumed. */
-  sampler(batchSize: number, seed = 0, state?: readonly number[]): BatchSampler {
-    return new BatchSampler(this.#o.length, batchSize, seed, state);
+  sampler(batchSize: number, seed = 0, state?: readonly number[], shard?: Shard): BatchSampler {
+    return new BatchSampler(this.#o.length, batchSize, seed, state, shard);
   }
 
   // Draws clip `index` into out[offset ...]; returns its labels and ground truth.

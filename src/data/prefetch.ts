@@ -13,7 +13,7 @@
 import type { ClipBatch } from "./clip.ts";
 import type { ClipDataset } from "./dataset.ts";
 import type { BatchMessage, ErrorMessage, InitMessage, MoreMessage } from "./prefetch_worker.ts";
-import type { BatchSampler } from "./sampler.ts";
+import type { BatchSampler, Shard } from "./sampler.ts";
 
 /** Options of `createLoader`. */
 export interface LoaderOptions {
@@ -25,6 +25,8 @@ export interface LoaderOptions {
   prefetch?: number;
   /** A loader's `state()` to resume from (default: the start of the sequence). */
   state?: readonly number[];
+  /** This rank's share of each global batch, in data-parallel training (default: the whole batch). */
+  shard?: Shard;
 }
 
 /** A source of training batches. */
@@ -48,7 +50,7 @@ export class DirectLoader implements ClipLoader {
   /** A loader over `dataset`; see `LoaderOptions` (`prefetch` is ignored). */
   constructor(dataset: ClipDataset, opts: LoaderOptions) {
     this.#dataset = dataset;
-    this.#sampler = dataset.sampler(opts.batchSize, opts.seed ?? 0, opts.state);
+    this.#sampler = dataset.sampler(opts.batchSize, opts.seed ?? 0, opts.state, opts.shard);
   }
 
   /** Clips per batch. */
@@ -102,7 +104,7 @@ export class PrefetchLoader implements ClipLoader {
     const ahead = opts.prefetch ?? 4;
     if (!Number.isInteger(ahead) || ahead < 1) throw new RangeError(`PrefetchLoader: prefetch must be ≥ 1`);
     // Validates the options and state here, where a mistake is easy to trace, and gives the initial state.
-    const sampler = dataset.sampler(opts.batchSize, opts.seed ?? 0, opts.state);
+    const sampler = dataset.sampler(opts.batchSize, opts.seed ?? 0, opts.state, opts.shard);
     this.#batchSize = opts.batchSize;
     this.#state = sampler.state();
     this.#worker = new Worker(new URL("./prefetch_worker.ts", import.meta.url).href, { type: "module" });
@@ -117,6 +119,7 @@ export class PrefetchLoader implements ClipLoader {
       batchSize: opts.batchSize,
       seed: opts.seed ?? 0,
       state: this.#state,
+      shard: opts.shard,
       ahead,
     };
     this.#worker.postMessage(init);

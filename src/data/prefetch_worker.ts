@@ -8,7 +8,7 @@
 import type { ClipBatch } from "./clip.ts";
 import type { ClipDataset, DatasetSpec } from "./dataset.ts";
 import { datasetFromSpec } from "./registry.ts";
-import type { BatchSampler } from "./sampler.ts";
+import type { BatchSampler, Shard } from "./sampler.ts";
 
 /** Main thread → worker: start producing. */
 export interface InitMessage {
@@ -22,6 +22,8 @@ export interface InitMessage {
   seed: number;
   /** Sampler state to resume from (undefined: the start). */
   state?: number[];
+  /** This rank's share of each global batch (undefined: the whole batch). */
+  shard?: Shard;
   /** Batches to produce before waiting for credit. */
   ahead: number;
 }
@@ -93,7 +95,7 @@ port.onmessage = (e) => {
   try {
     if (m.type === "init") {
       dataset = datasetFromSpec(m.dataset);
-      sampler = dataset.sampler(m.batchSize, m.seed, m.state);
+      sampler = dataset.sampler(m.batchSize, m.seed, m.state, m.shard);
       credit += m.ahead;
     } else {
       credit += m.n;

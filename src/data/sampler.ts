@@ -39,13 +39,27 @@ export function permuteIndex(i: number, n: number, key: number): number {
   return x;
 }
 
+/** One rank's share of a data-parallel job: `rank` of `size` processes. */
+export interface Shard {
+  /** This process's rank, 0 ≤ rank < size. */
+  rank: number;
+  /** The number of processes. */
+  size: number;
+}
+
 /**
  * An infinite sequence of batches of indices in [0, length). Epoch e (samples e·length … (e+1)·length − 1)
  * is a permutation of [0, length) keyed by (seed, e). `state()` is `[position, seed, length]`, where position
  * counts the samples already drawn; `setState` restores it (and refuses a state from another seed or length).
+ *
+ * Sharded (data parallel): every rank runs the same sequence and a global batch is `batchSize × size`
+ * consecutive samples, of which rank r takes the r-th `batchSize`; so the ranks' batches are disjoint, together
+ * they are exactly what one process with the global batch would draw, and the position (global) resumes on any
+ * number of ranks.
  */
 export class BatchSampler {
   #pos = 0;
+  readonly #shard: Shard;
 
   /** A sampler over [0, length) yielding `batchSize` indices per `next()`, optionally resumed from `state`. */
   constructor(
@@ -53,7 +67,13 @@ export class BatchSampler {
     readonly batchSize: number,
     readonly seed = 0,
     state?: readonly number[],
+    shard: Shard = { rank: 0, size: 1 },
   ) {
+    const { rank, size } = shard;
+    if (!Number.isInteger(size) || size < 1 || !Number.isInteger(rank) || rank < 0 || rank >= size) {
+      throw new RangeError(`BatchSampler: rank ${rank} is not in a world of size ${size}`);
+    }
+    this.#shard = { rank, size };
     if (!Number.isInteger(length) || length < 1 || length > MAX_SAMPLER_LENGTH) {
       throw new RangeError(`BatchSampler: length must be an integer in [1, 2^32], got ${length}`);
     }
@@ -74,10 +94,12 @@ export class BatchSampler {
     return permuteIndex(p - epoch * this.length, this.length, hash32(this.seed, epoch));
   }
 
-  /** The next batch of indices. */
+  /** The next batch of indices (this rank's share of the next global batch). */
   next(): number[] {
     const out = new Array<number>(this.batchSize);
-    for (let k = 0; k < this.batchSize; k++) out[k] = this.indexAt(this.#pos++);
+    const start = this.#pos + this.#shard.rank * this.batchSize;
+    for (let k = 0; k < this.batchSize; k++) out[k] = this.indexAt(start + k);
+    this.#pos += this.batchSize * this.#shard.size;
     return out;
   }
 

@@ -8,6 +8,7 @@ import type { TrainConfig } from "../config.ts";
 import type { ClipBatch } from "./clip.ts";
 import { type ClipLoader, createLoader } from "./prefetch.ts";
 import { makeDataset } from "./registry.ts";
+import type { Shard } from "./sampler.ts";
 
 /** Added to the run's seed for the dataset the loss floors are estimated from (see `floorClips`). */
 export const FLOOR_SEED_OFFSET = 0x5eed;
@@ -22,12 +23,20 @@ export async function floorClips(cfg: TrainConfig, n: number): Promise<ClipBatch
   return await ds.batch(Array.from({ length: n }, (_, i) => i % ds.length));
 }
 
-/** Makes the configured loader, restored to `state` (a loader's `state()` from a checkpoint) when given. */
-export async function makeBatchSource(cfg: TrainConfig, state: unknown | null): Promise<ClipLoader> {
+/**
+ * Makes the configured loader, restored to `state` (a loader's `state()` from a checkpoint) when given; in
+ * data-parallel training, `shard` is this rank's share of each global batch (`optim.batchSize` clips per rank).
+ */
+export async function makeBatchSource(
+  cfg: TrainConfig,
+  state: unknown | null,
+  shard?: Shard,
+): Promise<ClipLoader> {
   return createLoader(await makeDataset(cfg), {
     batchSize: cfg.optim.batchSize,
     seed: cfg.seed,
     prefetch: cfg.data.prefetch,
     state: state === null ? undefined : state as number[],
+    shard,
   });
 }

@@ -15,7 +15,7 @@ import { aptInstall } from "./apt.ts";
 import type { ClipBatch } from "./clip.ts";
 import type { ClipDataset, DatasetSpec } from "./dataset.ts";
 import { hash32 } from "./rng.ts";
-import { BatchSampler } from "./sampler.ts";
+import { BatchSampler, type Shard } from "./sampler.ts";
 import { DataError } from "../errors.ts";
 
 /** File extensions the folder dataset picks up (lower case, compared case-insensitively). */
@@ -415,7 +415,7 @@ export class VideoFolder implements ClipDataset {
   }
 
   /** An infinite deterministic sequence of batches of clip indices (see `BatchSampler`), optionally resumed. */
-  sampler(batchSize: number, seed = 0, state?: readonly number[]): BatchSampler {
-    return new BatchSampler(this.length, batchSize, seed, state);
+  sampler(batchSize: number, seed = 0, state?: readonly number[], shard?: Shard): BatchSampler {
+    return new BatchSampler(this.length, batchSize, seed, state, shard);
   }
 }

@@ -1,7 +1,7 @@
 /**
  * LayerLock: the freezing schedule and its convergence trigger, the freezer, the latent heads, the objective and
  * the step that owns them, the trivial loss floors, the training configuration, the trainer with its events and
- * checkpoints.
+ * checkpoints, and data-parallel training (`DataParallel`, `launchEnv`).
  * @module
  */
 export {
@@ -24,3 +24,5 @@ export { parseConfig, type TrainConfig, TrainConfigSchema } from "../config.ts";
 export { modelConfig, train, type TrainOptions, type TrainResult } from "../train/trainer.ts";
 export { loadCheckpoint, saveCheckpoint } from "../train/checkpoint.ts";
 export { formatEvent, printEvent, type StepRecord, type TrainEvent } from "../train/events.ts";
+export { DataParallel, type DataParallelOptions, distOptions } from "../train/data_parallel.ts";
+export { type LaunchEnv, launchEnv } from "../train/launch.ts";

@@ -11,7 +11,8 @@ import type { Device } from "../torch/dtype.ts";
 import { keep } from "../torch/scope.ts";
 import type { TrainConfig } from "../config.ts";
 import { batchToTensor, type ClipBatch } from "../data/clip.ts";
-import { disposeMask, makeMask } from "../models/masking.ts";
+import { disposeMask, makeMask, type Mask } from "../models/masking.ts";
+import type { Shard } from "../data/sampler.ts";
 import { pixelTargets } from "../models/targets.ts";
 import type { VideoMAE } from "../models/video_mae.ts";
 import type { Module } from "../nn/module.ts";
@@ -88,6 +89,7 @@ export class LayerLockStep {
   readonly #model: VideoMAE;
   readonly #device: Device;
   readonly #amp: boolean;
+  readonly #shard: Shard;
   readonly #floor: TargetFloor | null;
   #freezer: Freezer | null = null;
   #stage: number | null = null;
@@ -98,8 +100,15 @@ export class LayerLockStep {
    * The step of `model` under `cfg` on `device`; `heldOut` are clips outside the training stream for the floors
    * (`log.floorClips` of them) and the convergence trigger (required when it is on).
    */
-  constructor(cfg: TrainConfig, model: VideoMAE, device: Device, heldOut: ClipBatch | null) {
+  constructor(
+    cfg: TrainConfig,
+    model: VideoMAE,
+    device: Device,
+    heldOut: ClipBatch | null,
+    shard: Shard = { rank: 0, size: 1 },
+  ) {
     const ll = cfg.layerlock, m = model.cfg;
+    this.#shard = shard;
     this.#cfg = cfg;
     this.#model = model;
     this.#device = device;
@@ -267,7 +276,7 @@ export class LayerLockStep {
         : ll.latentWeight,
     };
     const x = batchToTensor(batch, this.#device);
-    const mask = makeMask(cfg.mask.kind, x.shape[0], model.encoder.grid, cfg.mask.ratio, this.#device);
+    const mask = this.#mask(x.shape[0]);
     try {
       const targets = noGrad(() => pixelTargets(x, m.tubelet, m.patch, cfg.target.normalize));
       const ctx = { cfg: ll, pixelTargets: targets, heads: this.heads, state: st, unfrozen, floor };
@@ -276,6 +285,25 @@ export class LayerLockStep {
         : computeLosses(model, x, mask, ctx);
     } finally {
       disposeMask(mask);
+    }
+  }
+
+  /**
+   * The mask of this rank's `batch` clips. Data parallel: every rank draws the mask of the whole global batch from
+   * the same generator (seeded alike, so the ranks stay in step) and keeps its own rows, so N ranks see exactly
+   * the masks one process with the global batch would draw.
+   */
+  #mask(batch: number): Mask {
+    const { rank, size } = this.#shard, cfg = this.#cfg, grid = this.#model.encoder.grid;
+    if (size === 1) return makeMask(cfg.mask.kind, batch, grid, cfg.mask.ratio, this.#device);
+    const all = makeMask(cfg.mask.kind, batch * size, grid, cfg.mask.ratio, this.#device);
+    try {
+      return {
+        keep: all.keep.narrow(0, rank * batch, batch).contiguous(),
+        masked: all.masked.narrow(0, rank * batch, batch).contiguous(),
+      };
+    } finally {
+      disposeMask(all);
     }
   }
 

@@ -1,5 +1,5 @@
 /**
- * The libtorch binding: tensors and their scopes, creation, functional ops, autograd switches, the runtime (threads, RNG, CUDA), safetensors, the error family, and the AdamW optimiser with its schedule.
+ * The libtorch binding: tensors and their scopes, creation, functional ops, autograd switches, the runtime (threads, RNG, CUDA), safetensors, the error family, the AdamW optimiser with its schedule, and c10d (stores, process groups, the gradient reducer).
  * @module
  */
 export { ConfigError, DataError, type ErrorCode, IoError, LayerlockError, TorchError } from "../errors.ts";
@@ -76,3 +76,14 @@ export { type AdamWHyper, adamwStep, type AdamWTensors, clipGradNorm } from "../
 export { AdamW, type AdamWOptions, defaultNoDecay, type NamedParam } from "../optim/adamw.ts";
 export { scaledLr, warmupCosine, type WarmupCosineOptions } from "../optim/schedule.ts";
 export { svdvals } from "./functional.ts";
+export {
+  type Backend,
+  distBackends,
+  distLive,
+  GradReducer,
+  type GradReducerOptions,
+  ProcessGroup,
+  type ReduceOp,
+  type ReduceStats,
+  Store,
+} from "./dist.ts";

@@ -31,6 +31,14 @@ export interface StepRecord {
   convergenceCka?: number | null;
   /** Live native tensors (a leak shows as growth). */
   liveTensors: number;
+  /** Data parallel only: the number of processes (each trains `optim.batchSize` clips per step). */
+  worldSize?: number;
+  /** Data parallel only: clips per step over all processes. */
+  globalBatch?: number;
+  /** Data parallel only: gradient bytes each rank all-reduced per step (falls as blocks freeze). */
+  commBytes?: number;
+  /** Data parallel only: ms per step spent waiting for the all-reduce after backward (what overlap left). */
+  commWaitMs?: number;
   /** Measurements of `TrainOptions.evaluate`, when due. */
   eval?: Record<string, number>;
 }

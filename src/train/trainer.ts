@@ -23,6 +23,8 @@ import { AdamW } from "../optim/adamw.ts";
 import { scaledLr, warmupCosine } from "../optim/schedule.ts";
 import { listCheckpoints, loadCheckpoint, readCheckpointMeta, saveCheckpoint } from "./checkpoint.ts";
 import { printEvent, type StepRecord, type TrainEvent } from "./events.ts";
+import type { DataParallel } from "./data_parallel.ts";
+import type { Shard } from "../data/sampler.ts";
 
 /** A source of training batches whose position can be saved and restored. */
 export interface BatchSource {
@@ -40,8 +42,16 @@ export interface TrainOptions {
   runDir: string;
   /** Continue from the newest checkpoint in runDir. */
   resume: boolean;
-  /** Makes the batch source, restored to `state` when resuming. */
-  data: (cfg: TrainConfig, state: unknown | null) => BatchSource | Promise<BatchSource>;
+  /**
+   * Makes the batch source, restored to `state` when resuming; data parallel, `shard` is this rank's share of
+   * each global batch.
+   */
+  data: (cfg: TrainConfig, state: unknown | null, shard?: Shard) => BatchSource | Promise<BatchSource>;
+  /**
+   * Data-parallel training: this process's part of a job (see `DataParallel`; owned by the caller). Every rank
+   * trains `optim.batchSize` clips per step; rank 0 alone writes metrics and checkpoints.
+   */
+  dist?: DataParallel | null;
   /** Receives every event (default: `printEvent`, progress on stderr); see src/train/events.ts. */
   onEvent?: (e: TrainEvent) => void;
   /** Stop after this many steps of this invocation (for tests of resumption); the schedule is unchanged. */
@@ -93,15 +103,19 @@ export function modelConfig(cfg: TrainConfig): VideoMAEConfig {
   };
 }
 
-/** The device a configuration asks for ("auto": cuda when available). */
-export function resolveDevice(cfg: TrainConfig): Device {
+/**
+ * The device a configuration asks for ("auto": cuda when available); with `localRank` (data parallel), that
+ * rank's GPU.
+ */
+export function resolveDevice(cfg: TrainConfig, localRank?: number): Device {
   if (cfg.device === "cuda" && !cuda.isAvailable()) {
     throw new TorchError(
       "train",
       'device: "cuda" was requested but CUDA is not available (is torch a CUDA build?)',
     );
   }
-  return cfg.device === "auto" ? (cuda.isAvailable() ? "cuda" : "cpu") : cfg.device;
+  const d = cfg.device === "auto" ? (cuda.isAvailable() ? "cuda" : "cpu") : cfg.device;
+  return d === "cuda" && localRank !== undefined ? `cuda:${localRank}` : d;
 }
 
 /** Running sums of the loss terms and their floors on the device, read once per logging window (its only syncs). */
@@ -122,13 +136,21 @@ class LossMeter {
       });
     });
   }
-  /** The window's means (null for a term that was not computed), and a reset; a non-finite loss at `step` throws. */
+  /**
+   * The window's means (null for a term that was not computed), over every rank when data parallel, and a
+   * reset; a non-finite loss at `step` throws (on every rank alike).
+   */
   read(
     step: number,
+    dp: DataParallel | null,
   ): Pick<StepRecord, "step" | "loss" | "pixelLoss" | "latentLoss" | "pixelFloor" | "latentFloor"> {
-    const [loss, pixelLoss, latentLoss, pixelFloor, latentFloor] = this.#sums.map((t, i) =>
-      this.#n[i] ? t.item() / this.#n[i] : null
-    );
+    let sums = this.#sums.map((t, i) => this.#n[i] ? t.item() : 0), n = this.#n;
+    if (dp) {
+      const all = dp.sum([...sums, ...n]);
+      sums = all.slice(0, sums.length);
+      n = all.slice(sums.length);
+    }
+    const [loss, pixelLoss, latentLoss, pixelFloor, latentFloor] = sums.map((v, i) => n[i] ? v / n[i] : null);
     for (const t of this.#sums) t.zero_();
     this.#n = this.#n.map(() => 0);
     if (loss === null || !Number.isFinite(loss)) {
@@ -161,8 +183,10 @@ function stepOfCheckpoint(path: string): number {
 
 /** Trains the video MAE described by `cfg`. */
 export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<TrainResult> {
-  const emit = opts.onEvent ?? printEvent;
-  const device = resolveDevice(cfg);
+  const dp = opts.dist ?? null, rank0 = !dp || dp.rank === 0;
+  const shard = dp ? { rank: dp.rank, size: dp.size } : undefined;
+  const emit = rank0 ? opts.onEvent ?? printEvent : () => {};
+  const device = resolveDevice(cfg, dp?.localRank);
   if (cfg.threads > 0) setNumThreads(cfg.threads);
   const ckptDir = `${opts.runDir}/checkpoints`;
   const existing = listCheckpoints(ckptDir);
@@ -174,11 +198,13 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
   }
   if (opts.resume && existing.length === 0) throw new TorchError("train", `nothing to resume in ${ckptDir}`);
 
-  // The run folder and its metrics file come first: a failure here leaves nothing behind.
-  let metrics: Deno.FsFile;
+  // The run folder and its metrics file come first (rank 0's): a failure here leaves nothing behind.
+  let metrics: Deno.FsFile | null = null;
   try {
-    Deno.mkdirSync(opts.runDir, { recursive: true });
-    metrics = Deno.openSync(`${opts.runDir}/metrics.jsonl`, { append: true, create: true });
+    if (rank0) {
+      Deno.mkdirSync(opts.runDir, { recursive: true });
+      metrics = Deno.openSync(`${opts.runDir}/metrics.jsonl`, { append: true, create: true });
+    }
   } catch (e) {
     throw new IoError(
       opts.runDir,
@@ -196,10 +222,10 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
     heldOut = opts.floorClips && heldOutCount > 0 ? await opts.floorClips(heldOutCount) : null;
     manualSeed(cfg.seed);
     model = new VideoMAE(modelConfig(cfg), device);
-    llStep = new LayerLockStep(cfg, model, device, heldOut);
+    llStep = new LayerLockStep(cfg, model, device, heldOut, shard);
   } catch (e) {
     model?.dispose();
-    metrics.close();
+    metrics?.close();
     throw e;
   }
   const modules: Record<string, Module> = { model, ...llStep.modules() };
@@ -232,13 +258,15 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
       dataState = meta.data;
       emit({ kind: "resume", step, checkpoint: last });
     }
-    data = await opts.data(cfg, dataState);
+    // every rank starts from rank 0's weights (and reads its own shard of each global batch)
+    dp?.broadcastParameters(params.map((p) => p.param));
+    data = await opts.data(cfg, dataState, shard);
   } catch (e) {
     // a bad checkpoint or data source: free what was made, keep the checkpoints as they are
     llStep.dispose();
     opt.dispose();
     model.dispose();
-    metrics.close();
+    metrics?.close();
     throw e;
   }
   const enc = new TextEncoder();
@@ -248,16 +276,26 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
     if (interrupted) Deno.exit(130); // a second Ctrl-C: stop now (earlier checkpoints are intact)
     interrupted = true;
   };
-  Deno.addSignalListener("SIGINT", onSigint);
-  const save = () => {
-    const meta = { step, config: cfg, data: data.state(), extra: llStep.checkpoint() };
-    lastCheckpoint = saveCheckpoint(ckptDir, modules, opt, meta, cfg.log.keep);
-    emit({ kind: "checkpoint", step, path: lastCheckpoint });
+  // SIGTERM (what torchrun sends its workers when it is stopped, often right after the terminal's Ctrl-C, and
+  // what clusters send before a kill) stops the run like a first Ctrl-C, never like a second.
+  const onSigterm = () => {
+    interrupted = true;
   };
+  Deno.addSignalListener("SIGINT", onSigint);
+  Deno.addSignalListener("SIGTERM", onSigterm);
+  const save = () => {
+    if (rank0) {
+      const meta = { step, config: cfg, data: data.state(), extra: llStep.checkpoint() };
+      lastCheckpoint = saveCheckpoint(ckptDir, modules, opt, meta, cfg.log.keep);
+      emit({ kind: "checkpoint", step, path: lastCheckpoint });
+    }
+    dp?.barrier(); // the others wait until the checkpoint is on disk
+  };
+  const trainable = () => params.filter((p) => p.param.requiresGrad).map((p) => p.param);
 
   const losses: TrainResult["losses"] = [];
   const meter = new LossMeter(device);
-  let window = 0, tWindow = performance.now(), lr = 0;
+  let window = 0, tWindow = performance.now(), lr = 0, commBytes = 0, commWaitMs = 0;
   const t0 = performance.now(), startStep = step;
   const endStep = Math.min(cfg.optim.steps, opts.stopAfter === undefined ? Infinity : step + opts.stopAfter);
   // Batches often come from already-resolved promises, so the loop would never return to the event loop,
@@ -272,7 +310,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
   const log = () => {
     const now = performance.now();
     const record: StepRecord = {
-      ...meter.read(step),
+      ...meter.read(step, dp),
       lr,
       time: (now - t0) / 1000,
       stepsPerSec: window / ((now - tWindow) / 1000),
@@ -280,35 +318,52 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
       target: llStep.targetName(step - 1),
       ...(llStep.trigger ? { convergenceCka: llStep.lastCka } : {}),
       liveTensors: liveTensors(),
+      ...(dp
+        ? {
+          worldSize: dp.size,
+          globalBatch: dp.size * cfg.optim.batchSize,
+          commBytes: commBytes / window,
+          commWaitMs: commWaitMs / window,
+        }
+        : {}),
     };
-    if (opts.evaluate && (step % opts.evaluate.every === 0 || step === endStep)) {
+    if (rank0 && opts.evaluate && (step % opts.evaluate.every === 0 || step === endStep)) {
       const ev = opts.evaluate;
       record.eval = evaluateIn(model, () => ev.fn(model, step));
     }
     const { loss, pixelLoss: pixel, latentLoss: latent, frozenDepth } = record;
     losses.push({ step, loss, pixel, latent, frozenDepth });
-    metrics.writeSync(enc.encode(JSON.stringify(record) + "\n"));
+    metrics?.writeSync(enc.encode(JSON.stringify(record) + "\n"));
     const eta = (cfg.optim.steps - step) / ((step - startStep) / ((now - t0) / 1000));
     emit({ kind: "log", record, totalSteps: cfg.optim.steps, eta });
-    window = 0;
+    window = commBytes = commWaitMs = 0;
     tWindow = performance.now(); // measurements above do not count as training time
   };
 
   try {
     while (step < endStep && !interrupted) {
       await yieldToEventLoop();
-      if (interrupted) break;
+      if (dp ? dp.any(interrupted) : interrupted) {
+        interrupted = true; // every rank stops at the same step
+        break;
+      }
       const batch = await data.next();
       const start = llStep.begin(step, opt); // a convergence check, freezing, a new stage's heads
       if (start.stageChanged) {
         const { stage, frozenDepth } = start.state;
         emit({ kind: "stage", step, stage, frozenDepth, target: llStep.targetName(step) });
       }
+      dp?.prepare(trainable()); // buckets of the parameters that train now (rebuilt after a freeze)
       scope(() => {
         const l = llStep.loss(batch, step); // mask, targets, forward with the frozen prefix under no-grad
-        l.total.backward();
+        l.total.backward(); // data parallel: buckets are all-reduced as their gradients are ready
         meter.add(l);
       });
+      if (dp) {
+        const r = dp.finish(); // every gradient is now the mean over the ranks
+        commBytes += r.bytes;
+        commWaitMs += r.waitMs;
+      }
       if (cfg.optim.clipGrad > 0) opt.clipGradNorm(cfg.optim.clipGrad).dispose();
       lr = lrAt(step) * start.state.lrFactor;
       opt.step(lr);
@@ -322,8 +377,9 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
     emit({ kind: "end", step, interrupted, checkpoint: lastCheckpoint });
   } finally {
     Deno.removeSignalListener("SIGINT", onSigint);
+    Deno.removeSignalListener("SIGTERM", onSigterm);
     data.close();
-    metrics.close();
+    metrics?.close();
     meter.dispose();
     llStep.dispose();
     opt.dispose();
