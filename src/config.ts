@@ -115,6 +115,11 @@ export const TrainConfigSchema = z.object({
     overlap: z.boolean().default(true),
     /** Seconds a rank waits for the others (rendezvous, each collective) before failing with an error. */
     timeoutS: z.number().positive().default(300),
+    /**
+     * ZeRO stage 1: shard AdamW's moments over the processes (each keeps 1/N; gradients reduce-scattered,
+     * parameters all-gathered). Same updates as unsharded AdamW; checkpoints load on any world size.
+     */
+    zero: z.boolean().default(false),
   }).strict().default({}),
 }).strict().superRefine((c, ctx) => {
   if (c.data.source === "folder" && !c.data.path) {

@@ -27,7 +27,10 @@ interface RankResult {
 async function runRanks(
   n: number,
   args: string[],
-  opts: { env?: Record<string, string>; onStderr?: (rank: number, text: string) => void } = {},
+  opts: {
+    env?: Record<string, string>;
+    onStderr?: (rank: number, text: string, kill: (rank: number, signal: Deno.Signal) => void) => void;
+  } = {},
 ): Promise<RankResult[]> {
   const port = String(freePort());
   const children = Array.from({ length: n }, (_, rank) => {
@@ -48,13 +51,18 @@ async function runRanks(
     }).spawn();
     return { rank, child };
   });
+  const kill = (rank: number, signal: Deno.Signal) => {
+    try {
+      children[rank].child.kill(signal);
+    } catch { /* already gone */ }
+  };
   return await Promise.all(children.map(async ({ rank, child }) => {
     let err = "";
     const dec = new TextDecoder();
     const reader = (async () => {
       for await (const chunk of child.stderr) {
         err += dec.decode(chunk);
-        opts.onStderr?.(rank, err);
+        opts.onStderr?.(rank, err, kill);
       }
     })();
     const out = dec.decode(await new Response(child.stdout).arrayBuffer());
@@ -138,13 +146,13 @@ Deno.test({
 });
 
 /** The flags of the small data-parallel training runs. */
-function smallRun(name: string, batch: number, extra: string[] = []): string[] {
+function smallRun(name: string, batch: number, extra: string[] = [], steps = 12): string[] {
   return [
     "src/cli/train.ts",
     "--name",
     name,
     "--steps",
-    "12",
+    String(steps),
     "--warmup",
     "2",
     "--batch-size",
@@ -177,12 +185,17 @@ function smallRun(name: string, batch: number, extra: string[] = []): string[] {
   ];
 }
 
-/** The largest absolute difference between the tensors of two checkpoints (model and heads only). */
-function maxDiff(a: string, b: string): { diff: number; names: number } {
+/** The largest absolute difference between the tensors of two checkpoints (weights, or the optimiser state). */
+function maxDiff(
+  a: string,
+  b: string,
+  part: "weights" | "optim" = "weights",
+): { diff: number; names: number } {
   return torch.scope(() => {
     const x = torch.loadSafetensors(a).tensors, y = torch.loadSafetensors(b).tensors;
-    const names = Object.keys(x).filter((k) => !k.startsWith("optim."));
-    assert.deepEqual(names.sort(), Object.keys(y).filter((k) => !k.startsWith("optim.")).sort());
+    const pick = (k: string) => !k.startsWith("rng.") && k.startsWith("optim.") === (part === "optim");
+    const names = Object.keys(x).filter(pick);
+    assert.deepEqual(names.sort(), Object.keys(y).filter(pick).sort());
     let diff = 0;
     for (const k of names) diff = Math.max(diff, x[k].sub(y[k]).abs().max().item());
     return { diff, names: names.length };
@@ -194,8 +207,8 @@ const metrics = (runDir: string) =>
 
 for (const mode of ["mae", "layerlock"]) {
   Deno.test({
-    name: `${mode}: 2 ranks × batch 2 train the same weights as 1 rank × batch 4` +
-      (mode === "layerlock" ? " across two freezes; frozen blocks leave the all-reduce" : ""),
+    name: `${mode}: 2 ranks × batch 2 train the same weights as 1 rank × batch 4, and so does ZeRO-1` +
+      (mode === "layerlock" ? ", across two freezes; frozen blocks leave the all-reduce" : ""),
     ignore,
     async fn() {
       const dir = (await tempDir("dist_")).replace(/^runs\//, "");
@@ -211,14 +224,27 @@ for (const mode of ["mae", "layerlock"]) {
         : [];
       const common = ["--set", `layerlock.mode=${mode}`, ...sched];
       const one = `${dir}_one`.replace(/\//g, "_"), two = `${dir}_two`.replace(/\//g, "_");
+      const zero = `${dir}_zero`.replace(/\//g, "_");
       const [single] = await runRanks(1, smallRun(one, 4, common), { env: { WORLD_SIZE: "1" } });
       assert.equal(single.code, 0, single.err);
       const pair = await runRanks(2, smallRun(two, 2, common));
       for (const r of pair) assert.equal(r.code, 0, r.err);
+      const pairZero = await runRanks(2, smallRun(zero, 2, [...common, "--set", "dist.zero=true"]));
+      for (const r of pairZero) assert.equal(r.code, 0, r.err);
       const ck = (n: string) => `runs/${n}/checkpoints/step_0000012.safetensors`;
       const { diff, names } = maxDiff(ck(one), ck(two));
       assert.ok(names > 10);
       assert.ok(diff < 1e-4, `weights differ by ${diff}`);
+      // ZeRO-1: the same weights, and its gathered optimiser state is the unsharded one (same keys and values)
+      const z = maxDiff(ck(two), ck(zero));
+      assert.ok(z.diff < 1e-5, `ZeRO-1 weights differ by ${z.diff}`);
+      const zo = maxDiff(ck(two), ck(zero), "optim");
+      assert.ok(zo.names > 10 && zo.diff < 1e-5, `ZeRO-1 optimiser state differs by ${zo.diff}`);
+      // sharded: a reduce-scatter of the whole (padded) gradient and an all-gather of half of it, 1.5× the bytes
+      // of the all-reduce's payload (the same traffic on the wire: an all-reduce is those two)
+      const mz = metrics(`runs/${zero}`);
+      const ratio = mz[0].commBytes / m2[0].commBytes;
+      assert.ok(ratio > 1.49 && ratio < 1.52, `ZeRO-1 / all-reduce bytes ${ratio}`);
       // the losses logged (means over both ranks) match the single process's
       const m1 = metrics(`runs/${one}`), m2 = metrics(`runs/${two}`);
       assert.equal(m2.length, 12);
@@ -239,10 +265,59 @@ for (const mode of ["mae", "layerlock"]) {
       }
       // rank 0 alone wrote the run
       assert.ok(!pair[1].out.includes("outputs:"));
-      for (const n of [one, two]) await Deno.remove(`runs/${n}`, { recursive: true });
+      if (mode === "layerlock") {
+        const zb = new Map<number, number>();
+        for (const r of mz) zb.set(r.frozenDepth, r.commBytes);
+        assert.ok(zb.get(2)! < zb.get(1)! && zb.get(1)! < zb.get(0)!, JSON.stringify([...zb]));
+      }
+      for (const n of [one, two, zero]) await Deno.remove(`runs/${n}`, { recursive: true });
     },
   });
 }
+
+Deno.test({
+  name:
+    "a killed rank stops the job with an error within the timeout; --resume continues it, on 2 ranks or on 1",
+  ignore,
+  async fn() {
+    const name = `dist_kill_${Date.now()}`;
+    const flags = smallRun(name, 2, ["--set", "log.checkpointEvery=4", "--set", "dist.timeoutS=10"], 40);
+    let killed = false;
+    const t0 = performance.now();
+    const first = await runRanks(2, flags, {
+      onStderr: (rank, text, kill) => {
+        if (!killed && rank === 0 && /step 9\//.test(text)) {
+          killed = true;
+          kill(1, "SIGKILL");
+        }
+      },
+    });
+    const seconds = (performance.now() - t0) / 1000;
+    assert.ok(killed, "rank 0 never reached step 9");
+    assert.notEqual(first[0].code, 0);
+    assert.match(first[0].err, /failed on rank 0 of 2 \(gloo/);
+    assert.ok(seconds < 60, `the job took ${seconds} s to stop`);
+    const ckpts = [...Deno.readDirSync(`runs/${name}/checkpoints`)].map((e) => e.name).sort();
+    assert.ok(ckpts.length >= 1, "no checkpoint before the kill");
+    const resumeFlags = ["src/cli/train.ts", "--name", name, "--resume"];
+    const again = await runRanks(2, resumeFlags);
+    for (const r of again) assert.equal(r.code, 0, r.err);
+    assert.match(again[0].err, /resumed from .*step_\d+\.safetensors/);
+    const steps = metrics(`runs/${name}`).map((r) => r.step);
+    assert.equal(steps[steps.length - 1], 40);
+    // a different world size: the model and optimiser load on one process, which trains on alone
+    const cfgPath = `runs/${name}/config.json`;
+    const cfg = JSON.parse(Deno.readTextFileSync(cfgPath));
+    cfg.optim.steps = 44;
+    Deno.writeTextFileSync(cfgPath, JSON.stringify(cfg));
+    const [alone] = await runRanks(1, resumeFlags, { env: { WORLD_SIZE: "1" } });
+    assert.equal(alone.code, 0, alone.err);
+    const last = metrics(`runs/${name}`).pop();
+    assert.equal(last.step, 44);
+    assert.equal(last.worldSize, undefined);
+    await Deno.remove(`runs/${name}`, { recursive: true });
+  },
+});
 
 Deno.test("launch environment: absent is one process; torchrun's variables are read; mistakes name the variable", () => {
   const env = (vars: Record<string, string>) => (k: string) => vars[k];

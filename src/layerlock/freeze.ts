@@ -7,7 +7,7 @@
  */
 import { TorchError } from "../errors.ts";
 import type { VideoMAE } from "../models/video_mae.ts";
-import type { AdamW } from "../optim/adamw.ts";
+import type { ParamOptimizer } from "../optim/adamw.ts";
 
 /** Applies a growing frozen depth to a model and its optimizer. */
 export class Freezer {
@@ -16,7 +16,7 @@ export class Freezer {
   /** Manages `model`'s encoder blocks; `embedding` says whether the embedding freezes with block 1. */
   constructor(
     readonly model: VideoMAE,
-    readonly opt: AdamW,
+    readonly opt: ParamOptimizer,
     readonly embedding: "with-first" | "never",
   ) {}
 

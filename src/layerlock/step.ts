@@ -16,7 +16,7 @@ import type { Shard } from "../data/sampler.ts";
 import { pixelTargets } from "../models/targets.ts";
 import type { VideoMAE } from "../models/video_mae.ts";
 import type { Module } from "../nn/module.ts";
-import type { AdamW, NamedParam } from "../optim/adamw.ts";
+import type { NamedParam, ParamOptimizer } from "../optim/adamw.ts";
 import { TargetFloor } from "./floor.ts";
 import { Freezer } from "./freeze.ts";
 import { LatentHeads } from "./heads.ts";
@@ -171,7 +171,7 @@ export class LayerLockStep {
   }
 
   /** Attaches the optimiser: freezing releases the frozen parameters' optimiser state. Call once. */
-  attach(opt: AdamW): void {
+  attach(opt: ParamOptimizer): void {
     this.#freezer = new Freezer(this.#model, opt, this.#cfg.layerlock.embedding);
   }
 
@@ -228,7 +228,7 @@ export class LayerLockStep {
    * Prepares step `step`: runs a due convergence check, freezes the blocks the schedule has reached, and at a
    * stage change reinitialises the new targets' heads (layerlock.reinitHead), releasing their optimiser state.
    */
-  begin(step: number, opt: AdamW): StepStart {
+  begin(step: number, opt: ParamOptimizer): StepStart {
     if (this.trigger?.due(step)) {
       this.trigger.check(this.#model, step);
       if (this.trigger.lastCka !== null) this.#lastCka = this.trigger.lastCka;

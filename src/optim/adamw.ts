@@ -37,6 +37,30 @@ export interface AdamWOptions {
   noDecay?: (name: string, p: Tensor) => boolean;
   /** Kernel: "fused" (`_fused_adamw_`), "foreach", or "auto" (fused where supported; the default). */
   impl?: "fused" | "foreach" | "auto";
+  /**
+   * Where a parameter's gradient comes from (default: its `.grad`); returns a handle the optimizer frees, or null
+   * to skip the parameter this step. `ZeroAdamW` steps pieces of parameters on their piece of the mean gradient.
+   */
+  gradOf?: (name: string, param: Tensor) => Tensor | null;
+}
+
+/**
+ * What the trainer, the freezer and checkpoints need of an optimiser over named parameters: `AdamW`, or
+ * `ZeroAdamW` (state sharded over a process group).
+ */
+export interface ParamOptimizer {
+  /** One step over the parameters that have gradients. */
+  step(lr?: number): number;
+  /** Drops every gradient. */
+  zeroGrad(): void;
+  /** Frees the state of the named parameters. */
+  releaseState(names: Iterable<string>): void;
+  /** The state by `<name>.exp_avg|exp_avg_sq|step` (new handles, owned by the caller). */
+  stateDict(): Record<string, Tensor>;
+  /** Replaces the state with `sd`'s. */
+  loadStateDict(sd: Record<string, Tensor>): void;
+  /** Frees all state. */
+  dispose(): void;
 }
 
 /**
@@ -87,7 +111,7 @@ function disposeState(s: State): void {
  * to borrow it and one to free that handle; then one kernel call per (group, device, dtype, step count)
  * bucket — usually one per group.
  */
-export class AdamW {
+export class AdamW implements ParamOptimizer {
   /** Learning rate used by `step()` when none is passed. */
   lr: number;
   /** First-moment decay. */
@@ -100,6 +124,7 @@ export class AdamW {
   readonly eps: number;
   /** Kernel choice passed to `adamwStep`. */
   readonly impl: "fused" | "foreach" | "auto";
+  readonly #gradOf: (name: string, param: Tensor) => Tensor | null;
   #entries: Entry[];
   #byName = new Map<string, Entry>();
   #disposed = false;
@@ -113,6 +138,7 @@ export class AdamW {
     this.weightDecay = opts.weightDecay ?? 0.05;
     this.eps = opts.eps ?? 1e-8;
     this.impl = opts.impl ?? "auto";
+    this.#gradOf = opts.gradOf ?? ((_, p) => p.grad);
     checkLr(this.lr, "AdamW");
     for (const [k, v] of [["beta1", this.beta1], ["beta2", this.beta2]] as const) {
       if (!(v >= 0 && v < 1)) throw new TorchError("AdamW", `${k} must be in [0, 1), got ${v}`);
@@ -170,7 +196,7 @@ export class AdamW {
     const grads: Tensor[] = [];
     try {
       for (const e of this.#entries) {
-        const g = e.param.grad;
+        const g = this.#gradOf(e.name, e.param);
         if (g === null) continue;
         grads.push(g);
         if (e.state === null) e.state = newState(e.param);

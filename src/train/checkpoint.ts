@@ -11,7 +11,7 @@
 import { IoError, TorchError } from "../errors.ts";
 import { loadSafetensors, readSafetensorsMetadata, saveSafetensors } from "../torch/safetensors.ts";
 import type { Module } from "../nn/module.ts";
-import type { AdamW } from "../optim/adamw.ts";
+import type { ParamOptimizer } from "../optim/adamw.ts";
 import { cuda, getRngState, setRngState } from "../torch/runtime.ts";
 import { scope } from "../torch/scope.ts";
 import type { Tensor } from "../torch/tensor.ts";
@@ -55,7 +55,7 @@ export function listCheckpoints(dir: string): string[] {
 export function saveCheckpoint(
   dir: string,
   modules: Record<string, Module>,
-  opt: AdamW,
+  opt: ParamOptimizer,
   meta: CheckpointMeta,
   keep = 3,
 ): string {
@@ -95,7 +95,11 @@ export function readCheckpointMeta(path: string): { step: number; extra: unknown
 }
 
 /** Reads a checkpoint's metadata and restores modules (by key), optimizer and RNG state from it. */
-export function loadCheckpoint(path: string, modules: Record<string, Module>, opt: AdamW): CheckpointMeta {
+export function loadCheckpoint(
+  path: string,
+  modules: Record<string, Module>,
+  opt: ParamOptimizer,
+): CheckpointMeta {
   return scope(() => {
     const { tensors, metadata } = loadSafetensors(path);
     if (metadata.format !== CHECKPOINT_FORMAT) {

@@ -19,7 +19,8 @@ import { LayerLockStep, type StepCheckpoint } from "../layerlock/step.ts";
 import { VideoMAE, type VideoMAEConfig } from "../models/video_mae.ts";
 import { PRESETS } from "../models/presets.ts";
 import type { Module } from "../nn/module.ts";
-import { AdamW } from "../optim/adamw.ts";
+import { AdamW, type ParamOptimizer } from "../optim/adamw.ts";
+import { ZeroAdamW } from "../optim/zero.ts";
 import { scaledLr, warmupCosine } from "../optim/schedule.ts";
 import { listCheckpoints, loadCheckpoint, readCheckpointMeta, saveCheckpoint } from "./checkpoint.ts";
 import { printEvent, type StepRecord, type TrainEvent } from "./events.ts";
@@ -234,7 +235,10 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
     ...llStep.namedParameters(),
   ];
   const baseLr = cfg.optim.scaleLr ? scaledLr(cfg.optim.lr, cfg.optim.batchSize) : cfg.optim.lr;
-  const opt = new AdamW(params, { lr: baseLr, betas: cfg.optim.betas, weightDecay: cfg.optim.weightDecay });
+  const optOpts = { lr: baseLr, betas: cfg.optim.betas, weightDecay: cfg.optim.weightDecay };
+  // ZeRO-1: the moments sharded over the ranks (it reduces the gradients itself: no reducer then)
+  const zero = dp && cfg.dist.zero ? new ZeroAdamW(dp.group, params, optOpts) : null;
+  const opt: ParamOptimizer = zero ?? new AdamW(params, optOpts);
   llStep.attach(opt);
   const lrAt = warmupCosine({
     baseLr,
@@ -284,6 +288,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
   Deno.addSignalListener("SIGINT", onSigint);
   Deno.addSignalListener("SIGTERM", onSigterm);
   const save = () => {
+    zero?.gather(); // collective: the whole optimiser state, for rank 0 to write
     if (rank0) {
       const meta = { step, config: cfg, data: data.state(), extra: llStep.checkpoint() };
       lastCheckpoint = saveCheckpoint(ckptDir, modules, opt, meta, cfg.log.keep);
@@ -353,20 +358,25 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
         const { stage, frozenDepth } = start.state;
         emit({ kind: "stage", step, stage, frozenDepth, target: llStep.targetName(step) });
       }
-      dp?.prepare(trainable()); // buckets of the parameters that train now (rebuilt after a freeze)
+      if (!zero) dp?.prepare(trainable()); // buckets of the parameters that train now (rebuilt after a freeze)
       scope(() => {
         const l = llStep.loss(batch, step); // mask, targets, forward with the frozen prefix under no-grad
         l.total.backward(); // data parallel: buckets are all-reduced as their gradients are ready
         meter.add(l);
       });
-      if (dp) {
-        const r = dp.finish(); // every gradient is now the mean over the ranks
-        commBytes += r.bytes;
-        commWaitMs += r.waitMs;
-      }
-      if (cfg.optim.clipGrad > 0) opt.clipGradNorm(cfg.optim.clipGrad).dispose();
       lr = lrAt(step) * start.state.lrFactor;
-      opt.step(lr);
+      if (zero) {
+        zero.step(lr, cfg.optim.clipGrad); // reduce-scatter, clip, AdamW on the shard, all-gather
+        commBytes += zero.lastBytes;
+      } else {
+        if (dp) {
+          const r = dp.finish(); // every gradient is now the mean over the ranks
+          commBytes += r.bytes;
+          commWaitMs += r.waitMs;
+        }
+        if (cfg.optim.clipGrad > 0) (opt as AdamW).clipGradNorm(cfg.optim.clipGrad).dispose();
+        opt.step(lr);
+      }
       opt.zeroGrad();
       step++;
       window++;
