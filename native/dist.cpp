@@ -138,16 +138,20 @@ c10d::ReduceOp op_of(int op) {
 
 // Waits for a collective within the group's timeout; a failed or timed-out peer becomes an error naming the group.
 void finish(Group& g, const c10::intrusive_ptr<c10d::Work>& w, const char* what) {
-  try {
-    if (!w->wait(g.timeout)) throw std::runtime_error("timed out");
-  } catch (const c10::Error& e) {
-    throw std::runtime_error(std::string(what) + " failed on rank " + std::to_string(g.rank) + " of " +
-                             std::to_string(g.size) + " (" + g.backend + "): " + e.what_without_backtrace());
-  } catch (const std::exception& e) {
+  auto fail = [&](const std::string& why) {
     throw std::runtime_error(std::string(what) + " failed on rank " + std::to_string(g.rank) + " of " +
                              std::to_string(g.size) + " (" + g.backend + ", timeout " +
-                             std::to_string(g.timeout.count()) + " ms): " + e.what());
+                             std::to_string(g.timeout.count()) + " ms): " + why);
+  };
+  bool done = false;
+  try {
+    done = w->wait(g.timeout);
+  } catch (const c10::Error& e) {
+    fail(e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    fail(e.what());
   }
+  if (!done) fail("timed out");
 }
 
 double nbytes(const at::Tensor& t) { return static_cast<double>(t.numel() * t.element_size()); }

@@ -145,6 +145,23 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "a rank that hangs makes the others fail at the timeout, naming it",
+  ignore,
+  async fn() {
+    const rs = await runRanks(2, ["tests/dist_worker.ts", "hang"], {
+      env: { LL_TEST_TIMEOUT_MS: "4000" },
+      onStderr: (rank, text, kill) => {
+        if (rank === 0 && text.includes("rank 0 done")) kill(1, "SIGKILL");
+      },
+    });
+    const r0 = lastJson(rs[0]);
+    assert.match(r0.error, /all-reduce failed on rank 0 of 2 \(gloo, timeout 4000 ms\)/);
+    assert.ok(r0.seconds >= 3.5 && r0.seconds < 15, `failed after ${r0.seconds} s`);
+    assert.match(r0.who, /^rank 1 did not answer \(dead or hung/);
+  },
+});
+
 /** The flags of the small data-parallel training runs. */
 function smallRun(name: string, batch: number, extra: string[] = [], steps = 12): string[] {
   return [
@@ -240,16 +257,16 @@ for (const mode of ["mae", "layerlock"]) {
       assert.ok(z.diff < 1e-5, `ZeRO-1 weights differ by ${z.diff}`);
       const zo = maxDiff(ck(two), ck(zero), "optim");
       assert.ok(zo.names > 10 && zo.diff < 1e-5, `ZeRO-1 optimiser state differs by ${zo.diff}`);
-      // sharded: a reduce-scatter of the whole (padded) gradient and an all-gather of half of it, 1.5× the bytes
-      // of the all-reduce's payload (the same traffic on the wire: an all-reduce is those two)
-      const mz = metrics(`runs/${zero}`);
-      const ratio = mz[0].commBytes / m2[0].commBytes;
-      assert.ok(ratio > 1.49 && ratio < 1.52, `ZeRO-1 / all-reduce bytes ${ratio}`);
       // the losses logged (means over both ranks) match the single process's
       const m1 = metrics(`runs/${one}`), m2 = metrics(`runs/${two}`);
       assert.equal(m2.length, 12);
       for (let i = 0; i < 12; i++) assert.ok(Math.abs(m1[i].loss - m2[i].loss) < 1e-4, `step ${i + 1}`);
       assert.ok(m2.every((r) => r.worldSize === 2 && r.globalBatch === 4));
+      // sharded: a reduce-scatter of the whole (padded) gradient and an all-gather of half of it, 1.5× the bytes
+      // of the all-reduce's payload (the same traffic on the wire: an all-reduce is those two)
+      const mz = metrics(`runs/${zero}`);
+      const ratio = mz[0].commBytes / m2[0].commBytes;
+      assert.ok(ratio > 1.49 && ratio < 1.52, `ZeRO-1 / all-reduce bytes ${ratio}`);
       const bytes = m2.map((r) => r.commBytes as number);
       if (mode === "layerlock") {
         // frozen depth 0 → 1 → 2: the bytes per step fall at each freeze
@@ -296,6 +313,7 @@ Deno.test({
     assert.ok(killed, "rank 0 never reached step 9");
     assert.notEqual(first[0].code, 0);
     assert.match(first[0].err, /failed on rank 0 of 2 \(gloo/);
+    assert.match(first[0].err, /rank 1 did not answer \(dead or hung; it last reached step \d+\)/);
     assert.ok(seconds < 60, `the job took ${seconds} s to stop`);
     const ckpts = [...Deno.readDirSync(`runs/${name}/checkpoints`)].map((e) => e.name).sort();
     assert.ok(ckpts.length >= 1, "no checkpoint before the kill");

@@ -129,6 +129,19 @@ if (scenario === "collectives") {
     out.error = (e as Error).message;
   }
   out.seconds = (performance.now() - t0) / 1000;
+} else if (scenario === "hang") {
+  // rank 1 stops answering (alive, but never joins the collective); rank 0 must time out and name it
+  if (rank === 1) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 120_000);
+  const t0 = performance.now();
+  try {
+    torch.scope(() => g.allReduce([torch.ones([4])]));
+    out.error = null;
+  } catch (e) {
+    out.error = (e as Error).message;
+  }
+  out.seconds = (performance.now() - t0) / 1000;
+  out.who = dp.whoStopped(1000);
+  console.error("rank 0 done");
 } else {
   throw new Error(`dist_worker: unknown scenario ${scenario}`);
 }

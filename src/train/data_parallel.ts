@@ -160,6 +160,35 @@ export class DataParallel {
     return this.sum([flag ? 1 : 0])[0] > 0;
   }
 
+  /** Records in the store that this rank has reached `step` (read by `whoStopped` when a collective fails). */
+  heartbeat(step: number): void {
+    this.#store.add(`step/${this.rank}`, step - this.#reported);
+    this.#reported = step;
+  }
+  #reported = 0;
+
+  /**
+   * After a failed collective, names the ranks that are gone: every rank still alive says so in the store and
+   * waits `graceMs` for the others; those that never answer are dead or hung ("rank 1 did not answer (dead or
+   * hung; it last reached step 8)"). Empty when everyone answered or the store cannot tell (it may have died
+   * with rank 0).
+   */
+  whoStopped(graceMs = 3000): string {
+    try {
+      this.#store.add(`alive/${this.rank}`, 1);
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, graceMs);
+      const silent = Array.from({ length: this.size }, (_, r) => r).filter((r) =>
+        this.#store.add(`alive/${r}`, 0) === 0
+      );
+      return silent.map((r) => {
+        const step = this.#store.add(`step/${r}`, 0);
+        return `rank ${r} did not answer (dead or hung; it last reached step ${step})`;
+      }).join("; ");
+    } catch {
+      return "";
+    }
+  }
+
   /** Waits for every rank. */
   barrier(): void {
     this.#group.barrier();

@@ -348,6 +348,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
   try {
     while (step < endStep && !interrupted) {
       await yieldToEventLoop();
+      dp?.heartbeat(step);
       if (dp ? dp.any(interrupted) : interrupted) {
         interrupted = true; // every rank stops at the same step
         break;
@@ -385,6 +386,11 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
     }
     save();
     emit({ kind: "end", step, interrupted, checkpoint: lastCheckpoint });
+  } catch (e) {
+    // a failed collective: name the ranks that stopped, from the steps they recorded in the store
+    const who = dp && e instanceof TorchError ? dp.whoStopped() : "";
+    if (who) throw new TorchError("train", `${e instanceof Error ? e.message : e}; ${who}`, { cause: e });
+    throw e;
   } finally {
     Deno.removeSignalListener("SIGINT", onSigint);
     Deno.removeSignalListener("SIGTERM", onSigterm);
