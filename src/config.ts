@@ -76,7 +76,7 @@ export const TrainConfigSchema = z.object({
     batchSize: positiveInt.default(8),
     /** Peak learning rate (not scaled by batch size unless scaleLr). */
     lr: z.number().nonnegative().default(1e-3),
-    /** VideoMAE's rule: lr × batch / 256. */
+    /** VideoMAE's rule: lr × batch / 256, with the global batch (every process's clips) in data-parallel runs. */
     scaleLr: z.boolean().default(false),
     minLr: z.number().nonnegative().default(1e-5),
     warmupSteps: z.number().int().nonnegative().default(60),
