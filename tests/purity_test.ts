@@ -7,8 +7,9 @@ import { parseConfig } from "../src/config.ts";
 import { resolveSchedule, scheduleAt } from "../src/layerlock/schedule.ts";
 import { PRESETS } from "../src/models/presets.ts";
 import { MovingShapes } from "../src/data/moving_shapes.ts";
+import { BatchSampler } from "../src/data/sampler.ts";
 
-Deno.test("pure modules: the configuration, schedule, presets, errors and data generators run without --allow-ffi", async () => {
+Deno.test("pure modules: the configuration, schedule, presets, errors, data generators, sampler and launch environment run without --allow-ffi", async () => {
   const fixture = new URL("./fixtures/pure_modules.ts", import.meta.url).pathname;
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "--no-prompt", "--allow-read", "--allow-env", fixture],
@@ -30,5 +31,8 @@ Deno.test("pure modules: the configuration, schedule, presets, errors and data g
   assert.match(r.configError, /^config:invalid config:\n {2}optim\.lr: /);
   assert.deepEqual(r.codes, ["native", "data"]);
   assert.equal(r.experimentSteps, 400);
+  assert.deepEqual(r.shard, new BatchSampler(10, 4, 1).next().slice(2));
+  assert.equal(r.launch.rank, 1);
+  assert.equal(r.launch.localRank, 1);
   assert.equal(r.ffiDenied, true, "the fixture could open the shim: it was not run without FFI permission");
 });
