@@ -286,6 +286,18 @@ for (const mode of ["mae", "layerlock"]) {
         const zb = new Map<number, number>();
         for (const r of mz) zb.set(r.frozenDepth, r.commBytes);
         assert.ok(zb.get(2)! < zb.get(1)! && zb.get(1)! < zb.get(0)!, JSON.stringify([...zb]));
+        // resumed for 3 more steps, the sharded run loads the gathered state into its shards and stays equal
+        for (const n of [two, zero]) {
+          const path = `runs/${n}/config.json`, cfg = JSON.parse(Deno.readTextFileSync(path));
+          cfg.optim.steps = 15;
+          Deno.writeTextFileSync(path, JSON.stringify(cfg));
+          for (const r of await runRanks(2, ["src/cli/train.ts", "--name", n, "--resume"])) {
+            assert.equal(r.code, 0, r.err);
+          }
+        }
+        const ck15 = (n: string) => `runs/${n}/checkpoints/step_0000015.safetensors`;
+        const r15 = maxDiff(ck15(two), ck15(zero)), o15 = maxDiff(ck15(two), ck15(zero), "optim");
+        assert.ok(r15.diff < 1e-5 && o15.diff < 1e-5, `after resuming: ${r15.diff}, ${o15.diff}`);
       }
       for (const n of [one, two, zero]) await Deno.remove(`runs/${n}`, { recursive: true });
     },
