@@ -10,6 +10,9 @@
  *   --data shapes|fashion|folder  --data-path DIR  --frames N  --size N  --patch N
  *   --set key.path=value    any other key, e.g. --set optim.clipGrad=1 --set log.every=5
  *   --print-config          print the resolved configuration and exit
+ *
+ * Data parallel: under torchrun (WORLD_SIZE set) each process is one rank (README, "Distributed training");
+ * `./layerlock train --nproc N` starts torchrun on this host.
  * @module
  */
 import { parseArgs } from "node:util";
@@ -29,7 +32,8 @@ import { DataParallel, distOptions } from "../train/data_parallel.ts";
 
 function usage(): string {
   return "usage: deno task train [--config FILE] [--name NAME] [--resume] [--device auto|cpu|cuda] " +
-    "[--preset P] [--steps N] [--batch-size N] [--lr X] [--set key=value ...] [--print-config]";
+    "[--preset P] [--steps N] [--batch-size N] [--lr X] [--set key=value ...] [--print-config]\n" +
+    "       ./layerlock train --nproc N [flags]   (data parallel on this host, started by torchrun)";
 }
 
 function existsDir(path: string): boolean {
@@ -47,6 +51,7 @@ async function main(): Promise<number> {
     set: { type: "string", multiple: true },
     "print-config": { type: "boolean" },
     help: { type: "boolean" },
+    nproc: { type: "string" },
   };
   for (const f of Object.keys(TRAIN_FLAG_PATHS)) options[f] = { type: "string" };
   let values: Record<string, unknown>;
@@ -59,6 +64,13 @@ async function main(): Promise<number> {
   if (values.help) {
     console.log(usage());
     return 0;
+  }
+  if (values.nproc !== undefined) {
+    console.error(
+      "train: --nproc is handled by ./layerlock train, which starts torchrun; under deno task, run " +
+        `torchrun --standalone --nproc-per-node=${values.nproc} --no-python deno task train-worker [flags]`,
+    );
+    return 2;
   }
 
   let name = (values.name as string | undefined) ?? "default";

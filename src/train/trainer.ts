@@ -235,7 +235,9 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
     ...llStep.namedParameters(),
   ];
   // scaled by the global batch (every rank's clips)
-  const baseLr = cfg.optim.scaleLr ? scaledLr(cfg.optim.lr, cfg.optim.batchSize * (dp?.size ?? 1)) : cfg.optim.lr;
+  const baseLr = cfg.optim.scaleLr
+    ? scaledLr(cfg.optim.lr, cfg.optim.batchSize * (dp?.size ?? 1))
+    : cfg.optim.lr;
   const optOpts = { lr: baseLr, betas: cfg.optim.betas, weightDecay: cfg.optim.weightDecay };
   // ZeRO-1: the moments sharded over the ranks (it reduces the gradients itself: no reducer then)
   const zero = dp && cfg.dist.zero ? new ZeroAdamW(dp.group, params, optOpts) : null;
