@@ -23,13 +23,11 @@ def worker(rank, world, port, sizes, min_s, queue):
         t = torch.ones(size // 4, dtype=torch.float32)
         for _ in range(3):  # warm up (connections, buffers)
             dist.all_reduce(t)
-        # every rank runs the same number of calls: rank 0 picks it and broadcasts it
-        n = torch.tensor([1], dtype=torch.int64)
-        if rank == 0:
-            t0 = time.perf_counter()
-            dist.all_reduce(t)
-            one = time.perf_counter() - t0
-            n[0] = max(5, int(min_s / max(one, 1e-6)))
+        # every rank runs the same number of calls: rank 0's estimate for min_s seconds, broadcast
+        t0 = time.perf_counter()
+        dist.all_reduce(t)
+        one = time.perf_counter() - t0
+        n = torch.tensor([max(5, int(min_s / max(one, 1e-6)))], dtype=torch.int64)
         dist.broadcast(n, 0)
         dist.barrier()
         t0 = time.perf_counter()

@@ -255,6 +255,11 @@ for (const mode of ["mae", "layerlock"]) {
       // ZeRO-1: the same weights, and its gathered optimiser state is the unsharded one (same keys and values)
       const z = maxDiff(ck(two), ck(zero));
       assert.ok(z.diff < 1e-5, `ZeRO-1 weights differ by ${z.diff}`);
+      console.log(
+        `  ${mode}: max |Δw| 2 ranks vs 1 ${diff.toExponential(1)}, ZeRO-1 vs unsharded ${
+          z.diff.toExponential(1)
+        }`,
+      );
       const zo = maxDiff(ck(two), ck(zero), "optim");
       assert.ok(zo.names > 10 && zo.diff < 1e-5, `ZeRO-1 optimiser state differs by ${zo.diff}`);
       // the losses logged (means over both ranks) match the single process's
