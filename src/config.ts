@@ -42,7 +42,12 @@ export const TrainConfigSchema = z.object({
     patch: positiveInt.default(8),
     /** Temporal tubelet size. */
     tubelet: positiveInt.default(2),
-    posEmbed: z.enum(["sincos", "learned"]).default("sincos"),
+    /**
+     * Position embedding: `sincos`, a fixed factorised 3-d table (the default; VideoMAE's code does not build it);
+     * `videomae`, VideoMAE's fixed 1-d table (`get_sinusoid_encoding_table`): choose it for checkpoints meant
+     * for VideoMAE's PyTorch code, which rebuilds its table rather than loading it; `learned`.
+     */
+    posEmbed: z.enum(["sincos", "videomae", "learned"]).default("sincos"),
     qkvBias: z.boolean().default(true),
   }).strict().default({}),
   data: z.object({

@@ -15,7 +15,7 @@ import { scope } from "../torch/scope.ts";
 import type { Tensor } from "../torch/tensor.ts";
 import { Module, ModuleList } from "../nn/module.ts";
 import { Block, checkHeads, LayerNorm, Linear, PatchEmbed3d, tokenGrid } from "../nn/layers.ts";
-import { sincos3d, sincosSplit } from "../nn/pos_embed.ts";
+import { positionTable, sincosSplit } from "../nn/pos_embed.ts";
 import { gatherTokens } from "./masking.ts";
 import type { ModelSize } from "./presets.ts";
 
@@ -36,7 +36,7 @@ export interface VideoMAEConfig extends ModelSize {
   /** Bias on q and v of the attention (VideoMAE: true). */
   qkvBias: boolean;
   /** Position embedding of the encoder: fixed 3-d sin-cos, or learned. */
-  posEmbed: "sincos" | "learned";
+  posEmbed: "sincos" | "videomae" | "learned";
   /** Width of each predicted target (pixels: tubelet·patch²·channels). */
   targetDim?: number;
 }
@@ -57,7 +57,7 @@ export class VideoMAEEncoder extends Module {
     // Configuration errors are thrown before anything is allocated (nothing built so far would be freed).
     tokenGrid(cfg.frames, cfg.height, cfg.width, cfg.tubelet, cfg.patch);
     checkHeads(cfg.encoderDim, cfg.encoderHeads);
-    if (cfg.posEmbed !== "learned") sincosSplit(cfg.encoderDim);
+    if (cfg.posEmbed === "sincos") sincosSplit(cfg.encoderDim);
     const o = { device };
     this.patchEmbed = this.child(
       "patch_embed",
@@ -72,7 +72,12 @@ export class VideoMAEEncoder extends Module {
       );
     } else {
       // Fixed: not in the state dict, as VideoMAE's sinusoid table.
-      this.buffer("pos_embed", scope(() => sincos3d(this.grid, cfg.encoderDim, device).unsqueeze(0)), false);
+      const kind = cfg.posEmbed;
+      this.buffer(
+        "pos_embed",
+        scope(() => positionTable(kind, this.grid, cfg.encoderDim, device).unsqueeze(0)),
+        false,
+      );
     }
     this.blocks = this.child(
       "blocks",
@@ -208,7 +213,7 @@ export class VideoMAE extends Module {
     super();
     // The decoder's configuration errors, before the encoder is allocated (which checks its own).
     checkHeads(cfg.decoderDim, cfg.decoderHeads);
-    sincosSplit(cfg.decoderDim);
+    if (cfg.posEmbed !== "videomae") sincosSplit(cfg.decoderDim);
     const o = { device };
     this.encoder = this.child("encoder", new VideoMAEEncoder(cfg, device));
     this.encoderToDecoder = this.child(
@@ -225,7 +230,16 @@ export class VideoMAE extends Module {
     );
     this.buffer(
       "decoder_pos_embed",
-      scope(() => sincos3d(this.encoder.grid, cfg.decoderDim, device).unsqueeze(0)),
+      // learned encoder positions keep the fixed 3-d table in the decoder, as before
+      scope(() =>
+        positionTable(
+          cfg.posEmbed === "videomae" ? "videomae" : "sincos",
+          this.encoder.grid,
+          cfg.decoderDim,
+          device,
+        )
+          .unsqueeze(0)
+      ),
       false,
     );
   }

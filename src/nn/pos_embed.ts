@@ -1,10 +1,16 @@
 /**
- * Fixed 3-d sine-cosine position embeddings for a (T', H', W') token grid.
+ * Fixed position embeddings of a (T', H', W') token grid, of two kinds (`positionTable`):
+ *
+ * `sincos` (the default): a 3-d sine-cosine table.
  *
  * The width D is split into three even parts for time, height and width: height and width get
  * 2·floor(D/6) each, time the rest. Each part embeds its coordinate with half sines and half cosines at
  * frequencies 1/10000^(i/(d/2)), as the 1-d table of "Attention is all you need"; the three parts are
  * concatenated per token. Tokens are ordered (t, h, w), as the patch embedding produces them.
+ *
+ * `videomae`: VideoMAE's `get_sinusoid_encoding_table`, a 1-d table over the flattened token index, with
+ * interleaved channels: channel j of token p is sin (j even) or cos (j odd) of p / 10000^(2·⌊j/2⌋ / D). A
+ * checkpoint of a `videomae` run gives, loaded into VideoMAE's own encoder, the same features.
  * @module
  */
 import { TorchError } from "../errors.ts";
@@ -52,4 +58,34 @@ export function sincos3d(grid: [number, number, number], dim: number, device: De
     }
   }
   return tensor(out, { shape: [t * h * w, dim], device });
+}
+
+/** The kinds of fixed table (see the module documentation). */
+export type FixedPosEmbed = "sincos" | "videomae";
+
+/** VideoMAE's `get_sinusoid_encoding_table(n, dim)`: the [n, dim] f32 table over token indices 0..n−1. */
+export function sinusoidTable(n: number, dim: number, device: Device = "cpu"): Tensor {
+  if (!(Number.isInteger(n) && n > 0 && Number.isInteger(dim) && dim > 0)) {
+    throw new TorchError("sinusoidTable", `needs positive integer sizes, got ${n} × ${dim}`);
+  }
+  const out = new Float32Array(n * dim);
+  for (let p = 0; p < n; p++) {
+    for (let j = 0; j < dim; j++) {
+      const angle = p / Math.pow(10000, (2 * Math.floor(j / 2)) / dim);
+      out[p * dim + j] = j % 2 === 0 ? Math.sin(angle) : Math.cos(angle);
+    }
+  }
+  return tensor(out, { shape: [n, dim], device });
+}
+
+/** The [T'·H'·W', dim] table of a kind for a token grid. */
+export function positionTable(
+  kind: FixedPosEmbed,
+  grid: [number, number, number],
+  dim: number,
+  device: Device = "cpu",
+): Tensor {
+  if (kind === "sincos") return sincos3d(grid, dim, device);
+  if (kind === "videomae") return sinusoidTable(grid[0] * grid[1] * grid[2], dim, device);
+  throw new TorchError("positionTable", `unknown position table '${kind}'; expected "sincos" or "videomae"`);
 }
