@@ -468,6 +468,34 @@ Deno.test("video folder: a missing ffmpeg is a clear error that says how to inst
   );
 });
 
+Deno.test("video folder: the tasks permit ffmpeg where apt installs it, even when it is missing at start-up", async () => {
+  // Deno resolves --allow-run names at start-up, so a binary apt installs mid-run is covered only by its path
+  const tasks = JSON.parse(await Deno.readTextFile("deno.json")).tasks as Record<string, string>;
+  for (const name of ["train-worker", "embed"]) {
+    for (const bin of ["/usr/bin/ffmpeg", "/usr/bin/ffprobe"]) {
+      assert.ok(tasks[name].includes(bin), `${name}: ${bin}`);
+    }
+  }
+  // without that permission, asking for ffmpeg is a DataError naming the permitted paths, not Deno's bare error
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--no-prompt",
+      "--allow-read",
+      "--allow-env",
+      "--allow-run=id",
+      "tests/fixtures/ffmpeg_not_permitted.ts",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  assert.match(
+    text,
+    /^DataError: running 'ffmpeg' is not permitted: the tasks allow ffmpeg and ffprobe in \/usr\/bin/,
+  );
+});
+
 Deno.test("bounce: a trajectory reflects off the borders of its range (hand-computed), heading labels the main object", () => {
   // a stand-in generator whose uniform draws sit at 90% of their range: the start is (9, 9) in [0, 10]²
   const rng = { uniform: (a: number, b: number) => a + 0.9 * (b - a) } as unknown as Rng;

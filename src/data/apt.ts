@@ -17,7 +17,8 @@ export interface AptInstallOptions {
   log?: (line: string) => void;
 }
 
-function permissionError(e: unknown): boolean {
+/** Whether `e` is Deno's refusal of a permission (PermissionDenied, or NotCapable in Deno 2). */
+export function permissionError(e: unknown): boolean {
   const errors = Deno.errors as unknown as Record<string, (new () => Error) | undefined>;
   return ["PermissionDenied", "NotCapable"].some((k) => errors[k] !== undefined && e instanceof errors[k]!);
 }

@@ -11,7 +11,7 @@
  * its last decoded frame. Pure TypeScript plus subprocesses: no tensors, usable in workers.
  * @module
  */
-import { aptInstall } from "./apt.ts";
+import { aptInstall, permissionError } from "./apt.ts";
 import type { ClipBatch } from "./clip.ts";
 import type { ClipDataset, DatasetSpec } from "./dataset.ts";
 import { hash32 } from "./rng.ts";
@@ -38,9 +38,30 @@ async function runQuiet(
   cmd: string,
   args: string[],
 ): Promise<{ ok: boolean; stdout: string; stderr: string }> {
-  const r = await new Deno.Command(cmd, { args, stdin: "null", stdout: "piped", stderr: "piped" }).output();
+  const r = await spawn(cmd, args);
   const dec = new TextDecoder();
   return { ok: r.success, stdout: dec.decode(r.stdout), stderr: dec.decode(r.stderr) };
+}
+
+/**
+ * Runs an ffmpeg tool; a permission refusal becomes a DataError that says which paths the tasks allow (Deno
+ * resolves `--allow-run` at start-up, so the tasks name the absolute paths apt installs to: a binary installed
+ * during the run is covered).
+ */
+async function spawn(cmd: string, args: string[]): Promise<Deno.CommandOutput> {
+  try {
+    return await new Deno.Command(cmd, { args, stdin: "null", stdout: "piped", stderr: "piped" }).output();
+  } catch (e) {
+    if (permissionError(e)) {
+      throw new DataError(
+        "video-folder",
+        `running '${cmd}' is not permitted: the tasks allow ffmpeg and ffprobe in /usr/bin and /usr/local/bin; ` +
+          `install them there, or run deno with --allow-run=<their paths> yourself (${(e as Error).message})`,
+        { cause: e },
+      );
+    }
+    throw e;
+  }
 }
 
 /** Whether `ffmpeg` (or the given executable) runs; false if it is not found. */
@@ -175,7 +196,7 @@ export async function decodeClip(path: string, o: DecodeOptions): Promise<Uint8A
     ];
     let r;
     try {
-      r = await new Deno.Command(ffmpeg, { args, stdin: "null", stdout: "piped", stderr: "piped" }).output();
+      r = await spawn(ffmpeg, args);
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) {
         throw new DataError("video-folder", `'${ffmpeg}' was not found; ${INSTALL_HINT}`);
