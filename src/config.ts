@@ -106,6 +106,11 @@ export const TrainConfigSchema = z.object({
      * (src/layerlock/floor.ts); the floors are logged beside the losses (`pixelFloor`, `latentFloor`). 0: off.
      */
     floorClips: z.number().int().nonnegative().default(128),
+    /**
+     * Warn when training waits on data for more than this share of a logging window's time (at most once per
+     * 10 windows); 1 turns the warning off.
+     */
+    dataWaitWarn: z.number().min(0).max(1).default(0.25),
   }).strict().default({}),
   /**
    * Data-parallel training, used when the job is launched by torchrun (WORLD_SIZE set; src/train/launch.ts):

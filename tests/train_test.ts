@@ -11,6 +11,7 @@ import { maskedMse, pixelTargets } from "../src/models/targets.ts";
 import { VideoMAE } from "../src/models/video_mae.ts";
 import { AdamW } from "../src/optim/adamw.ts";
 import { modelConfig, train } from "../src/train/trainer.ts";
+import { formatEvent, type StepRecord, type TrainEvent } from "../src/train/events.ts";
 import { CLI_PERMISSIONS, noLeak, tempDir } from "./helpers.ts";
 
 /** A model small enough to train in seconds on 2 cores. */
@@ -148,6 +149,43 @@ Deno.test("the live tensor count is the same at step 10 and step 100", async () 
   }
   assert.equal(recs[9].liveTensors, recs[0].liveTensors, "live tensors grew between step 10 and 100");
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("data waiting is measured per step, shown in the progress line, and warned about when it dominates", async () => {
+  const cfg = smallConfig({ optim: { steps: 10 }, log: { every: 5, checkpointEvery: 100 } });
+  // a source that takes 40 ms per batch, on top of the real loader: the step itself takes a few ms here
+  const slow = async (c: TrainConfig, state: unknown | null) => {
+    const inner = await makeBatchSource(c, state);
+    return {
+      next: async () => {
+        await new Promise((r) => setTimeout(r, 40));
+        return await inner.next();
+      },
+      state: () => inner.state(),
+      close: () => inner.close(),
+    };
+  };
+  const run = async (warn: number) => {
+    const events: TrainEvent[] = [];
+    await train({ ...cfg, log: { ...cfg.log, dataWaitWarn: warn } }, {
+      runDir: await tempRun(),
+      resume: false,
+      data: slow,
+      onEvent: (e) => events.push(e),
+    });
+    return events;
+  };
+  const events = await run(0.25);
+  const logs = events.filter((e) => e.kind === "log").map((e) => (e as { record: StepRecord }).record);
+  assert.ok(logs.every((r) => r.dataWaitMs! >= 35), JSON.stringify(logs.map((r) => r.dataWaitMs)));
+  assert.match(formatEvent(events.find((e) => e.kind === "log")!)!.text, /data \d+\.\d ms\/step/);
+  const warnings = events.filter((e) => e.kind === "slowData");
+  assert.equal(warnings.length, 1); // at most once per 10 logging windows
+  assert.match(
+    formatEvent(warnings[0])!.text,
+    /warning: at step 5 training waited on data for \d+% of the time/,
+  );
+  assert.equal((await run(1)).filter((e) => e.kind === "slowData").length, 0);
 });
 
 Deno.test("a run directory with checkpoints is not overwritten without --resume", async () => {

@@ -31,6 +31,8 @@ export interface StepRecord {
   convergenceCka?: number | null;
   /** Live native tensors (a leak shows as growth). */
   liveTensors: number;
+  /** Milliseconds per step spent waiting for the next batch (data loading not hidden by read-ahead). */
+  dataWaitMs?: number;
   /** Data parallel only: the number of processes (each trains `optim.batchSize` clips per step). */
   worldSize?: number;
   /** Data parallel only: clips per step over all processes. */
@@ -49,6 +51,7 @@ export type TrainEvent =
   | { kind: "stage"; step: number; stage: number; frozenDepth: number; target: string }
   | { kind: "log"; record: StepRecord; totalSteps: number; eta: number }
   | { kind: "checkpoint"; step: number; path: string }
+  | { kind: "slowData"; step: number; share: number; waitMs: number }
   | { kind: "end"; step: number; interrupted: boolean; checkpoint: string | null };
 
 function fmtTime(s: number): string {
@@ -64,9 +67,8 @@ export function formatRecord(r: StepRecord, totalSteps: number, eta: number): st
   const terms = [term("pix", r.pixelLoss, r.pixelFloor), term("lat", r.latentLoss, r.latentFloor)]
     .filter(Boolean).join(" ");
   return `step ${r.step}/${totalSteps}  loss ${r.loss.toFixed(4)} (${terms})  frozen ${r.frozenDepth}  ` +
-    `target ${r.target}  lr ${r.lr.toExponential(2)}  ${r.stepsPerSec.toFixed(2)} steps/s  ETA ${
-      fmtTime(eta)
-    }`;
+    `target ${r.target}  lr ${r.lr.toExponential(2)}  ${r.stepsPerSec.toFixed(2)} steps/s` +
+    (r.dataWaitMs !== undefined ? `  data ${r.dataWaitMs.toFixed(1)} ms/step` : "") + `  ETA ${fmtTime(eta)}`;
 }
 
 /**
@@ -79,6 +81,18 @@ export function formatEvent(e: TrainEvent): { text: string; final: boolean } | n
       return { text: `resumed from ${e.checkpoint} at step ${e.step}`, final: true };
     case "log":
       return { text: formatRecord(e.record, e.totalSteps, e.eta), final: false };
+    case "slowData":
+      return {
+        text:
+          `\nwarning: at step ${e.step} training waited on data for ${
+            (e.share * 100).toFixed(0)
+          }% of the time ` +
+          `(${
+            e.waitMs.toFixed(1)
+          } ms per step): the data is the bottleneck (more read-ahead, data.prefetch, or ` +
+          "smaller or pre-decoded clips may help)",
+        final: true,
+      };
     case "end":
       return {
         text: e.interrupted

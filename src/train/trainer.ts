@@ -303,7 +303,8 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
 
   const losses: TrainResult["losses"] = [];
   const meter = new LossMeter(device);
-  let window = 0, tWindow = performance.now(), lr = 0, commBytes = 0, commWaitMs = 0;
+  let window = 0, tWindow = performance.now(), lr = 0, commBytes = 0, commWaitMs = 0, dataWaitMs = 0;
+  let windowsSinceWarning = Infinity;
   const t0 = performance.now(), startStep = step;
   const endStep = Math.min(cfg.optim.steps, opts.stopAfter === undefined ? Infinity : step + opts.stopAfter);
   // Batches often come from already-resolved promises, so the loop would never return to the event loop,
@@ -317,6 +318,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
   /** One record of the window since the last one: to metrics.jsonl, the result, and the event sink. */
   const log = () => {
     const now = performance.now();
+    const waitShare = dataWaitMs / Math.max(1e-9, now - tWindow);
     const record: StepRecord = {
       ...meter.read(step, dp),
       lr,
@@ -326,6 +328,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
       target: llStep.targetName(step - 1),
       ...(llStep.trigger ? { convergenceCka: llStep.lastCka } : {}),
       liveTensors: liveTensors(),
+      dataWaitMs: dataWaitMs / window,
       ...(dp
         ? {
           worldSize: dp.size,
@@ -344,7 +347,16 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
     metrics?.writeSync(enc.encode(JSON.stringify(record) + "\n"));
     const eta = (cfg.optim.steps - step) / ((step - startStep) / ((now - t0) / 1000));
     emit({ kind: "log", record, totalSteps: cfg.optim.steps, eta });
-    window = commBytes = commWaitMs = 0;
+    windowsSinceWarning++;
+    if (waitShare > cfg.log.dataWaitWarn && windowsSinceWarning >= 10) {
+      emit({ kind: "slowData", step, share: waitShare, waitMs: record.dataWaitMs! });
+      windowsSinceWarning = 0;
+    }
+    window =
+      commBytes =
+      commWaitMs =
+      dataWaitMs =
+        0;
     tWindow = performance.now(); // measurements above do not count as training time
   };
 
@@ -356,7 +368,9 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
         interrupted = true; // every rank stops at the same step
         break;
       }
+      const tData = performance.now();
       const batch = await data.next();
+      dataWaitMs += performance.now() - tData;
       const start = llStep.begin(step, opt); // a convergence check, freezing, a new stage's heads
       if (start.stageChanged) {
         const { stage, frozenDepth } = start.state;
