@@ -457,6 +457,54 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name:
+    "video folder: unreadable files are skipped with a warning and counted; their clips are replaced by others",
+  ignore: !haveFfmpeg,
+  async fn() {
+    const dir = await tempDir("badvideos_");
+    try {
+      // a good video; the same with its index up front, then cut in half (it probes, but decoding past the cut
+      // fails); and files that do not even probe: empty, and text named .mp4
+      const good = (name: string, extra: string[] = []) =>
+        ffmpegMake([
+          "-f",
+          "lavfi",
+          "-i",
+          "testsrc=size=32x32:rate=10",
+          "-t",
+          "4",
+          ...extra,
+          `${dir}/${name}`,
+        ]);
+      await good("a_good.mp4");
+      await good("b_cut.mp4", ["-movflags", "+faststart"]);
+      const bytes = await Deno.readFile(`${dir}/b_cut.mp4`);
+      await Deno.writeFile(`${dir}/b_cut.mp4`, bytes.subarray(0, Math.floor(bytes.length * 0.3)));
+      await Deno.writeFile(`${dir}/c_empty.mp4`, new Uint8Array(0));
+      await Deno.writeTextFile(`${dir}/d_text.mp4`, "this is not a video");
+      const vf = await VideoFolder.open(dir, { frames: 4, size: 16, stride: 1, clipsPerVideo: 4, seed: 3 });
+      // the empty and text files are skipped at the start (ffprobe cannot read them)
+      assert.deepEqual(vf.videos.map((v) => v.path.split("/").pop()), ["a_good.mp4", "b_cut.mp4"]);
+      // every clip of the cut video starting past its end fails and is replaced by the good video's clip
+      const all = [...Array(vf.length).keys()];
+      const batch = await vf.batch(all);
+      assert.deepEqual(batch.skipped?.map((p) => p.split("/").pop()), ["b_cut.mp4"]);
+      assert.equal(batch.batch, all.length);
+      const again = await vf.batch(all); // known bad now: replaced without a new warning
+      assert.equal(again.skipped, undefined);
+      assert.deepEqual(again.data, batch.data);
+      // a fresh instance (a resumed run, the prefetch worker) makes the same replacement
+      const fresh = VideoFolder.fromSpec(
+        (vf.spec() as { spec: Parameters<typeof VideoFolder.fromSpec>[0] }).spec,
+      );
+      assert.deepEqual((await fresh.batch(all)).data, batch.data);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
 Deno.test("video folder: a missing ffmpeg is a clear error that says how to install it", async () => {
   await assert.rejects(
     ensureFfmpeg({ ffmpeg: "/nonexistent/ffmpeg", install: false }),

@@ -188,6 +188,27 @@ Deno.test("data waiting is measured per step, shown in the progress line, and wa
   assert.equal((await run(1)).filter((e) => e.kind === "slowData").length, 0);
 });
 
+Deno.test("files the data source skips are counted in metrics.jsonl and returned", async () => {
+  const cfg = smallConfig({ optim: { steps: 6 }, log: { every: 2, checkpointEvery: 100 } });
+  let n = 0;
+  const source = async (c: TrainConfig, state: unknown | null) => {
+    const inner = await makeBatchSource(c, state);
+    return {
+      next: async () => {
+        const b = await inner.next();
+        return ++n === 3 ? { ...b, skipped: ["bad.mp4"] } : b;
+      },
+      state: () => inner.state(),
+      close: () => inner.close(),
+    };
+  };
+  const dir = await tempRun();
+  const r = await train(cfg, { runDir: dir, resume: false, data: source, onEvent: quiet });
+  assert.deepEqual(r.skippedFiles, ["bad.mp4"]);
+  const recs = (await Deno.readTextFile(`${dir}/metrics.jsonl`)).trim().split("\n").map((l) => JSON.parse(l));
+  assert.deepEqual(recs.map((x) => x.skippedFiles), [undefined, 1, 1]);
+});
+
 Deno.test("a run directory with checkpoints is not overwritten without --resume", async () => {
   const dir = await tempRun();
   const cfg = smallConfig({ optim: { steps: 3, warmupSteps: 1 } });

@@ -208,6 +208,9 @@ async function trainRun(
     floorClips: (n) => floorClips(cfg, n),
   });
   evalClips?.dispose();
+  if (r.skippedFiles.length) {
+    console.log(`skipped ${r.skippedFiles.length} unreadable file(s): ${r.skippedFiles.join(", ")}`);
+  }
   if (r.losses.length >= 2) {
     const first = r.losses[0].loss, last = r.losses[r.losses.length - 1].loss;
     console.log(

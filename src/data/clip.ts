@@ -26,6 +26,8 @@ export interface ClipBatch {
   width: number;
   /** Per-clip labels (moving shapes: shape class and motion direction), or null for unlabelled video. */
   labels: { shape: Int32Array; direction: Int32Array } | null;
+  /** Files found unreadable while making this batch (their clips were replaced by others); absent: none. */
+  skipped?: string[];
 }
 
 /** ImageNet per-channel mean (RGB), applied to pixels scaled to [0, 1]. */

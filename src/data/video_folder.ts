@@ -305,6 +305,8 @@ async function pool<T>(n: number, limit: number, f: (i: number) => Promise<T>): 
 /** Random clips of the videos in a folder; see the module documentation. */
 export class VideoFolder implements ClipDataset {
   readonly #spec: VideoFolderSpec;
+  /** Videos that failed to decode in this process: their clips are replaced by others. */
+  readonly #bad = new Set<string>();
 
   /**
    * Scans `dir` recursively for videos, makes sure ffmpeg is available (see `ensureFfmpeg`), and probes each
@@ -426,13 +428,67 @@ export class VideoFolder implements ClipDataset {
     });
   }
 
-  /** Decodes the clips at `indices` into one batch (labels null), up to `concurrency` processes at once. */
+  /**
+   * Decodes the clips at `indices` into one batch (labels null), up to `concurrency` processes at once. A video
+   * that fails to decode (truncated, corrupt) is skipped with a warning naming it, listed in the batch's
+   * `skipped`, and its clip replaced by the same clip index of the next readable video (deterministic: a resumed
+   * run makes the same replacement).
+   */
   async batch(indices: readonly number[]): Promise<ClipBatch> {
     const o = this.#spec.options;
     const n = o.frames * o.height * o.width * 3;
     const data = new Uint8Array(indices.length * n);
-    await pool(indices.length, o.concurrency, async (i) => data.set(await this.clip(indices[i]), i * n));
-    return { data, batch: indices.length, frames: o.frames, height: o.height, width: o.width, labels: null };
+    const skipped: string[] = [];
+    await pool(
+      indices.length,
+      o.concurrency,
+      async (i) => data.set(await this.#readable(indices[i], skipped), i * n),
+    );
+    return {
+      data,
+      batch: indices.length,
+      frames: o.frames,
+      height: o.height,
+      width: o.width,
+      labels: null,
+      ...(skipped.length ? { skipped } : {}),
+    };
+  }
+
+  /** Clip `index`, or, if its video cannot be decoded, the clip of the next readable video (index + 1, ...). */
+  async #readable(index: number, skipped: string[]): Promise<Uint8Array> {
+    const videos = this.#spec.videos;
+    let last = "";
+    for (let j = 0; j < videos.length; j++) {
+      const path = videos[(index + j) % videos.length].path;
+      if (this.#bad.has(path)) continue;
+      try {
+        return await this.clip(index + j);
+      } catch (e) {
+        if (
+          !(e instanceof DataError) || /^(running '.*' is not permitted|'.*' was not found)/.test(e.message)
+        ) {
+          throw e; // a missing or forbidden ffmpeg is not a bad file
+        }
+        last = e.message;
+        if (!this.#bad.has(path)) {
+          this.#bad.add(path);
+          skipped.push(path);
+          const why = e.message.replace(/\s+/g, " ");
+          console.warn(
+            `layerlock: skipping ${path} (its clips are replaced by others): ${why.slice(0, 240)}${
+              why.length > 240 ? "…" : ""
+            }`,
+          );
+        }
+      }
+    }
+    throw new DataError(
+      "video-folder",
+      `no video under ${this.#spec.root} can be decoded any more (all ${videos.length} failed${
+        last ? `; the last: ${last}` : ""
+      })`,
+    );
   }
 
   /** An infinite deterministic sequence of batches of clip indices (see `BatchSampler`), optionally resumed. */

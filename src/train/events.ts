@@ -33,6 +33,8 @@ export interface StepRecord {
   liveTensors: number;
   /** Milliseconds per step spent waiting for the next batch (data loading not hidden by read-ahead). */
   dataWaitMs?: number;
+  /** Files found unreadable so far in this invocation (their clips replaced by others); absent while none. */
+  skippedFiles?: number;
   /** Data parallel only: the number of processes (each trains `optim.batchSize` clips per step). */
   worldSize?: number;
   /** Data parallel only: clips per step over all processes. */

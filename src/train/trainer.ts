@@ -79,6 +79,8 @@ export interface TrainResult {
   interrupted: boolean;
   /** The last checkpoint written. */
   checkpoint: string | null;
+  /** Files the data source found unreadable during this invocation (their clips were replaced). */
+  skippedFiles: string[];
 }
 
 /** The model configuration a training configuration describes. */
@@ -304,6 +306,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
   const losses: TrainResult["losses"] = [];
   const meter = new LossMeter(device);
   let window = 0, tWindow = performance.now(), lr = 0, commBytes = 0, commWaitMs = 0, dataWaitMs = 0;
+  const skippedFiles: string[] = [];
   let windowsSinceWarning = Infinity;
   const t0 = performance.now(), startStep = step;
   const endStep = Math.min(cfg.optim.steps, opts.stopAfter === undefined ? Infinity : step + opts.stopAfter);
@@ -329,6 +332,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
       ...(llStep.trigger ? { convergenceCka: llStep.lastCka } : {}),
       liveTensors: liveTensors(),
       dataWaitMs: dataWaitMs / window,
+      ...(skippedFiles.length ? { skippedFiles: skippedFiles.length } : {}),
       ...(dp
         ? {
           worldSize: dp.size,
@@ -371,6 +375,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
       const tData = performance.now();
       const batch = await data.next();
       dataWaitMs += performance.now() - tData;
+      if (batch.skipped) skippedFiles.push(...batch.skipped);
       const start = llStep.begin(step, opt); // a convergence check, freezing, a new stage's heads
       if (start.stageChanged) {
         const { stage, frozenDepth } = start.state;
@@ -418,5 +423,5 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
     opt.dispose();
     model.dispose();
   }
-  return { step, losses, interrupted, checkpoint: lastCheckpoint };
+  return { step, losses, interrupted, checkpoint: lastCheckpoint, skippedFiles };
 }
