@@ -195,7 +195,7 @@ function smallRun(name: string, batch: number, extra: string[] = [], steps = 12)
     "--set",
     "log.floorClips=0",
     "--set",
-    "data.prefetch=0",
+    "data.prefetch=2", // the read-ahead worker: each rank's shard is drawn there
     "--set",
     "optim.lr=1e-3",
     ...extra,
