@@ -56,3 +56,10 @@ export {
   type MovingFashionMnistOptions,
 } from "./moving_fashion_mnist.ts";
 export { type IdxArray } from "./idx.ts";
+export {
+  type Annotation,
+  annotationsFromFolders,
+  checkFilesExist,
+  labelMap,
+  parseAnnotations,
+} from "./annotations.ts";
