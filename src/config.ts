@@ -55,6 +55,13 @@ export const TrainConfigSchema = z.object({
     source: z.enum(["shapes", "fashion", "folder"]).default("shapes"),
     /** Folder of .mp4/.webm/.avi/.mkv files (source "folder"). */
     path: z.string().optional(),
+    /**
+     * An annotation list for the folder (`path[,label]` per line, comma, tab or space separated; paths relative to
+     * `path`): only the listed videos are used (e.g. a training split), with their labels.
+     */
+    list: z.string().optional(),
+    /** Labels from class subfolders of `path` (`path/<class>/<video>`). */
+    classFolders: z.boolean().default(false),
     frames: positiveInt.default(16),
     /** Frame height and width. */
     size: positiveInt.default(32),

@@ -505,6 +505,67 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "video folder: labelled by an annotation list or by class subfolders; batches carry the class ids",
+  ignore: !haveFfmpeg,
+  async fn() {
+    const dir = await tempDir("labelled_");
+    try {
+      await Deno.mkdir(`${dir}/run`);
+      await Deno.mkdir(`${dir}/walk`);
+      const make = (path: string, colour: string) =>
+        ffmpegMake([
+          "-f",
+          "lavfi",
+          "-i",
+          `color=c=${colour}:size=32x32:rate=10`,
+          "-t",
+          "2",
+          `${dir}/${path}`,
+        ]);
+      await make("run/r1.mp4", "red");
+      await make("walk/w1.mp4", "blue");
+      await make("walk/w2.mp4", "green");
+      const opts = { frames: 2, size: 16, stride: 1, clipsPerVideo: 2, seed: 1 };
+      // class subfolders: names numbered in sorted order
+      const byFolder = await VideoFolder.open(dir, { ...opts, classFolders: true });
+      assert.deepEqual(byFolder.classes, { run: 0, walk: 1 });
+      const b = await byFolder.batch([0, 1, 2, 3, 4, 5]); // clip i is video i % 3: r1, w1, w2, r1, w1, w2
+      assert.deepEqual(Array.from(b.classes!), [0, 1, 1, 0, 1, 1]);
+      // a list: only the listed videos, their labels (integer ids kept)
+      await Deno.writeTextFile(`${dir}/train.txt`, "walk/w2.mp4 4\nrun/r1.mp4 9\n");
+      const listed = await VideoFolder.open(dir, { ...opts, list: `${dir}/train.txt` });
+      assert.deepEqual(listed.videos.map((v) => [v.path.slice(dir.length + 1), v.label]), [
+        ["walk/w2.mp4", 4],
+        [
+          "run/r1.mp4",
+          9,
+        ],
+      ]);
+      assert.deepEqual(Array.from((await listed.batch([0, 1])).classes!), [4, 9]);
+      // the worker's copy (from the spec) keeps the labels; an unlabelled folder has none
+      const fresh = VideoFolder.fromSpec(
+        (listed.spec() as { spec: Parameters<typeof VideoFolder.fromSpec>[0] }).spec,
+      );
+      assert.deepEqual(Array.from((await fresh.batch([1])).classes!), [9]);
+      assert.equal((await VideoFolder.open(dir, opts)).classes, null);
+      // a listed file that is missing, and an unknown label against a given mapping, are errors naming the line
+      await Deno.writeTextFile(`${dir}/val.txt`, "walk/w1.mp4,walk\nwalk/gone.mp4,walk\n");
+      await assert.rejects(
+        VideoFolder.open(dir, { ...opts, list: `${dir}/val.txt` }),
+        /gone\.mp4 \(.*val\.txt:2\)/,
+      );
+      await Deno.writeTextFile(`${dir}/test.txt`, "walk/w1.mp4,swim\n");
+      await assert.rejects(
+        VideoFolder.open(dir, { ...opts, list: `${dir}/test.txt`, labelMap: { run: 0, walk: 1 } }),
+        /test\.txt:1: label 'swim' is not one of the 2 classes/,
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
 Deno.test("video folder: a missing ffmpeg is a clear error that says how to install it", async () => {
   await assert.rejects(
     ensureFfmpeg({ ffmpeg: "/nonexistent/ffmpeg", install: false }),

@@ -28,6 +28,8 @@ export interface ClipBatch {
   labels: { shape: Int32Array; direction: Int32Array } | null;
   /** Files found unreadable while making this batch (their clips were replaced by others); absent: none. */
   skipped?: string[];
+  /** Class ids of the clips, for a labelled video folder (an annotation list or class subfolders). */
+  classes?: Int32Array;
 }
 
 /** ImageNet per-channel mean (RGB), applied to pixels scaled to [0, 1]. */

@@ -51,6 +51,8 @@ export const SOURCES: {
         size: cfg.data.size,
         stride: cfg.data.frameStride,
         seed: cfg.seed,
+        list: cfg.data.list,
+        classFolders: cfg.data.classFolders,
       }),
     fromSpec: (spec) => VideoFolder.fromSpec(spec.spec),
   },

@@ -12,6 +12,13 @@
  * @module
  */
 import { aptInstall, permissionError } from "./apt.ts";
+import {
+  type Annotation,
+  annotationsFromFolders,
+  checkFilesExist,
+  labelMap,
+  parseAnnotations,
+} from "./annotations.ts";
 import type { ClipBatch } from "./clip.ts";
 import type { ClipDataset, DatasetSpec } from "./dataset.ts";
 import { hash32 } from "./rng.ts";
@@ -105,6 +112,8 @@ export interface VideoInfo {
   width: number;
   /** Frame height in pixels. */
   height: number;
+  /** Class id, for a labelled folder. */
+  label?: number;
 }
 
 function rate(s: unknown): number {
@@ -251,6 +260,15 @@ export interface VideoFolderOptions {
   ffmpeg?: string;
   /** The ffprobe executable (default "ffprobe"). */
   ffprobe?: string;
+  /**
+   * An annotation list (`path[,label]` per line; src/data/annotations.ts), paths relative to the folder: only
+   * the listed videos are used, with their labels.
+   */
+  list?: string;
+  /** Labels from class subfolders (`dir/<class>/<video>`) instead of a list. */
+  classFolders?: boolean;
+  /** The class ids to use (e.g. the training list's), instead of numbering this list's labels. */
+  labelMap?: Record<string, number>;
 }
 
 /** Everything a `VideoFolder` needs, probed once: structured-clone safe, so a worker can rebuild it. */
@@ -259,6 +277,8 @@ export interface VideoFolderSpec {
   root: string;
   /** The usable videos, sorted by path. */
   videos: VideoInfo[];
+  /** Label name → class id, for a labelled folder; null otherwise. */
+  classes: Record<string, number> | null;
   /** Resolved options. */
   options: {
     frames: number;
@@ -316,17 +336,43 @@ export class VideoFolder implements ClipDataset {
     const ffmpeg = opts.ffmpeg ?? "ffmpeg", ffprobe = opts.ffprobe ?? "ffprobe";
     await ensureFfmpeg({ ffmpeg, install: opts.install });
     const root = dir.replace(/\/+$/, "") || "/";
-    const paths: string[] = [];
-    try {
-      await listVideos(root, paths);
-    } catch (e) {
-      throw new DataError("video-folder", `cannot read the video folder ${dir}: ${(e as Error).message}`);
+    let paths: string[] = [],
+      labels: (number | undefined)[] = [],
+      classes: Record<string, number> | null = null;
+    if (opts.list !== undefined || opts.classFolders) {
+      let entries: Annotation[];
+      if (opts.list !== undefined) {
+        let text: string;
+        try {
+          text = await Deno.readTextFile(opts.list);
+        } catch (e) {
+          throw new DataError(
+            opts.list,
+            `cannot read the annotation list ${opts.list}: ${(e as Error).message}`,
+          );
+        }
+        entries = parseAnnotations(text, { source: opts.list, root });
+        checkFilesExist(entries);
+      } else {
+        entries = annotationsFromFolders(root, VIDEO_EXTENSIONS);
+      }
+      const map = labelMap(entries, opts.labelMap);
+      classes = Object.keys(map).length ? map : null;
+      paths = entries.map((e) => e.path);
+      labels = entries.map((e) => e.label === null ? undefined : map[e.label]);
+    } else {
+      try {
+        await listVideos(root, paths);
+      } catch (e) {
+        throw new DataError("video-folder", `cannot read the video folder ${dir}: ${(e as Error).message}`);
+      }
+      paths.sort();
     }
-    paths.sort();
     const concurrency = opts.concurrency ?? 4;
     const probed = await pool(paths.length, concurrency, async (i) => {
       try {
-        return await probeVideo(paths[i], ffprobe);
+        const v = await probeVideo(paths[i], ffprobe);
+        return labels[i] === undefined ? v : { ...v, label: labels[i] };
       } catch (e) {
         console.warn(`layerlock: skipping ${paths[i]}: ${(e as Error).message}`);
         return null;
@@ -345,6 +391,7 @@ export class VideoFolder implements ClipDataset {
     return new VideoFolder({
       root,
       videos,
+      classes,
       options: {
         frames: opts.frames ?? 16,
         height: opts.height ?? size,
@@ -379,6 +426,10 @@ export class VideoFolder implements ClipDataset {
   /** The usable videos, sorted by path. */
   get videos(): readonly VideoInfo[] {
     return this.#spec.videos;
+  }
+  /** Label name → class id of a labelled folder, or null. */
+  get classes(): Readonly<Record<string, number>> | null {
+    return this.#spec.classes ?? null;
   }
   /** Frames per clip. */
   get frames(): number {
@@ -439,11 +490,12 @@ export class VideoFolder implements ClipDataset {
     const n = o.frames * o.height * o.width * 3;
     const data = new Uint8Array(indices.length * n);
     const skipped: string[] = [];
-    await pool(
-      indices.length,
-      o.concurrency,
-      async (i) => data.set(await this.#readable(indices[i], skipped), i * n),
-    );
+    const classes = this.#spec.classes ? new Int32Array(indices.length) : null;
+    await pool(indices.length, o.concurrency, async (i) => {
+      const { clip, video } = await this.#readable(indices[i], skipped);
+      data.set(clip, i * n);
+      if (classes) classes[i] = video.label ?? -1;
+    });
     return {
       data,
       batch: indices.length,
@@ -452,18 +504,19 @@ export class VideoFolder implements ClipDataset {
       width: o.width,
       labels: null,
       ...(skipped.length ? { skipped } : {}),
+      ...(classes ? { classes } : {}),
     };
   }
 
   /** Clip `index`, or, if its video cannot be decoded, the clip of the next readable video (index + 1, ...). */
-  async #readable(index: number, skipped: string[]): Promise<Uint8Array> {
+  async #readable(index: number, skipped: string[]): Promise<{ clip: Uint8Array; video: VideoInfo }> {
     const videos = this.#spec.videos;
     let last = "";
     for (let j = 0; j < videos.length; j++) {
-      const path = videos[(index + j) % videos.length].path;
+      const video = videos[(index + j) % videos.length], path = video.path;
       if (this.#bad.has(path)) continue;
       try {
-        return await this.clip(index + j);
+        return { clip: await this.clip(index + j), video };
       } catch (e) {
         if (
           !(e instanceof DataError) || /^(running '.*' is not permitted|'.*' was not found)/.test(e.message)
