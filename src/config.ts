@@ -62,6 +62,11 @@ export const TrainConfigSchema = z.object({
     list: z.string().optional(),
     /** Labels from class subfolders of `path` (`path/<class>/<video>`). */
     classFolders: z.boolean().default(false),
+    /**
+     * A JSON file of label → class id to use instead of numbering this list's labels (a training run's
+     * `labels.json`, for its validation and test lists); a label not in it is an error.
+     */
+    labelMap: z.string().optional(),
     frames: positiveInt.default(16),
     /** Frame height and width. */
     size: positiveInt.default(32),

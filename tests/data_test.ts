@@ -5,7 +5,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { assertClose, leakFreeTest, tempDir } from "./helpers.ts";
+import { assertClose, CLI_PERMISSIONS, leakFreeTest, tempDir } from "./helpers.ts";
 import {
   BatchSampler,
   batchToTensor,
@@ -562,6 +562,83 @@ Deno.test({
       );
     } finally {
       await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "train on a labelled folder saves labels.json; data.labelMap reuses it for another list",
+  ignore: !haveFfmpeg,
+  async fn() {
+    const dir = await tempDir("labelled_cli_");
+    const name = `labelled_${Date.now()}`;
+    try {
+      for (const [c, colour] of [["jump", "red"], ["sit", "blue"]]) {
+        await Deno.mkdir(`${dir}/${c}`);
+        await ffmpegMake([
+          "-f",
+          "lavfi",
+          "-i",
+          `color=c=${colour}:size=32x32:rate=10`,
+          "-t",
+          "2",
+          `${dir}/${c}/a.mp4`,
+        ]);
+      }
+      const train = (args: string[]) =>
+        new Deno.Command(Deno.execPath(), {
+          args: [
+            "run",
+            ...CLI_PERMISSIONS,
+            "--allow-run",
+            "src/cli/train.ts",
+            "--data",
+            "folder",
+            "--data-path",
+            dir,
+            "--frames",
+            "2",
+            "--size",
+            "16",
+            "--steps",
+            "2",
+            "--warmup",
+            "1",
+            "--batch-size",
+            "2",
+            "--set",
+            "model.encoderDepth=2",
+            "--set",
+            "log.floorClips=0",
+            ...args,
+          ],
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+      const r = await train(["--name", name, "--set", "data.classFolders=true"]);
+      assert.ok(r.success, new TextDecoder().decode(r.stderr));
+      const saved = JSON.parse(await Deno.readTextFile(`runs/${name}/labels.json`));
+      assert.deepEqual(saved, { jump: 0, sit: 1 });
+      // a list whose label is not in the saved mapping is refused, naming its line
+      await Deno.writeTextFile(`${dir}/val.txt`, "sit/a.mp4 sit\njump/a.mp4 stand\n");
+      const bad = await train([
+        "--name",
+        `${name}_val`,
+        "--set",
+        `data.list=${dir}/val.txt`,
+        "--set",
+        `data.labelMap=runs/${name}/labels.json`,
+      ]);
+      assert.equal(bad.success, false);
+      assert.match(
+        new TextDecoder().decode(bad.stderr),
+        /val\.txt:2: label 'stand' is not one of the 2 classes/,
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+      for (const n of [name, `${name}_val`]) {
+        await Deno.remove(`runs/${n}`, { recursive: true }).catch(() => {});
+      }
     }
   },
 });

@@ -202,7 +202,14 @@ async function trainRun(
   const r = await train(cfg, {
     runDir,
     resume: !!values.resume,
-    data: makeBatchSource,
+    // a labelled folder's class ids are saved beside the run (reuse them for validation and test lists)
+    data: (c, state, shard) =>
+      makeBatchSource(c, state, shard, (ds) => {
+        const classes = (ds as { classes?: Record<string, number> | null }).classes;
+        if (classes && rank0) {
+          Deno.writeTextFileSync(`${runDir}/labels.json`, JSON.stringify(classes, null, 2) + "\n");
+        }
+      }),
     dist: dp,
     evaluate,
     floorClips: (n) => floorClips(cfg, n),

@@ -53,10 +53,28 @@ export const SOURCES: {
         seed: cfg.seed,
         list: cfg.data.list,
         classFolders: cfg.data.classFolders,
+        labelMap: cfg.data.labelMap ? readLabelMap(cfg.data.labelMap) : undefined,
       }),
     fromSpec: (spec) => VideoFolder.fromSpec(spec.spec),
   },
 };
+
+/** A label → class id file (`labels.json` of a training run); a DataError naming it when unusable. */
+function readLabelMap(path: string): Record<string, number> {
+  let m: unknown;
+  try {
+    m = JSON.parse(Deno.readTextFileSync(path));
+  } catch (e) {
+    throw new DataError(path, `cannot read the label map ${path}: ${(e as Error).message}`);
+  }
+  if (
+    typeof m !== "object" || m === null || Array.isArray(m) ||
+    !Object.values(m).every((v) => Number.isInteger(v) && (v as number) >= 0)
+  ) {
+    throw new DataError(path, `${path} must be a JSON object of label → non-negative integer class id`);
+  }
+  return m as Record<string, number>;
+}
 
 /** The dataset a configuration names. */
 export async function makeDataset(cfg: TrainConfig): Promise<ClipDataset> {

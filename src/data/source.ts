@@ -9,6 +9,7 @@ import type { ClipBatch } from "./clip.ts";
 import { type ClipLoader, createLoader } from "./prefetch.ts";
 import { makeDataset } from "./registry.ts";
 import type { Shard } from "./sampler.ts";
+import type { ClipDataset } from "./dataset.ts";
 
 /** Added to the run's seed for the dataset the loss floors are estimated from (see `floorClips`). */
 export const FLOOR_SEED_OFFSET = 0x5eed;
@@ -31,8 +32,11 @@ export async function makeBatchSource(
   cfg: TrainConfig,
   state: unknown | null,
   shard?: Shard,
+  onDataset?: (ds: ClipDataset) => void,
 ): Promise<ClipLoader> {
-  return createLoader(await makeDataset(cfg), {
+  const ds = await makeDataset(cfg);
+  onDataset?.(ds);
+  return createLoader(ds, {
     batchSize: cfg.optim.batchSize,
     seed: cfg.seed,
     prefetch: cfg.data.prefetch,
