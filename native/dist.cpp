@@ -66,7 +66,7 @@ struct Reducer {
   std::vector<int> bucket_of;
   bool overlap;
   std::mutex mu;
-  double last_bytes = 0, total_bytes = 0;
+  double last_bytes = 0;
   double wait_ms = 0;  // time finish() spent waiting for communication, last step
 
   ~Reducer() {
@@ -501,7 +501,6 @@ int ll_reducer_finish(int reducer, double* out3) {
       out3[1] = r->last_bytes;
       out3[2] = r->wait_ms;
     }
-    r->total_bytes += r->last_bytes;
     r->last_bytes = 0;
     return 0;
   })

@@ -204,7 +204,7 @@ export class ZeroAdamW {
   #reduce(values: number[], op: "sum" | "max"): number[] {
     if (values.length === 0) return [];
     return scope(() => {
-      const t = tensor(values, { dtype: "f64" });
+      const t = tensor(values, { dtype: "f64", device: this.#slots[0].param.device });
       this.#group.allReduce([t], op);
       return Array.from(t.toArray() as Float64Array);
     });
@@ -213,7 +213,7 @@ export class ZeroAdamW {
   /** The full state of every parameter in the layout that has state (collective). */
   #gatherFull(): Map<string, FullState> {
     const out = new Map<string, FullState>();
-    if (!this.#inner) return out;
+    if (!this.#inner || this.#slots.length === 0) return out;
     const size = this.#group.size, len = this.#shardLen, lo = this.#group.rank * len;
     // every owner of a piece of a parameter has the same count; ranks without a piece say 0
     const have = new Set(this.#inner.stateNames);
@@ -223,14 +223,14 @@ export class ZeroAdamW {
     );
     scope(() => {
       const sd = this.#inner!.stateDict();
-      const dtype = this.#slots[0]?.param.dtype ?? "f32";
+      const { dtype, device } = this.#slots[0].param;
       const [ea, eas] = ["exp_avg", "exp_avg_sq"].map((k) => {
-        const mine = zeros([len], { dtype });
+        const mine = zeros([len], { dtype, device });
         for (const s of this.#slots) {
           const t = sd[`${s.name}.${k}`];
           if (t && s.own.length > 0) mine.narrow(0, s.offset + s.own.start - lo, s.own.length).copy_(t);
         }
-        const full = zeros([len * size], { dtype });
+        const full = zeros([len * size], { dtype, device });
         this.#group.allGather(full, mine);
         return full;
       });

@@ -13,7 +13,6 @@ import { lib } from "../../ffi/lib.ts";
 import { DIST_BACKEND, DIST_OP } from "../../ffi/symbols.ts";
 import { checkStatus } from "../../ffi/check.ts";
 import { TorchError } from "../errors.ts";
-import { ELEMENT_SIZE } from "./dtype.ts";
 import { handlesArg, type Tensor } from "./tensor.ts";
 
 /** A process-group backend: `gloo` (CPU, and CUDA tensors through host copies) or `nccl` (CUDA). */
@@ -226,8 +225,6 @@ export interface GradReducerOptions {
 export class GradReducer extends DistObject {
   /** The parameters, in the order given. */
   readonly params: readonly Tensor[];
-  /** Bytes of gradient in the buckets (what one step communicates). */
-  readonly bytesPerStep: number;
 
   constructor(group: ProcessGroup, params: readonly Tensor[], opts: GradReducerOptions = {}) {
     const bucketBytes = opts.bucketBytes ?? 25 * 2 ** 20;
@@ -244,7 +241,6 @@ export class GradReducer extends DistObject {
     );
     super(ID[0]);
     this.params = [...params];
-    this.bytesPerStep = params.reduce((n, p) => n + p.numel * ELEMENT_SIZE[p.dtype], 0);
   }
   /** Completes the step's reduction: every gradient now holds the mean over the ranks. */
   finish(): ReduceStats {

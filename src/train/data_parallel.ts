@@ -52,9 +52,18 @@ export class DataParallel {
 
   /** This process's rank on its host (its GPU). */
   readonly localRank: number;
+  /** Where the small tensors of `sum` live (NCCL reduces CUDA tensors only). */
+  readonly #device: Device;
 
-  private constructor(store: Store, group: ProcessGroup, opts: GradReducerOptions, localRank: number) {
+  private constructor(
+    store: Store,
+    group: ProcessGroup,
+    opts: GradReducerOptions,
+    localRank: number,
+    device: Device,
+  ) {
     this.localRank = localRank;
+    this.#device = device;
     this.#store = store;
     this.#group = group;
     this.#opts = opts;
@@ -85,6 +94,7 @@ export class DataParallel {
         group,
         { bucketBytes: opts.bucketBytes, overlap: opts.overlap },
         env.localRank,
+        device === "cuda" ? `cuda:${env.localRank}` : device,
       );
     } catch (e) {
       store.dispose();
@@ -94,7 +104,7 @@ export class DataParallel {
 
   /** Wraps an existing group (tests). */
   static ofGroup(store: Store, group: ProcessGroup, opts: GradReducerOptions = {}): DataParallel {
-    return new DataParallel(store, group, opts, group.rank);
+    return new DataParallel(store, group, opts, group.rank, "cpu");
   }
 
   /** This process's rank. */
@@ -113,11 +123,6 @@ export class DataParallel {
   get store(): Store {
     return this.#store;
   }
-  /** Bytes of gradient one step communicates with the current trainable set. */
-  get bytesPerStep(): number {
-    return this.#reducer?.bytesPerStep ?? 0;
-  }
-
   /** Overwrites every parameter with rank 0's copy (at the start: all ranks then begin identical). */
   broadcastParameters(params: readonly Tensor[]): void {
     noGrad(() => this.#group.broadcast(params, 0));
@@ -146,7 +151,7 @@ export class DataParallel {
 
   /** Sums small host numbers over the ranks (one all-reduce of a f64 vector). */
   sum(values: readonly number[]): number[] {
-    const t = tensor(values as number[], { dtype: "f64" });
+    const t = tensor(values as number[], { dtype: "f64", device: this.#device });
     try {
       this.#group.allReduce([t], "sum");
       return Array.from(t.toArray() as Float64Array);

@@ -280,16 +280,20 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
   }
   const enc = new TextEncoder();
 
-  let interrupted = false, lastCheckpoint: string | null = null;
+  // `requested` is set by a signal (between any two awaits); `interrupted` is when the loop acts on it: at once
+  // alone, and data parallel only at a logging boundary, after every rank has agreed, so that the ranks stop —
+  // and enter the logging and saving collectives — at the same step.
+  let requested = false, interrupted = false, lastCheckpoint: string | null = null;
   const onSigint = () => {
-    if (interrupted) Deno.exit(130); // a second Ctrl-C: stop now (earlier checkpoints are intact)
-    interrupted = true;
+    if (requested) Deno.exit(130); // a second Ctrl-C: stop now (earlier checkpoints are intact)
+    requested = true;
   };
   // SIGTERM (what torchrun sends its workers when it is stopped, often right after the terminal's Ctrl-C, and
   // what clusters send before a kill) stops the run like a first Ctrl-C, never like a second.
   const onSigterm = () => {
-    interrupted = true;
+    requested = true;
   };
+  const atBoundary = () => step % cfg.log.every === 0;
   Deno.addSignalListener("SIGINT", onSigint);
   Deno.addSignalListener("SIGTERM", onSigterm);
   const save = () => {
@@ -365,13 +369,14 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
   };
 
   try {
-    while (step < endStep && !interrupted) {
+    while (step < endStep) {
       await yieldToEventLoop();
-      dp?.heartbeat(step);
-      if (dp ? dp.any(interrupted) : interrupted) {
-        interrupted = true; // every rank stops at the same step
-        break;
+      if (!dp) interrupted = requested;
+      else if (atBoundary()) {
+        dp.heartbeat(step); // once per logging window: the step a failure report names
+        interrupted = dp.any(requested); // one tiny collective per window, not per step
       }
+      if (interrupted) break;
       const tData = performance.now();
       const batch = await data.next();
       dataWaitMs += performance.now() - tData;
@@ -403,7 +408,8 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
       opt.zeroGrad();
       step++;
       window++;
-      if (step % cfg.log.every === 0 || step === endStep || interrupted) log();
+      if (!dp) interrupted = requested; // alone: a signal during this step logs its window now
+      if (atBoundary() || step === endStep || interrupted) log();
       if (step % cfg.log.checkpointEvery === 0 && step < endStep) save();
     }
     save();
