@@ -10,6 +10,11 @@
  * hash of everything that goes into it, so an unchanged tree never rebuilds. `native/build/current.json`
  * records what was found; the FFI loader reads it.
  *
+ * The video decoder (`native/video/video.cpp` → `libllvideo.so`) is a separate library on FFmpeg's libavformat,
+ * libavcodec and libswscale, without libtorch: the data workers load it. Their headers come from Debian's
+ * libavformat-dev and libswscale-dev, installed as root when missing; without them the build goes on and video
+ * folders decode with the ffmpeg program.
+ *
  * Run with `deno task build` (the `test`, `train`, `bench` and `repl` tasks run it first).
  * @module
  */
@@ -51,6 +56,11 @@ export interface BuildRecord {
   cudaStats: boolean;
   /** The process-group backends compiled into the distributed unit (Gloo needs its headers, NCCL nccl.h). */
   dist: { gloo: boolean; nccl: boolean };
+  /**
+   * The in-process video decoder (`native/video/` → libllvideo.so, on FFmpeg's libraries), or why it was not
+   * built (then video folders decode with the ffmpeg program instead).
+   */
+  video: { lib: string } | { lib: null; why: string };
 }
 
 function say(msg: string): void {
@@ -264,6 +274,66 @@ async function findNcclInclude(t: TorchInfo): Promise<string | null> {
   return null;
 }
 
+const AV_HEADERS = ["libavformat/avformat.h", "libavcodec/avcodec.h", "libswscale/swscale.h"];
+const AV_PACKAGES = ["libavformat-dev", "libswscale-dev"];
+
+/** The folder holding FFmpeg's development headers (Debian puts them under a multiarch folder), or null. */
+async function findAvInclude(): Promise<string | null> {
+  const arch = Deno.build.arch === "x86_64" ? "x86_64-linux-gnu" : "aarch64-linux-gnu";
+  const cands = [Deno.env.get("FFMPEG_INCLUDE"), `/usr/include/${arch}`, "/usr/include", "/usr/local/include"]
+    .filter((c): c is string => !!c);
+  for (const c of cands) {
+    if ((await Promise.all(AV_HEADERS.map((h) => exists(`${c}/${h}`)))).every((x) => x)) return c;
+  }
+  return null;
+}
+
+/**
+ * Builds `native/video/video.cpp` into `native/build/video-<hash>/libllvideo.so` (cached by the hash of the
+ * source and flags), installing FFmpeg's development packages as root when their headers are missing. Never
+ * fails the build: without headers or on a compile error it returns why, and video folders use the ffmpeg
+ * program. `LAYERLOCK_NO_LIBAV=1` skips it.
+ */
+async function buildVideo(cxx: string): Promise<BuildRecord["video"]> {
+  if (Deno.env.get("LAYERLOCK_NO_LIBAV")) return { lib: null, why: "LAYERLOCK_NO_LIBAV is set" };
+  let inc = await findAvInclude();
+  if (inc === null) {
+    try {
+      for (const pkg of AV_PACKAGES) {
+        await aptInstall(pkg, {
+          why: "FFmpeg's headers (for the in-process video decoder) were not found",
+          hint: `install ${AV_PACKAGES.join(" ")} (Debian/Ubuntu) or set FFMPEG_INCLUDE`,
+          log: (l) => say(l),
+        });
+      }
+    } catch (e) {
+      const why = (e as Error).message;
+      say(`warning: ${why}; video folders will decode with the ffmpeg program (slower)`);
+      return { lib: null, why };
+    }
+    inc = await findAvInclude();
+    if (inc === null) return { lib: null, why: "FFmpeg's headers are still missing after installing them" };
+  }
+  const src = `${NATIVE}/video/video.cpp`;
+  const flags = ["-O2", "-fPIC", "-shared", "-std=c++20", "-w", "-fvisibility=hidden", `-I${inc}`];
+  const libs = ["-lavformat", "-lavcodec", "-lswscale", "-lavutil"];
+  const h = await sha256([await Deno.readFile(src), flags.join(" "), libs.join(" "), cxx]);
+  const dir = `${BUILD}/video-${h.slice(0, 16)}`, lib = `${dir}/libllvideo.so`;
+  if (await exists(lib)) return { lib };
+  await compilerCheck(cxx);
+  say("compiling the video decoder (native/video/video.cpp, FFmpeg's libraries)...");
+  await Deno.mkdir(dir, { recursive: true });
+  const r = await run(cxx, [...flags, src, "-o", `${lib}.${Deno.pid}.tmp`, ...libs]);
+  if (!r.ok) {
+    const why = `compiling native/video/video.cpp failed: ${r.err.split("\n").slice(0, 20).join("\n")}`;
+    say(`warning: ${why}; video folders will decode with the ffmpeg program (slower)`);
+    return { lib: null, why };
+  }
+  await Deno.rename(`${lib}.${Deno.pid}.tmp`, lib);
+  say(`built ${lib.replace(ROOT + "/", "")}`);
+  return { lib };
+}
+
 async function compilerCheck(cxx: string): Promise<void> {
   const r = await run(cxx, ["--version"]);
   if (!r.ok) {
@@ -338,6 +408,7 @@ export async function build(): Promise<BuildRecord> {
     key,
     cudaStats: cudaInc !== null,
     dist: { gloo: glooInc !== null, nccl: ncclInc !== null && cudaInc !== null },
+    video: await buildVideo(cxx),
   };
 
   if (await exists(lib)) {

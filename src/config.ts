@@ -70,8 +70,40 @@ export const TrainConfigSchema = z.object({
     frames: positiveInt.default(16),
     /** Frame height and width. */
     size: positiveInt.default(32),
-    /** Frame stride when sampling clips from video files. */
+    /** Frame stride when sampling clips from video files (VideoMAE's `sampling_rate`; Kinetics recipe: 4). */
     frameStride: positiveInt.default(2),
+    /** Video files: a fixed output frame rate instead of `frameStride`, the same span for videos of any rate. */
+    fps: z.number().positive().optional(),
+    /**
+     * Video files: one frame from each of `frames` equal segments of the video (TSN; VideoMAE's
+     * Something-Something recipe) instead of a dense clip at `frameStride`.
+     */
+    segments: z.boolean().default(false),
+    /** Video files: random offset, multi-scale crop and flip per clip and epoch (off: centred clip, centre crop). */
+    augment: z.boolean().default(true),
+    /** Video files: crop sides as fractions of the short side (VideoMAE's `GroupMultiScaleCrop` scales). */
+    scales: z.array(z.number().gt(0).max(1)).min(1).default([1, 0.875, 0.75, 0.66]),
+    /** Video files: mirror training clips with probability ½ (turn off for direction-sensitive labels, e.g. SSv2). */
+    flip: z.boolean().default(true),
+    /** Video files: per-channel (RGB) mean of pixels in [0, 1] (ImageNet's, as VideoMAE). */
+    mean: z.tuple([z.number(), z.number(), z.number()]).default([0.485, 0.456, 0.406]),
+    /** Video files: per-channel (RGB) standard deviation of pixels in [0, 1] (ImageNet's, as VideoMAE). */
+    std: z.tuple([z.number().positive(), z.number().positive(), z.number().positive()]).default([
+      0.229,
+      0.224,
+      0.225,
+    ]),
+    /** Video files: distinct clips drawn per video and epoch (the epoch's length is videos × clipsPerVideo). */
+    clipsPerVideo: positiveInt.default(64),
+    /** Video files: clips decoded at once (0: the number of cores). */
+    workers: z.number().int().nonnegative().default(0),
+    /** Video files: `auto` decodes in process where the decoder was built, else with the ffmpeg program. */
+    decoder: z.enum(["auto", "libav", "ffmpeg"]).default("auto"),
+    /**
+     * Video files: the probe index (each file's frame rate, size and frame count, keyed by path, size and mtime),
+     * read and updated so a folder is probed once. Default: runs/.video_index/<hash of the folder>.json.
+     */
+    index: z.string().optional(),
     /** Batches prepared ahead in a worker. */
     prefetch: z.number().int().nonnegative().default(4),
   }).strict().default({}),

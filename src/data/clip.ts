@@ -30,6 +30,16 @@ export interface ClipBatch {
   skipped?: string[];
   /** Class ids of the clips, for a labelled video folder (an annotation list or class subfolders). */
   classes?: Int32Array;
+  /** Per-channel (RGB) mean and std of pixels in [0, 1] for `batchToTensor`; absent: ImageNet's. */
+  norm?: Normalization;
+}
+
+/** Per-channel (RGB) normalisation of pixels scaled to [0, 1]: (x − mean) / std. */
+export interface Normalization {
+  /** Mean of each channel. */
+  mean: readonly [number, number, number];
+  /** Standard deviation of each channel (> 0). */
+  std: readonly [number, number, number];
 }
 
 /** ImageNet per-channel mean (RGB), applied to pixels scaled to [0, 1]. */
@@ -58,21 +68,24 @@ export function checkBatch(b: ClipBatch): void {
 
 /**
  * Uploads a batch to `device` and returns a float32 tensor [B, 3, T, H, W] holding (x/255 − mean)/std per
- * channel (ImageNet statistics). The uint8 pixels are uploaded as they are (a quarter of the bytes of f32);
- * the permutation, conversion and normalisation run on the device. Only the result is left alive.
+ * channel, with `norm`, else the batch's own `norm`, else ImageNet's statistics. The uint8 pixels are uploaded
+ * as they are (a quarter of the bytes of f32); the permutation, conversion and normalisation run on the device.
+ * Only the result is left alive.
  */
-export function batchToTensor(b: ClipBatch, device: Device = "cpu"): Tensor {
+export function batchToTensor(b: ClipBatch, device: Device = "cpu", norm?: Normalization): Tensor {
   checkBatch(b);
+  const { mean, std } = norm ?? b.norm ?? { mean: IMAGENET_MEAN, std: IMAGENET_STD };
+  if (std.some((s) => !(s > 0))) throw new RangeError(`batchToTensor: std must be > 0, got [${std.join(", ")}]`);
   return scope(() => {
     const u8 = tensor(b.data, { shape: [b.batch, b.frames, b.height, b.width, 3], device });
     // [B, T, H, W, C] -> [B, C, T, H, W]; made contiguous while still 1 byte per element.
     const x = u8.permute([0, 4, 1, 2, 3]).contiguous().float();
     // (x/255 - mean)/std = x·(1/(255·std)) + (−mean/std), one multiply and one add per element.
-    const scale = tensor(new Float32Array(IMAGENET_STD.map((s) => 1 / (255 * s))), {
+    const scale = tensor(new Float32Array(std.map((s) => 1 / (255 * s))), {
       shape: [1, 3, 1, 1, 1],
       device,
     });
-    const shift = tensor(new Float32Array(IMAGENET_MEAN.map((m, i) => -m / IMAGENET_STD[i])), {
+    const shift = tensor(new Float32Array(mean.map((m, i) => -m / std[i])), {
       shape: [1, 3, 1, 1, 1],
       device,
     });

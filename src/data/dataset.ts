@@ -25,8 +25,11 @@ export interface ClipDataset {
   readonly height: number;
   /** Frame width in pixels. */
   readonly width: number;
-  /** The clips at `indices`, as one batch. */
-  batch(indices: readonly number[]): ClipBatch | Promise<ClipBatch>;
+  /**
+   * The clips at `indices`, as one batch; `epochs` (default all 0) are the sampler epochs they were drawn in, for
+   * datasets whose clips are augmented anew each epoch.
+   */
+  batch(indices: readonly number[], epochs?: readonly number[]): ClipBatch | Promise<ClipBatch>;
   /**
    * The deterministic infinite sequence of index batches for training, optionally resumed from `state`; with a
    * `shard`, this rank's share of each global batch (see `BatchSampler`).

@@ -2,7 +2,14 @@
  * Clip datasets (moving shapes, Moving Fashion-MNIST, folders of videos), samplers and the prefetching loader.
  * @module
  */
-export { batchToTensor, checkBatch, type ClipBatch, IMAGENET_MEAN, IMAGENET_STD } from "./clip.ts";
+export {
+  batchToTensor,
+  checkBatch,
+  type ClipBatch,
+  IMAGENET_MEAN,
+  IMAGENET_STD,
+  type Normalization,
+} from "./clip.ts";
 export { Rng } from "./rng.ts";
 export { BatchSampler } from "./sampler.ts";
 export { bounce, directionOf, heading } from "./motion.ts";
@@ -16,18 +23,27 @@ export {
   type ShapeTrack,
 } from "./moving_shapes.ts";
 export {
-  decodeClip,
-  type DecodeOptions,
-  ensureFfmpeg,
-  type EnsureFfmpegOptions,
-  ffmpegAvailable,
-  probeVideo,
+  type ClipPlan,
+  type DecoderChoice,
+  defaultWorkers,
   VIDEO_EXTENSIONS,
   VideoFolder,
   type VideoFolderOptions,
   type VideoFolderSpec,
-  type VideoInfo,
 } from "./video_folder.ts";
+export { ensureFfmpeg, type EnsureFfmpegOptions, FfmpegDecoder, ffmpegAvailable, probeVideo } from "./ffmpeg.ts";
+export { type FrameRequest, LibavDecoder, libavLibrary } from "./libav.ts";
+export type { VideoInfo } from "./video_info.ts";
+export {
+  clipRng,
+  type CropBox,
+  cropBox,
+  type CropOptions,
+  fixedOffsets,
+  frameIndices,
+  type TemporalOptions,
+  VIDEOMAE_SCALES,
+} from "./clip_sampling.ts";
 export type { ClipDataset, DatasetSpec } from "./dataset.ts";
 export { datasetFromSpec, makeDataset, SOURCES } from "./registry.ts";
 export {

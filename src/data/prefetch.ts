@@ -62,7 +62,8 @@ export class DirectLoader implements ClipLoader {
   next(): Promise<ClipBatch> {
     if (this.#closed) return Promise.reject(new Error("loader: next() after close()"));
     try {
-      return Promise.resolve(this.#dataset.batch(this.#sampler.next()));
+      const { indices, epochs } = this.#sampler.nextWithEpochs();
+      return Promise.resolve(this.#dataset.batch(indices, epochs));
     } catch (e) {
       return Promise.reject(e);
     }

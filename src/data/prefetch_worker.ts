@@ -1,8 +1,9 @@
 /**
  * The prefetch worker: rebuilds the dataset from its description, runs the sampler, and produces batches ahead
- * of the training step, posting each with its buffers transferred (no copy). It produces a batch only against a
+ * of the training step, posting each with its buffers transferred (no copy). It starts a batch only against a
  * credit from the main thread (`ahead` at start, one more per batch consumed), so at most `ahead` batches are
- * ever in flight. Pure TypeScript: it must never load the FFI shim (only `import type` from tensor modules).
+ * ever in flight (the memory bound: `ahead` batches of pixels); batches in flight are made concurrently and
+ * posted in order. Pure TypeScript: it must never load the FFI shim (only `import type` from tensor modules).
  * @module
  */
 import type { ClipBatch } from "./clip.ts";
@@ -65,28 +66,45 @@ const port = self as unknown as WorkerScope;
 let dataset: ClipDataset | null = null;
 let sampler: BatchSampler | null = null;
 let credit = 0;
-let busy = false;
 let failed = false;
+/** Batches started and not yet posted, in sampler order: several decode at once, they are posted in order. */
+let tail: Promise<void> = Promise.resolve();
 
-async function pump(): Promise<void> {
-  if (busy || failed || dataset === null || sampler === null) return;
-  busy = true;
-  try {
-    while (credit > 0) {
-      credit--;
-      const indices = sampler.next();
-      const batch = await dataset.batch(indices);
-      const transfer: Transferable[] = [batch.data.buffer as ArrayBuffer];
-      if (batch.labels !== null) {
-        transfer.push(batch.labels.shape.buffer as ArrayBuffer, batch.labels.direction.buffer as ArrayBuffer);
-      }
-      port.postMessage({ type: "batch", batch, indices, stateAfter: sampler.state() }, transfer);
+function fail(e: unknown): void {
+  if (failed) return;
+  failed = true;
+  port.postMessage({ type: "error", message: e instanceof Error ? (e.stack ?? e.message) : String(e) });
+}
+
+// Starts one batch per unit of credit at once (a dataset that decodes, e.g. a video folder, overlaps them up to
+// its own limit of clips at a time); each is posted, with its buffers transferred, after the one before it.
+function pump(): void {
+  if (failed || dataset === null || sampler === null) return;
+  while (credit > 0) {
+    credit--;
+    const { indices, epochs } = sampler.nextWithEpochs();
+    const stateAfter = sampler.state();
+    let made: Promise<ClipBatch>;
+    try {
+      made = Promise.resolve(dataset.batch(indices, epochs));
+    } catch (e) {
+      made = Promise.reject(e);
     }
-  } catch (e) {
-    failed = true;
-    port.postMessage({ type: "error", message: e instanceof Error ? (e.stack ?? e.message) : String(e) });
-  } finally {
-    busy = false;
+    made.catch(() => {}); // reported in order, below
+    tail = tail.then(async () => {
+      if (failed) return;
+      try {
+        const batch = await made;
+        const transfer: Transferable[] = [batch.data.buffer as ArrayBuffer];
+        if (batch.labels !== null) {
+          transfer.push(batch.labels.shape.buffer as ArrayBuffer, batch.labels.direction.buffer as ArrayBuffer);
+        }
+        if (batch.classes) transfer.push(batch.classes.buffer as ArrayBuffer);
+        port.postMessage({ type: "batch", batch, indices, stateAfter }, transfer);
+      } catch (e) {
+        fail(e);
+      }
+    });
   }
 }
 
@@ -101,12 +119,8 @@ port.onmessage = (e) => {
       credit += m.n;
     }
   } catch (err) {
-    failed = true;
-    port.postMessage({
-      type: "error",
-      message: err instanceof Error ? (err.stack ?? err.message) : String(err),
-    });
+    fail(err);
     return;
   }
-  void pump();
+  pump();
 };

@@ -9,6 +9,7 @@ import { DataError } from "../errors.ts";
 import type { ClipDataset, DatasetSpec } from "./dataset.ts";
 import { MovingFashionMnist } from "./moving_fashion_mnist.ts";
 import { MovingShapes } from "./moving_shapes.ts";
+import { hash32 } from "./rng.ts";
 import { VideoFolder } from "./video_folder.ts";
 
 /** One dataset source: its configuration name, its description's kind, and its two constructors. */
@@ -50,6 +51,16 @@ export const SOURCES: {
         frames: cfg.data.frames,
         size: cfg.data.size,
         stride: cfg.data.frameStride,
+        fps: cfg.data.fps,
+        segments: cfg.data.segments,
+        augment: cfg.data.augment,
+        scales: cfg.data.scales,
+        flip: cfg.data.flip,
+        norm: { mean: cfg.data.mean, std: cfg.data.std },
+        clipsPerVideo: cfg.data.clipsPerVideo,
+        workers: cfg.data.workers || undefined,
+        decoder: cfg.data.decoder,
+        index: cfg.data.index ?? defaultIndex(cfg.data.path!),
         seed: cfg.seed,
         list: cfg.data.list,
         classFolders: cfg.data.classFolders,
@@ -58,6 +69,13 @@ export const SOURCES: {
     fromSpec: (spec) => VideoFolder.fromSpec(spec.spec),
   },
 };
+
+/** The default probe index of a video folder: runs/.video_index/<hash of its absolute path>.json. */
+export function defaultIndex(folder: string): string {
+  const abs = folder.startsWith("/") ? folder : `${Deno.cwd()}/${folder}`;
+  const key = [...abs].reduce((h, c) => hash32(h, c.codePointAt(0)!), 0).toString(16).padStart(8, "0");
+  return `runs/.video_index/${key}.json`;
+}
 
 /** A label → class id file (`labels.json` of a training run); a DataError naming it when unusable. */
 function readLabelMap(path: string): Record<string, number> {

@@ -96,11 +96,22 @@ export class BatchSampler {
 
   /** The next batch of indices (this rank's share of the next global batch). */
   next(): number[] {
-    const out = new Array<number>(this.batchSize);
+    return this.nextWithEpochs().indices;
+  }
+
+  /**
+   * The next batch of indices and the epoch each was drawn in (datasets that augment key a clip's randomness by
+   * its epoch, so every epoch sees new crops of the same clip).
+   */
+  nextWithEpochs(): { indices: number[]; epochs: number[] } {
+    const indices = new Array<number>(this.batchSize), epochs = new Array<number>(this.batchSize);
     const start = this.#pos + this.#shard.rank * this.batchSize;
-    for (let k = 0; k < this.batchSize; k++) out[k] = this.indexAt(start + k);
+    for (let k = 0; k < this.batchSize; k++) {
+      indices[k] = this.indexAt(start + k);
+      epochs[k] = Math.floor((start + k) / this.length);
+    }
     this.#pos += this.batchSize * this.#shard.size;
-    return out;
+    return { indices, epochs };
   }
 
   /** The state to resume from: `[position, seed, length]`. */

@@ -1,17 +1,24 @@
 /**
  * A dataset over the user's own videos: every `.mp4`, `.webm`, `.avi` and `.mkv` file under a folder
- * (recursively), cut into random clips of `frames` frames, taken every `stride`-th frame of the video's own
- * rate (or at a fixed `fps`), resized to cover `height`×`width` and centre-cropped. Decoding is done by Debian's
- * `ffmpeg`, one process per clip (up to `concurrency` at once); durations and frame rates come from `ffprobe`,
- * once per file when the folder is opened. Labels are null.
+ * (recursively), or the videos of an annotation list / class subfolders with their labels, cut into clips the way
+ * VideoMAE cuts them (clip_sampling.ts): `frames` frames every `stride` source frames (or one per segment, or at
+ * a fixed `fps`), a multi-scale crop at a fixed-grid position and a random flip for training, a short-side
+ * resize and centre crop for evaluation.
  *
- * Clip `index` is video `index mod videos.length`, starting at a time drawn from `hash32(seed, index)`, so
- * the dataset has `videos.length × clipsPerVideo` distinct clips, each a pure function of its index. Files are
- * sampled uniformly, whatever their length. A clip that runs past the end of its video is padded by repeating
- * its last decoded frame. Pure TypeScript plus subprocesses: no tensors, usable in workers.
+ * Clip `index` is clip ⌊index / videos⌋ of video `index mod videos`, so the dataset has `videos × clipsPerVideo`
+ * clips and files are sampled uniformly whatever their length. Training clips are drawn from
+ * `clipRng(seed, index, epoch)`: each epoch sees a new offset, crop and flip of every clip, and a clip is a pure
+ * function of (seed, index, epoch) — a resumed run decodes exactly the clips it would have. Evaluation clips
+ * (`augment: false`) are fixed: the `clipsPerVideo` views of a video are spread evenly over it.
+ *
+ * Decoding: the in-process decoder (libav.ts, built with the shim when FFmpeg's headers are present) or the
+ * ffmpeg program (ffmpeg.ts), either way seeking to the clip's first frame, converting only the frames it needs
+ * and cropping and scaling in FFmpeg's code. Up to `workers` clips decode at once (across the batches a loader
+ * reads ahead), one thread or process each. A file's facts (size, rate, frame count) are probed once and kept in
+ * an index file (`index`), keyed by path, size and modification time, so a large folder is probed only once.
+ * Pure TypeScript plus FFI/subprocesses for decoding: no tensors, usable in workers.
  * @module
  */
-import { aptInstall, permissionError } from "./apt.ts";
 import {
   type Annotation,
   annotationsFromFolders,
@@ -19,220 +26,21 @@ import {
   labelMap,
   parseAnnotations,
 } from "./annotations.ts";
-import type { ClipBatch } from "./clip.ts";
+import type { ClipBatch, Normalization } from "./clip.ts";
+import { clipRng, type CropBox, cropBox, frameIndices, VIDEOMAE_SCALES } from "./clip_sampling.ts";
 import type { ClipDataset, DatasetSpec } from "./dataset.ts";
-import { hash32 } from "./rng.ts";
+import { ensureFfmpeg, FfmpegDecoder } from "./ffmpeg.ts";
+import { type FrameRequest, LibavDecoder, libavLibrary } from "./libav.ts";
 import { BatchSampler, type Shard } from "./sampler.ts";
+import type { VideoInfo } from "./video_info.ts";
 import { DataError } from "../errors.ts";
+
 
 /** File extensions the folder dataset picks up (lower case, compared case-insensitively). */
 export const VIDEO_EXTENSIONS: readonly string[] = [".mp4", ".webm", ".avi", ".mkv"];
 
-const INSTALL_HINT = "install it with `apt-get install ffmpeg` (as root; `sudo apt-get install ffmpeg` " +
-  "otherwise) on Debian/Ubuntu, or your system's package manager elsewhere";
-
-/** Options of `ensureFfmpeg`. */
-export interface EnsureFfmpegOptions {
-  /** Install ffmpeg with apt-get when it is missing and we are root (default true). */
-  install?: boolean;
-  /** The ffmpeg executable (default "ffmpeg", looked up on PATH). */
-  ffmpeg?: string;
-  /** Where progress lines go (default console.log). */
-  log?: (line: string) => void;
-}
-
-async function runQuiet(
-  cmd: string,
-  args: string[],
-): Promise<{ ok: boolean; stdout: string; stderr: string }> {
-  const r = await spawn(cmd, args);
-  const dec = new TextDecoder();
-  return { ok: r.success, stdout: dec.decode(r.stdout), stderr: dec.decode(r.stderr) };
-}
-
-/**
- * Runs an ffmpeg tool; a permission refusal becomes a DataError that says which paths the tasks allow (Deno
- * resolves `--allow-run` at start-up, so the tasks name the absolute paths apt installs to: a binary installed
- * during the run is covered).
- */
-async function spawn(cmd: string, args: string[]): Promise<Deno.CommandOutput> {
-  try {
-    return await new Deno.Command(cmd, { args, stdin: "null", stdout: "piped", stderr: "piped" }).output();
-  } catch (e) {
-    if (permissionError(e)) {
-      throw new DataError(
-        "video-folder",
-        `running '${cmd}' is not permitted: the tasks allow ffmpeg and ffprobe in /usr/bin and /usr/local/bin; ` +
-          `install them there, or run deno with --allow-run=<their paths> yourself (${(e as Error).message})`,
-        { cause: e },
-      );
-    }
-    throw e;
-  }
-}
-
-/** Whether `ffmpeg` (or the given executable) runs; false if it is not found. */
-export async function ffmpegAvailable(ffmpeg = "ffmpeg"): Promise<boolean> {
-  try {
-    return (await runQuiet(ffmpeg, ["-version"])).ok;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
-
-/**
- * Makes sure ffmpeg is available. When it is not found and `install` is on: as root on a system with apt-get,
- * runs `apt-get install -y ffmpeg` (and `apt-get update` first if that fails), printing what it does; otherwise
- * throws an Error that says how to install it.
- */
-export async function ensureFfmpeg(opts: EnsureFfmpegOptions = {}): Promise<void> {
-  const ffmpeg = opts.ffmpeg ?? "ffmpeg", log = opts.log ?? ((l: string) => console.log(l));
-  if (await ffmpegAvailable(ffmpeg)) return;
-  const missing = `ffmpeg is needed to decode videos but '${ffmpeg}' was not found`;
-  if (opts.install === false || ffmpeg !== "ffmpeg") {
-    throw new DataError("video-folder", `${missing}; ${INSTALL_HINT}`);
-  }
-  log("layerlock: ffmpeg not found");
-  await aptInstall("ffmpeg", { why: missing, hint: INSTALL_HINT, log });
-  if (!(await ffmpegAvailable(ffmpeg))) {
-    throw new DataError("video-folder", `${missing} even after installing it; ${INSTALL_HINT}`);
-  }
-}
-
-/** What ffprobe says about a video file. */
-export interface VideoInfo {
-  /** The file's path. */
-  path: string;
-  /** Duration in seconds. */
-  duration: number;
-  /** Frame rate of the first video stream (frames per second). */
-  fps: number;
-  /** Frame width in pixels. */
-  width: number;
-  /** Frame height in pixels. */
-  height: number;
-  /** Class id, for a labelled folder. */
-  label?: number;
-}
-
-function rate(s: unknown): number {
-  if (typeof s !== "string") return NaN;
-  const [n, d] = s.split("/").map(Number);
-  return d === undefined ? n : d > 0 ? n / d : NaN;
-}
-
-/** Probes a video file's duration, frame rate and size with ffprobe. */
-export async function probeVideo(path: string, ffprobe = "ffprobe"): Promise<VideoInfo> {
-  let r;
-  try {
-    r = await runQuiet(ffprobe, [
-      "-v",
-      "error",
-      "-select_streams",
-      "v:0",
-      "-show_entries",
-      "stream=width,height,avg_frame_rate,r_frame_rate,duration:format=duration",
-      "-of",
-      "json",
-      path,
-    ]);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      throw new DataError("video-folder", `'${ffprobe}' was not found; ${INSTALL_HINT}`);
-    }
-    throw e;
-  }
-  if (!r.ok) throw new DataError("video-folder", `ffprobe failed on ${path}: ${r.stderr.trim()}`);
-  const j = JSON.parse(r.stdout) as { streams?: Record<string, unknown>[]; format?: Record<string, unknown> };
-  const s = j.streams?.[0];
-  if (s === undefined) throw new DataError("video-folder", `${path} has no video stream`);
-  let fps = rate(s.avg_frame_rate);
-  if (!(fps > 0)) fps = rate(s.r_frame_rate);
-  let duration = Number(s.duration);
-  if (!(duration > 0)) duration = Number(j.format?.duration);
-  if (!(fps > 0) || !(duration > 0)) {
-    throw new DataError("video-folder", `${path}: ffprobe reports no usable frame rate or duration`);
-  }
-  return { path, duration, fps, width: Number(s.width), height: Number(s.height) };
-}
-
-/** Options of `decodeClip`. */
-export interface DecodeOptions {
-  /** Start time in seconds. */
-  start: number;
-  /** Frames to return. */
-  frames: number;
-  /** Output width in pixels. */
-  width: number;
-  /** Output height in pixels. */
-  height: number;
-  /** Output frame rate (frames are resampled to it). */
-  fps: number;
-  /** The ffmpeg executable (default "ffmpeg"). */
-  ffmpeg?: string;
-}
-
-/**
- * Decodes `frames` RGB frames of a video from `start`, at `fps`, scaled to cover width×height and centre-cropped:
- * returns [T, H, W, 3] uint8. Frames past the end repeat the last decoded one; a start past the end falls back to
- * the beginning.
- */
-export async function decodeClip(path: string, o: DecodeOptions): Promise<Uint8Array> {
-  const { frames: T, width: W, height: H } = o;
-  const ffmpeg = o.ffmpeg ?? "ffmpeg";
-  const frameBytes = W * H * 3;
-  const run = async (start: number) => {
-    const args = [
-      "-nostdin",
-      "-v",
-      "error",
-      "-ss",
-      start.toFixed(3),
-      "-i",
-      path,
-      "-an",
-      "-sn",
-      "-vf",
-      `fps=${o.fps},scale=${W}:${H}:force_original_aspect_ratio=increase,crop=${W}:${H}`,
-      "-frames:v",
-      String(T),
-      "-f",
-      "rawvideo",
-      "-pix_fmt",
-      "rgb24",
-      "-",
-    ];
-    let r;
-    try {
-      r = await spawn(ffmpeg, args);
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) {
-        throw new DataError("video-folder", `'${ffmpeg}' was not found; ${INSTALL_HINT}`);
-      }
-      throw e;
-    }
-    if (!r.success) {
-      throw new DataError(
-        "video-folder",
-        `ffmpeg failed to decode ${path} at ${start.toFixed(3)} s: ${
-          new TextDecoder().decode(r.stderr).trim()
-        }`,
-      );
-    }
-    return r.stdout;
-  };
-  let raw = await run(o.start);
-  if (raw.length < frameBytes && o.start > 0) raw = await run(0);
-  const got = Math.min(T, Math.floor(raw.length / frameBytes));
-  if (got === 0) throw new DataError("video-folder", `ffmpeg decoded no frames from ${path}`);
-  if (got === T && raw.length === T * frameBytes) return raw;
-  const out = new Uint8Array(T * frameBytes);
-  out.set(raw.subarray(0, got * frameBytes));
-  const last = raw.subarray((got - 1) * frameBytes, got * frameBytes);
-  for (let f = got; f < T; f++) out.set(last, f * frameBytes);
-  return out;
-}
+/** Which decoder to use: the in-process one where built ("auto"), or insist on one. */
+export type DecoderChoice = "auto" | "libav" | "ffmpeg";
 
 /** Options of `VideoFolder.open`; all optional. */
 export interface VideoFolderOptions {
@@ -244,16 +52,33 @@ export interface VideoFolderOptions {
   height?: number;
   /** Frame width in pixels (default `size`). */
   width?: number;
-  /** Take every stride-th frame of the video's own rate (default 2). Ignored when `fps` is set. */
+  /** Take every stride-th source frame (default 2). Ignored when `fps` is set or `segments` is on. */
   stride?: number;
-  /** A fixed output frame rate for every video, instead of `stride`. */
+  /** A fixed output frame rate for every video, instead of `stride` (videos of any rate give equal spans). */
   fps?: number;
-  /** Seed of the clip start times (default 0). */
+  /** One frame from each of `frames` equal segments of the video (TSN; VideoMAE's SSv2 recipe), not a dense clip. */
+  segments?: boolean;
+  /**
+   * Training sampling and augmentation (default true): random temporal offset, multi-scale crop, flip. False:
+   * evaluation sampling — clips spread evenly over each video, short-side resize and centre crop, no flip.
+   */
+  augment?: boolean;
+  /** Crop sides as fractions of the short side, for training (default VideoMAE's [1, 0.875, 0.75, 0.66]). */
+  scales?: readonly number[];
+  /** Mirror training clips with probability ½ (default true; off for direction-sensitive labels). */
+  flip?: boolean;
+  /** Per-channel normalisation its batches ask for (default: ImageNet's mean and std, as VideoMAE). */
+  norm?: Normalization;
+  /** Seed of the clips' sampling (default 0). */
   seed?: number;
-  /** Distinct clips per video (default 64): the dataset's length is videos × clipsPerVideo. */
+  /** Clips per video: the dataset's length is videos × clipsPerVideo (default 64; evaluation views when not augmenting). */
   clipsPerVideo?: number;
-  /** Most ffmpeg processes at once while decoding a batch (default 4). */
-  concurrency?: number;
+  /** Clips decoded at once (default: the number of cores). */
+  workers?: number;
+  /** The decoder (default "auto": in-process where built, else the ffmpeg program). */
+  decoder?: DecoderChoice;
+  /** The probe index file to read and update (default none: every file is probed). */
+  index?: string;
   /** Install ffmpeg with apt-get if it is missing and we are root (default true; see `ensureFfmpeg`). */
   install?: boolean;
   /** The ffmpeg executable (default "ffmpeg"). */
@@ -275,7 +100,7 @@ export interface VideoFolderOptions {
 export interface VideoFolderSpec {
   /** The folder that was scanned. */
   root: string;
-  /** The usable videos, sorted by path. */
+  /** The usable videos, sorted by path (or in list order). */
   videos: VideoInfo[];
   /** Label name → class id, for a labelled folder; null otherwise. */
   classes: Record<string, number> | null;
@@ -286,11 +111,27 @@ export interface VideoFolderSpec {
     width: number;
     stride: number;
     fps: number | null;
+    segments: boolean;
+    augment: boolean;
+    scales: number[];
+    flip: boolean;
+    norm: Normalization | null;
     seed: number;
     clipsPerVideo: number;
-    concurrency: number;
-    ffmpeg: string;
+    workers: number;
+    /** The decoder and, for the in-process one, its library. */
+    decoder: { kind: "libav"; lib: string } | { kind: "ffmpeg"; ffmpeg: string };
   };
+}
+
+/** Where a clip comes from: its video, source frame indices and crop. */
+export interface ClipPlan {
+  /** The video. */
+  video: VideoInfo;
+  /** Source frame indices, non-decreasing. */
+  frames: number[];
+  /** Source rectangle and mirroring. */
+  crop: CropBox;
 }
 
 async function listVideos(dir: string, out: string[]): Promise<void> {
@@ -322,19 +163,89 @@ async function pool<T>(n: number, limit: number, f: (i: number) => Promise<T>): 
   return out;
 }
 
-/** Random clips of the videos in a folder; see the module documentation. */
+/** A counting semaphore: at most `n` holders at once, served in arrival order. */
+class Semaphore {
+  #free: number;
+  readonly #queue: (() => void)[] = [];
+  constructor(n: number) {
+    this.#free = n;
+  }
+  async run<T>(f: () => Promise<T>): Promise<T> {
+    if (this.#free > 0) this.#free--;
+    else await new Promise<void>((r) => this.#queue.push(r));
+    try {
+      return await f();
+    } finally {
+      const next = this.#queue.shift();
+      if (next) next();
+      else this.#free++;
+    }
+  }
+}
+
+/** One file's entry in the probe index: the facts, or why it could not be read, for a given size and mtime. */
+interface IndexEntry {
+  size: number;
+  mtime: number;
+  info?: Omit<VideoInfo, "path" | "label">;
+  error?: string;
+}
+const INDEX_VERSION = 1;
+
+async function readIndex(path: string): Promise<Record<string, IndexEntry>> {
+  try {
+    const j = JSON.parse(await Deno.readTextFile(path));
+    return j?.version === INDEX_VERSION && typeof j.files === "object" ? j.files : {};
+  } catch {
+    return {}; // absent or unreadable: probe again
+  }
+}
+
+async function writeIndex(path: string, files: Record<string, IndexEntry>): Promise<void> {
+  try {
+    const dir = path.replace(/\/[^/]*$/, "");
+    if (dir && dir !== path) await Deno.mkdir(dir, { recursive: true });
+    const tmp = `${path}.${Deno.pid}.tmp`;
+    await Deno.writeTextFile(tmp, JSON.stringify({ version: INDEX_VERSION, files }));
+    await Deno.rename(tmp, path);
+  } catch (e) {
+    console.warn(`layerlock: could not write the video index ${path} (${(e as Error).message}); going on`);
+  }
+}
+
+function resolveDecoder(
+  choice: DecoderChoice,
+  ffmpeg: string,
+): VideoFolderSpec["options"]["decoder"] {
+  if (choice === "ffmpeg") return { kind: "ffmpeg", ffmpeg };
+  const found = libavLibrary();
+  if (found.lib !== null) return { kind: "libav", lib: found.lib };
+  if (choice === "libav") {
+    throw new DataError("video-folder", `the in-process video decoder is not available: ${found.why}`);
+  }
+  console.warn(
+    `layerlock: decoding with the ffmpeg program (slower): the in-process decoder is not built (${found.why})`,
+  );
+  return { kind: "ffmpeg", ffmpeg };
+}
+
+/** Clips of the videos in a folder; see the module documentation. */
 export class VideoFolder implements ClipDataset {
   readonly #spec: VideoFolderSpec;
+  readonly #slots: Semaphore;
+  #decoder: LibavDecoder | FfmpegDecoder | null = null;
   /** Videos that failed to decode in this process: their clips are replaced by others. */
   readonly #bad = new Set<string>();
 
   /**
-   * Scans `dir` recursively for videos, makes sure ffmpeg is available (see `ensureFfmpeg`), and probes each
-   * file. Files ffprobe cannot read are skipped with a warning; no usable file at all is an error.
+   * Scans `dir` recursively for videos (or reads the list), makes sure a decoder is available, and probes each
+   * file (through the index when given). Files that cannot be probed are skipped with a warning; no usable file
+   * at all is an error.
    */
   static async open(dir: string, opts: VideoFolderOptions = {}): Promise<VideoFolder> {
     const ffmpeg = opts.ffmpeg ?? "ffmpeg", ffprobe = opts.ffprobe ?? "ffprobe";
-    await ensureFfmpeg({ ffmpeg, install: opts.install });
+    const decoder = resolveDecoder(opts.decoder ?? "auto", ffmpeg);
+    if (decoder.kind === "ffmpeg") await ensureFfmpeg({ ffmpeg, install: opts.install });
     const root = dir.replace(/\/+$/, "") || "/";
     let paths: string[] = [],
       labels: (number | undefined)[] = [],
@@ -368,23 +279,45 @@ export class VideoFolder implements ClipDataset {
       }
       paths.sort();
     }
-    const concurrency = opts.concurrency ?? 4;
-    const probed = await pool(paths.length, concurrency, async (i) => {
+    const workers = opts.workers ?? defaultWorkers();
+    const prober = decoder.kind === "libav" ? new LibavDecoder(decoder.lib) : new FfmpegDecoder(ffmpeg, ffprobe);
+    const index = opts.index ? await readIndex(opts.index) : {};
+    let changed = false;
+    const probed = await pool(paths.length, workers, async (i) => {
+      const path = paths[i];
+      let entry: IndexEntry | undefined;
       try {
-        const v = await probeVideo(paths[i], ffprobe);
-        return labels[i] === undefined ? v : { ...v, label: labels[i] };
+        const st = await Deno.stat(path);
+        const key = { size: st.size, mtime: st.mtime?.getTime() ?? 0 };
+        entry = index[path];
+        if (!entry || entry.size !== key.size || entry.mtime !== key.mtime) {
+          try {
+            const { path: _p, ...info } = await prober.probe(path);
+            entry = { ...key, info };
+          } catch (e) {
+            entry = { ...key, error: (e as Error).message };
+          }
+          index[path] = entry;
+          changed = true;
+        }
       } catch (e) {
-        console.warn(`layerlock: skipping ${paths[i]}: ${(e as Error).message}`);
+        entry = { size: 0, mtime: 0, error: (e as Error).message };
+      }
+      if (!entry.info) {
+        console.warn(`layerlock: skipping ${path}: ${entry.error}`);
         return null;
       }
+      const v: VideoInfo = { path, ...entry.info };
+      return labels[i] === undefined ? v : { ...v, label: labels[i] };
     });
+    if (opts.index && changed) await writeIndex(opts.index, index);
     const videos = probed.filter((v): v is VideoInfo => v !== null);
     if (videos.length === 0) {
       throw new DataError(
         "video-folder",
-        `no usable videos under ${dir} (looked for ${
-          VIDEO_EXTENSIONS.join(", ")
-        }, found ${paths.length} files)`,
+        `no usable videos under ${dir} (looked for ${VIDEO_EXTENSIONS.join(", ")}, found ${paths.length} files${
+          paths.length ? ", none readable" : ""
+        })`,
       );
     }
     const size = opts.size ?? 32;
@@ -398,10 +331,15 @@ export class VideoFolder implements ClipDataset {
         width: opts.width ?? size,
         stride: opts.stride ?? 2,
         fps: opts.fps ?? null,
+        segments: opts.segments ?? false,
+        augment: opts.augment ?? true,
+        scales: [...(opts.scales ?? VIDEOMAE_SCALES)],
+        flip: opts.flip ?? true,
+        norm: opts.norm ?? null,
         seed: opts.seed ?? 0,
         clipsPerVideo: opts.clipsPerVideo ?? 64,
-        concurrency,
-        ffmpeg,
+        workers,
+        decoder,
       },
     });
   }
@@ -413,17 +351,21 @@ export class VideoFolder implements ClipDataset {
 
   private constructor(spec: VideoFolderSpec) {
     const o = spec.options;
-    for (const k of ["frames", "height", "width", "stride", "clipsPerVideo", "concurrency"] as const) {
+    for (const k of ["frames", "height", "width", "stride", "clipsPerVideo", "workers"] as const) {
       if (!Number.isInteger(o[k]) || o[k] < 1) {
-        throw new RangeError(`VideoFolder: ${k} must be an integer ≥ 1`);
+        throw new RangeError(`VideoFolder: ${k} must be an integer ≥ 1, got ${o[k]}`);
       }
     }
     if (o.fps !== null && !(o.fps > 0)) throw new RangeError("VideoFolder: fps must be > 0");
+    if (o.scales.length === 0 || o.scales.some((s) => !(s > 0 && s <= 1))) {
+      throw new RangeError(`VideoFolder: scales must be in (0, 1], got [${o.scales.join(", ")}]`);
+    }
     if (spec.videos.length === 0) throw new RangeError("VideoFolder: no videos");
     this.#spec = structuredClone(spec);
+    this.#slots = new Semaphore(o.workers);
   }
 
-  /** The usable videos, sorted by path. */
+  /** The usable videos. */
   get videos(): readonly VideoInfo[] {
     return this.#spec.videos;
   }
@@ -443,9 +385,13 @@ export class VideoFolder implements ClipDataset {
   get width(): number {
     return this.#spec.options.width;
   }
-  /** Number of distinct clips: videos × clipsPerVideo. */
+  /** Number of clips: videos × clipsPerVideo. */
   get length(): number {
     return this.#spec.videos.length * this.#spec.options.clipsPerVideo;
+  }
+  /** The decoder in use: "libav" (in process) or "ffmpeg" (the program). */
+  get decoderKind(): "libav" | "ffmpeg" {
+    return this.#spec.options.decoder.kind;
   }
 
   /** A serialisable description from which `datasetFromSpec` rebuilds this dataset. */
@@ -453,49 +399,61 @@ export class VideoFolder implements ClipDataset {
     return { kind: "video_folder", spec: structuredClone(this.#spec) };
   }
 
-  /** Which video clip `index` comes from, its start time (s) and output frame rate. */
-  clipInfo(index: number): { video: VideoInfo; start: number; fps: number } {
+  /** Where clip `index` of epoch `epoch` comes from (a pure function of seed, index and epoch). */
+  plan(index: number, epoch = 0): ClipPlan {
     if (!Number.isInteger(index) || index < 0) throw new RangeError(`VideoFolder: bad clip index ${index}`);
     const { videos, options: o } = this.#spec;
     const video = videos[index % videos.length];
-    const fps = o.fps ?? video.fps / o.stride;
-    const span = o.frames / fps;
-    const latest = Math.max(0, video.duration - span);
-    const start = Math.floor(hash32(o.seed, index) / 4294967296 * latest * 1000) / 1000;
-    return { video, start, fps };
+    const rng = o.augment ? clipRng(o.seed, index, epoch) : null;
+    const view = Math.floor(index / videos.length) % o.clipsPerVideo;
+    const frames = frameIndices(
+      Math.max(1, Math.floor(video.frameCount)),
+      video.fps,
+      { frames: o.frames, stride: o.stride, segments: o.segments, fps: o.fps },
+      rng,
+      rng ? 0 : view,
+      rng ? 1 : o.clipsPerVideo,
+    );
+    const crop = cropBox(
+      video.width,
+      video.height,
+      { width: o.width, height: o.height, scales: o.scales, flip: o.flip },
+      rng,
+    );
+    return { video, frames, crop };
   }
 
-  /** Decodes clip `index`: [T, H, W, 3] uint8 RGB. */
-  clip(index: number): Promise<Uint8Array> {
-    const { video, start, fps } = this.clipInfo(index);
+  #dec(): LibavDecoder | FfmpegDecoder {
+    const d = this.#spec.options.decoder;
+    this.#decoder ??= d.kind === "libav" ? new LibavDecoder(d.lib) : new FfmpegDecoder(d.ffmpeg);
+    return this.#decoder;
+  }
+
+  /** Decodes clip `index` of epoch `epoch`: [T, H, W, 3] uint8 RGB. */
+  clip(index: number, epoch = 0): Promise<Uint8Array> {
+    const { video, frames, crop } = this.plan(index, epoch);
     const o = this.#spec.options;
-    return decodeClip(video.path, {
-      start,
-      fps,
-      frames: o.frames,
-      width: o.width,
-      height: o.height,
-      ffmpeg: o.ffmpeg,
-    });
+    const req: FrameRequest = { index: frames, crop, width: o.width, height: o.height, flip: crop.flip };
+    return this.#slots.run(() => this.#dec().decode(video.path, req, video.fps));
   }
 
   /**
-   * Decodes the clips at `indices` into one batch (labels null), up to `concurrency` processes at once. A video
-   * that fails to decode (truncated, corrupt) is skipped with a warning naming it, listed in the batch's
-   * `skipped`, and its clip replaced by the same clip index of the next readable video (deterministic: a resumed
-   * run makes the same replacement).
+   * Decodes the clips at `indices` (of the epochs `epochs`, default 0) into one batch, with up to `workers`
+   * clips decoding at once across every batch in flight. A video that fails to decode (truncated, corrupt) is
+   * skipped with a warning naming it, listed in the batch's `skipped`, and its clip replaced by the same clip
+   * index of the next readable video (deterministic: a resumed run makes the same replacement).
    */
-  async batch(indices: readonly number[]): Promise<ClipBatch> {
+  async batch(indices: readonly number[], epochs?: readonly number[]): Promise<ClipBatch> {
     const o = this.#spec.options;
     const n = o.frames * o.height * o.width * 3;
     const data = new Uint8Array(indices.length * n);
     const skipped: string[] = [];
     const classes = this.#spec.classes ? new Int32Array(indices.length) : null;
-    await pool(indices.length, o.concurrency, async (i) => {
-      const { clip, video } = await this.#readable(indices[i], skipped);
+    await Promise.all(indices.map(async (index, i) => {
+      const { clip, video } = await this.#readable(index, epochs?.[i] ?? 0, skipped);
       data.set(clip, i * n);
       if (classes) classes[i] = video.label ?? -1;
-    });
+    }));
     return {
       data,
       batch: indices.length,
@@ -505,23 +463,29 @@ export class VideoFolder implements ClipDataset {
       labels: null,
       ...(skipped.length ? { skipped } : {}),
       ...(classes ? { classes } : {}),
+      ...(o.norm ? { norm: o.norm } : {}),
     };
   }
 
   /** Clip `index`, or, if its video cannot be decoded, the clip of the next readable video (index + 1, ...). */
-  async #readable(index: number, skipped: string[]): Promise<{ clip: Uint8Array; video: VideoInfo }> {
+  async #readable(
+    index: number,
+    epoch: number,
+    skipped: string[],
+  ): Promise<{ clip: Uint8Array; video: VideoInfo }> {
     const videos = this.#spec.videos;
     let last = "";
     for (let j = 0; j < videos.length; j++) {
       const video = videos[(index + j) % videos.length], path = video.path;
       if (this.#bad.has(path)) continue;
       try {
-        return { clip: await this.clip(index + j), video };
+        return { clip: await this.clip(index + j, epoch), video };
       } catch (e) {
         if (
-          !(e instanceof DataError) || /^(running '.*' is not permitted|'.*' was not found)/.test(e.message)
+          !(e instanceof DataError) ||
+          /^(running '.*' is not permitted|'.*' was not found|cannot load the video decoder)/.test(e.message)
         ) {
-          throw e; // a missing or forbidden ffmpeg is not a bad file
+          throw e; // a missing or forbidden decoder is not a bad file
         }
         last = e.message;
         if (!this.#bad.has(path)) {
@@ -548,4 +512,9 @@ export class VideoFolder implements ClipDataset {
   sampler(batchSize: number, seed = 0, state?: readonly number[], shard?: Shard): BatchSampler {
     return new BatchSampler(this.length, batchSize, seed, state, shard);
   }
+}
+
+/** The default number of decoding workers: the machine's cores. */
+export function defaultWorkers(): number {
+  return Math.max(1, navigator.hardwareConcurrency ?? 2);
 }
