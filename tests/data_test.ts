@@ -11,11 +11,11 @@ import {
   batchToTensor,
   type ClipBatch,
   createLoader,
-  decodeClip,
   DIRECTION_NAMES,
   directionOf,
   DirectLoader,
   ensureFfmpeg,
+  FfmpegDecoder,
   IMAGENET_MEAN,
   IMAGENET_STD,
   MovingShapes,
@@ -403,10 +403,18 @@ Deno.test({
       const test = vf.videos[1];
       assert.ok(Math.abs(test.duration - 2) < 0.15 && Math.abs(test.fps - 10) < 1e-6, JSON.stringify(test));
       assert.equal(vf.length, 16);
-      // Clip 1 is from test.mp4 (index mod 2): testsrc's bars span the range.
-      const info = vf.clipInfo(1);
-      assert.equal(info.video.path, test.path);
-      assert.ok(info.start >= 0 && info.start <= 2 - 4 / 5 + 1e-9 && info.fps === 5);
+      // Clip 1 is from test.mp4 (index mod 2): 4 frames 2 apart within its 20; testsrc's bars span the range.
+      const plan = vf.plan(1);
+      assert.equal(plan.video.path, test.path);
+      assert.equal(test.frameCount, 20);
+      assert.ok(
+        plan.frames.every((f, i) => f === plan.frames[0] + 2 * i) && plan.frames[3] <= 19,
+        `${plan.frames}`,
+      );
+      assert.ok(
+        plan.crop.x + plan.crop.w <= 64 && plan.crop.y + plan.crop.h <= 48,
+        JSON.stringify(plan.crop),
+      );
       const clip = await vf.clip(1);
       assert.equal(clip.length, 4 * 32 * 32 * 3);
       let min = 255, max = 0;
@@ -419,15 +427,6 @@ Deno.test({
         worst = Math.max(worst, Math.abs(red[p] - 255), red[p + 1], red[p + 2]);
       }
       assert.ok(worst <= 12, `red decoded up to ${worst} away from (255, 0, 0)`);
-      // A clip longer than the video is padded by repeating its last frame.
-      const long = await decodeClip(`${dir}/sub/red.mkv`, {
-        start: 0,
-        frames: 30,
-        width: 8,
-        height: 8,
-        fps: 10,
-      });
-      assert.equal(long.length, 30 * 8 * 8 * 3);
       // Batches: labels null; the worker decodes the same batches as the direct loader.
       const direct = new DirectLoader(vf, { batchSize: 2, seed: 2 });
       const pre = new PrefetchLoader(vf, { batchSize: 2, seed: 2, prefetch: 1 });
@@ -449,7 +448,7 @@ Deno.test({
       if (spec.kind === "video_folder") {
         spec.spec.videos = [{ ...spec.spec.videos[0], path: `${dir}/gone.mp4` }];
         using broken = new PrefetchLoader(VideoFolder.fromSpec(spec.spec), { batchSize: 1, prefetch: 1 });
-        await assert.rejects(broken.next(), /prefetch worker: .*ffmpeg failed to decode .*gone\.mp4/s);
+        await assert.rejects(broken.next(), /prefetch worker: .*cannot decode .*gone\.mp4/s);
       }
     } finally {
       await Deno.remove(dir, { recursive: true });
@@ -648,8 +647,9 @@ Deno.test("video folder: a missing ffmpeg is a clear error that says how to inst
     ensureFfmpeg({ ffmpeg: "/nonexistent/ffmpeg", install: false }),
     /apt-get install ffmpeg/,
   );
+  const req = { index: [0], crop: { x: 0, y: 0, w: 8, h: 8 }, width: 8, height: 8, flip: false };
   await assert.rejects(
-    decodeClip("x.mp4", { start: 0, frames: 1, width: 8, height: 8, fps: 1, ffmpeg: "/nonexistent/ffmpeg" }),
+    new FfmpegDecoder("/nonexistent/ffmpeg").decode("x.mp4", req, 1),
     /apt-get install ffmpeg/,
   );
 });

@@ -18,6 +18,7 @@ extern "C" {
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -137,6 +138,13 @@ LLV_API int llv_decode(const char* path, const int64_t* index, int n, int cx, in
   const int64_t start_pts = s->start_time != AV_NOPTS_VALUE ? s->start_time : 0;
   const size_t frame_bytes = static_cast<size_t>(out_w) * out_h * 3;
 
+  AVFrame* last = av_frame_alloc();  // the newest frame decoded and not emitted (stands in past the end)
+  struct FreeLast {
+    AVFrame** f;
+    ~FreeLast() { av_frame_free(f); }
+  } free_last{&last};
+  if (last == nullptr) return fail(err, errlen, "out of memory"), -1;
+  bool last_held = false;
   int k = 0;          // next output slot
   int own = 0;        // slots filled by a frame of their own index
   bool any = false;   // a frame has been decoded
@@ -233,19 +241,23 @@ LLV_API int llv_decode(const char* path, const int64_t* index, int n, int cx, in
       }
       any = true;
       last_idx = idx;
-      const bool ok = idx >= index[k] ? emit(in.frame, idx) : true;
-      av_frame_unref(in.frame);
-      if (!ok) return -1;
+      if (idx >= index[k]) {
+        const bool ok = emit(in.frame, idx);
+        av_frame_unref(in.frame);
+        if (!ok) return -1;
+        if (last_held) av_frame_unref(last);
+        last_held = false;
+      } else {
+        if (last_held) av_frame_unref(last);
+        av_frame_move_ref(last, in.frame);
+        last_held = true;
+      }
     }
   }
   if (k < n) {
-    // Past the end: the last frame decoded stands in (decoded again here only if it was not emitted).
-    if (k == 0) {
-      if (!any) return fail(err, errlen, "decoded no frames"), -1;
-      return fail(err, errlen, "has no frame at or after index " + std::to_string(index[0]) +
-                                   " (it ends at frame " + std::to_string(last_idx) + ")"),
-             -1;
-    }
+    // Past the end: the last frame of the stream stands in for the indices it does not have.
+    if (!any) return fail(err, errlen, "decoded no frames"), -1;
+    if (last_held && !emit(last, last_idx)) return -1;
     for (; k < n; k++) {
       std::memcpy(out + static_cast<size_t>(k) * frame_bytes, out + static_cast<size_t>(k - 1) * frame_bytes,
                   frame_bytes);
@@ -254,5 +266,10 @@ LLV_API int llv_decode(const char* path, const int64_t* index, int n, int cx, in
   return own > 0 ? own : 1;
 }
 
-// The library's version, to check that the binding and the build agree.
-LLV_API int llv_version() { return 1; }
+// The library's version, to check that the binding and the build agree. Also silences FFmpeg's own log (every
+// failure is reported through `err`); LAYERLOCK_AV_LOG=1 keeps it, for debugging a file.
+LLV_API int llv_version() {
+  const char* keep = std::getenv("LAYERLOCK_AV_LOG");
+  if (keep == nullptr || std::strcmp(keep, "1") != 0) av_log_set_level(AV_LOG_QUIET);
+  return 1;
+}

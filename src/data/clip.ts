@@ -75,7 +75,9 @@ export function checkBatch(b: ClipBatch): void {
 export function batchToTensor(b: ClipBatch, device: Device = "cpu", norm?: Normalization): Tensor {
   checkBatch(b);
   const { mean, std } = norm ?? b.norm ?? { mean: IMAGENET_MEAN, std: IMAGENET_STD };
-  if (std.some((s) => !(s > 0))) throw new RangeError(`batchToTensor: std must be > 0, got [${std.join(", ")}]`);
+  if (std.some((s) => !(s > 0))) {
+    throw new RangeError(`batchToTensor: std must be > 0, got [${std.join(", ")}]`);
+  }
   return scope(() => {
     const u8 = tensor(b.data, { shape: [b.batch, b.frames, b.height, b.width, 3], device });
     // [B, T, H, W, C] -> [B, C, T, H, W]; made contiguous while still 1 byte per element.

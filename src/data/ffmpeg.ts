@@ -150,7 +150,7 @@ export class FfmpegDecoder {
     // Frame numbers restart at the first frame kept by the seek, which lands exactly on `first`.
     const select = unique.map((i) => `eq(n,${i - first})`).join("+");
     const { x, y, w, h } = req.crop;
-    const vf = `select='${select}',crop=${w}:${h}:${x}:${y},scale=${W}:${H}:flags=bilinear` +
+    const vf = `select='${select}',crop=${w}:${h}:${x}:${y}:exact=1,scale=${W}:${H}:flags=bilinear` +
       (req.flip ? ",hflip" : "");
     const args = [
       "-nostdin",

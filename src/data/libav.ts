@@ -61,7 +61,10 @@ function open(path: string): Deno.DynamicLibrary<typeof SYMBOLS>["symbols"] {
   }
   if (lib.symbols.llv_version() !== LLV_VERSION) {
     lib.close();
-    throw new DataError("video-decoder", `${path} is another version of the decoder; run \`deno task build\``);
+    throw new DataError(
+      "video-decoder",
+      `${path} is another version of the decoder; run \`deno task build\``,
+    );
   }
   opened?.lib.close();
   opened = { path, lib };

@@ -31,7 +31,13 @@ export {
   type VideoFolderOptions,
   type VideoFolderSpec,
 } from "./video_folder.ts";
-export { ensureFfmpeg, type EnsureFfmpegOptions, FfmpegDecoder, ffmpegAvailable, probeVideo } from "./ffmpeg.ts";
+export {
+  ensureFfmpeg,
+  type EnsureFfmpegOptions,
+  ffmpegAvailable,
+  FfmpegDecoder,
+  probeVideo,
+} from "./ffmpeg.ts";
 export { type FrameRequest, LibavDecoder, libavLibrary } from "./libav.ts";
 export type { VideoInfo } from "./video_info.ts";
 export {

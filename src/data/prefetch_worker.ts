@@ -97,7 +97,10 @@ function pump(): void {
         const batch = await made;
         const transfer: Transferable[] = [batch.data.buffer as ArrayBuffer];
         if (batch.labels !== null) {
-          transfer.push(batch.labels.shape.buffer as ArrayBuffer, batch.labels.direction.buffer as ArrayBuffer);
+          transfer.push(
+            batch.labels.shape.buffer as ArrayBuffer,
+            batch.labels.direction.buffer as ArrayBuffer,
+          );
         }
         if (batch.classes) transfer.push(batch.classes.buffer as ArrayBuffer);
         port.postMessage({ type: "batch", batch, indices, stateAfter }, transfer);

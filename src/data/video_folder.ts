@@ -35,7 +35,6 @@ import { BatchSampler, type Shard } from "./sampler.ts";
 import type { VideoInfo } from "./video_info.ts";
 import { DataError } from "../errors.ts";
 
-
 /** File extensions the folder dataset picks up (lower case, compared case-insensitively). */
 export const VIDEO_EXTENSIONS: readonly string[] = [".mp4", ".webm", ".avi", ".mkv"];
 
@@ -280,7 +279,9 @@ export class VideoFolder implements ClipDataset {
       paths.sort();
     }
     const workers = opts.workers ?? defaultWorkers();
-    const prober = decoder.kind === "libav" ? new LibavDecoder(decoder.lib) : new FfmpegDecoder(ffmpeg, ffprobe);
+    const prober = decoder.kind === "libav"
+      ? new LibavDecoder(decoder.lib)
+      : new FfmpegDecoder(ffmpeg, ffprobe);
     const index = opts.index ? await readIndex(opts.index) : {};
     let changed = false;
     const probed = await pool(paths.length, workers, async (i) => {
@@ -315,9 +316,9 @@ export class VideoFolder implements ClipDataset {
     if (videos.length === 0) {
       throw new DataError(
         "video-folder",
-        `no usable videos under ${dir} (looked for ${VIDEO_EXTENSIONS.join(", ")}, found ${paths.length} files${
-          paths.length ? ", none readable" : ""
-        })`,
+        `no usable videos under ${dir} (looked for ${
+          VIDEO_EXTENSIONS.join(", ")
+        }, found ${paths.length} files${paths.length ? ", none readable" : ""})`,
       );
     }
     const size = opts.size ?? 32;
