@@ -205,7 +205,21 @@ async function trainRun(
     // a labelled folder's class ids are saved beside the run (reuse them for validation and test lists)
     data: (c, state, shard) =>
       makeBatchSource(c, state, shard, (ds) => {
-        const classes = (ds as { classes?: Record<string, number> | null }).classes;
+        const folder = ds as {
+          classes?: Record<string, number> | null;
+          decoderKind?: string;
+          videos?: unknown[];
+        };
+        if (folder.decoderKind) {
+          const workers = cfg.data.workers || navigator.hardwareConcurrency;
+          const how = folder.decoderKind === "libav" ? "in process (libav)" : "by the ffmpeg program";
+          console.log(
+            `videos: ${
+              folder.videos!.length
+            } files, ${ds.length} clips per epoch, decoded ${how} by ${workers} workers`,
+          );
+        }
+        const classes = folder.classes;
         if (classes && rank0) {
           Deno.writeTextFileSync(`${runDir}/labels.json`, JSON.stringify(classes, null, 2) + "\n");
         }
