@@ -87,7 +87,7 @@ async function main(): Promise<number> {
       split: (v.split ?? "test") as "train" | "test",
       seed: cfg.seed + 2,
     })
-    : await makeDataset(cfg);
+    : await makeDataset({ ...cfg, data: { ...cfg.data, augment: false } }); // videos: evaluation clips
   const pooled: torch.Tensor[] = [],
     tokens: torch.Tensor[] = [],
     shape: number[] = [],
