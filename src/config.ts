@@ -14,10 +14,12 @@ const positiveInt = z.number().int().positive();
 
 /** The schema of a training run's configuration. */
 export const TrainConfigSchema = z.object({
-  /** Run name: outputs go to runs/<name>/. */
-  name: z.string().regex(/^[A-Za-z0-9._-]+$/, "use letters, digits, '.', '_' and '-' only").default(
-    "default",
-  ),
+  /** Run name: outputs go to runs/<name>/ (a folder name: not `.`, `..` or hidden, no `/`). */
+  name: z.string().regex(
+    /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/,
+    "use letters, digits, '.', '_' and '-' only, not starting with '.'",
+  )
+    .max(200).default("default"),
   /** Seed of torch's generators and of the data. */
   seed: z.number().int().nonnegative().default(0),
   /** Device: auto picks cuda when available. */
@@ -128,12 +130,16 @@ export const TrainConfigSchema = z.object({
     /** VideoMAE's rule: lr × batch / 256, with the global batch (every process's clips) in data-parallel runs. */
     scaleLr: z.boolean().default(false),
     minLr: z.number().nonnegative().default(1e-5),
-    warmupSteps: z.number().int().nonnegative().default(60),
+    /** Linear warmup steps; default 60, or a tenth of `steps` for runs shorter than 600 steps. */
+    warmupSteps: z.number().int().nonnegative().optional(),
     weightDecay: z.number().nonnegative().default(0.05),
     betas: z.tuple([z.number().min(0).lt(1), z.number().min(0).lt(1)]).default([0.9, 0.95]),
     /** Max global grad norm (0: no clipping). */
     clipGrad: z.number().nonnegative().default(0),
-  }).strict().default({}),
+  }).strict().transform((o) => ({
+    ...o,
+    warmupSteps: o.warmupSteps ?? Math.min(60, Math.floor(o.steps / 10)),
+  })).default({}),
   /** What is trained and how layers are frozen (src/layerlock/schedule.ts documents each key). */
   layerlock: LayerLockConfigSchema.default({}),
   log: z.object({
@@ -141,6 +147,11 @@ export const TrainConfigSchema = z.object({
     every: positiveInt.default(10),
     /** Steps between checkpoints (and one at the end). */
     checkpointEvery: positiveInt.default(200),
+    /**
+     * Also checkpoint every this many minutes of training (checked at logging steps; 0: off), so a preempted
+     * job loses at most that much, whatever the step time.
+     */
+    checkpointMinutes: z.number().nonnegative().default(0),
     /** Checkpoints kept (oldest deleted first). */
     keep: positiveInt.default(3),
     /** Steps between collapse metrics of the encoder's pooled features on 64 fixed clips (0: off). */
@@ -187,7 +198,22 @@ export const TrainConfigSchema = z.object({
     ctx.addIssue({
       code: "custom",
       path: ["optim", "warmupSteps"],
-      message: "must be less than optim.steps",
+      message: `must be less than optim.steps (${c.optim.steps}), got ${c.optim.warmupSteps}`,
+    });
+  }
+  // The clip must cut into whole patches and tubelets (caught here, not when the model is built).
+  if (c.data.size % c.model.patch !== 0) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["data", "size"],
+      message: `must be a multiple of model.patch (${c.model.patch}), got ${c.data.size}`,
+    });
+  }
+  if (c.data.frames % c.model.tubelet !== 0) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["data", "frames"],
+      message: `must be a multiple of model.tubelet (${c.model.tubelet}), got ${c.data.frames}`,
     });
   }
 });

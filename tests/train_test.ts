@@ -236,6 +236,13 @@ Deno.test("configuration errors name the offending key", () => {
   bad({ model: { widht: 3 } }, /model/, /widht/);
   bad({ data: { source: "folder" } }, /data\.path/);
   bad({ optim: { steps: 10, warmupSteps: 10 } }, /optim\.warmupSteps/);
+  bad({ data: { size: 30 } }, /data\.size: must be a multiple of model\.patch \(8\)/);
+  bad({ data: { frames: 5 } }, /data\.frames: must be a multiple of model\.tubelet \(2\)/);
+  for (const name of [".", "..", ".hidden", "../x", "a/b", ""]) bad({ name }, /name/);
+  // the warmup scales down with a short run (a tenth of it below 600 steps) unless given
+  assert.equal(parseConfig({ optim: { steps: 40 } }).optim.warmupSteps, 4);
+  assert.equal(parseConfig({ optim: { steps: 5000 } }).optim.warmupSteps, 60);
+  assert.equal(parseConfig({ optim: { steps: 40, warmupSteps: 7 } }).optim.warmupSteps, 7);
   bad({ mask: { ratio: 1.5 } }, /mask\.ratio/);
   assert.equal(parseConfig({}).model.preset, "tiny");
 });
@@ -300,14 +307,14 @@ Deno.test("command line: Ctrl-C saves a checkpoint and --resume finishes the run
   assert.equal(ckpts.length, 1);
   const stoppedAt = Number(ckpts[0].match(/step_(\d+)/)![1]);
   assert.ok(stoppedAt >= 3 && stoppedAt < 30, `stopped at ${stoppedAt}`);
-  // a fresh run into the same directory is refused, and so are changes to the configuration on resume
-  const fresh = await cli(["--name", name.replace("/", "_"), "--steps", "100"]);
-  assert.equal(fresh.code, 2);
-  assert.match(fresh.err, /already holds a run/);
-  const changed = await cli(["--name", name.replace("/", "_"), "--resume", "--set", "optim.steps=5"]);
-  assert.equal(changed.code, 2);
-  assert.match(changed.err, /--resume continues the saved configuration exactly/);
-  const resumed = await cli(["--name", name.replace("/", "_"), "--resume"]);
+  // a change to the configuration is refused, naming the key, with or without --resume
+  for (const extra of [["--lr", "0.5"], ["--resume", "--lr", "0.5"]]) {
+    const changed = await cli([...flags, ...extra]);
+    assert.equal(changed.code, 2, changed.err);
+    assert.match(changed.err, /another configuration.*optim\.lr \(saved 0\.001, given 0\.5\)/);
+  }
+  // the same command again continues the run
+  const resumed = await cli(flags);
   assert.equal(resumed.code, 0, resumed.err);
   assert.match(
     resumed.err,

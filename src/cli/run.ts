@@ -15,7 +15,8 @@ export async function runMain(name: string, main: () => Promise<number>): Promis
     Deno.exit(await main());
   } catch (err) {
     if (err instanceof LayerlockError) {
-      console.error(`${name}: ${err.message}`);
+      // one prefix: messages of errors raised by the tool's own operation already start with it
+      console.error(err.message.startsWith(`${name}: `) ? err.message : `${name}: ${err.message}`);
       Deno.exit(err.code === "config" ? 2 : 1);
     }
     throw err;

@@ -28,12 +28,46 @@ import { extractFeatures } from "../eval/features.ts";
 import { runMain } from "./run.ts";
 import { IoError } from "../errors.ts";
 import { launchEnv } from "../train/launch.ts";
+import { listCheckpoints } from "../train/checkpoint.ts";
 import { DataParallel, distOptions } from "../train/data_parallel.ts";
 
 function usage(): string {
   return "usage: deno task train [--config FILE] [--name NAME] [--resume] [--device auto|cpu|cuda] " +
     "[--preset P] [--steps N] [--batch-size N] [--lr X] [--set key=value ...] [--print-config]\n" +
-    "       ./layerlock train --nproc N [flags]   (data parallel on this host, started by torchrun)";
+    "       ./layerlock train --nproc N [flags]   (data parallel on this host, started by torchrun)\n" +
+    "       --help lists every flag with its default";
+}
+
+/** Every flag with the key it sets and its default, then every configuration key for --set. */
+function help(): string {
+  const defaults = parseConfig({}) as unknown as Record<string, unknown>;
+  const at = (path: string) =>
+    path.split(".").reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k], defaults);
+  const show = (v: unknown) => (v === undefined ? "(none)" : typeof v === "string" ? v : JSON.stringify(v));
+  const rows: [string, string][] = [
+    ["--config FILE", "a JSON configuration (flags and --set override it)"],
+    ["--resume", "continue runs/NAME (re-running the same command with --name does too)"],
+    ["--set key.path=value", "any configuration key below (repeatable)"],
+    ["--print-config", "print the resolved configuration and exit"],
+    ["--nproc N", "./layerlock train only: N data-parallel processes on this host (torchrun)"],
+    ["--help", "this list"],
+    ...Object.entries(TRAIN_FLAG_PATHS).map(([flag, path]): [string, string] => [
+      `--${flag} X`,
+      `${path} (default ${
+        flag === "name" ? "default, default-2, ... (never an earlier run)" : show(at(path))
+      })`,
+    ]),
+  ];
+  const keys: string[] = [];
+  const walk = (o: unknown, prefix: string) => {
+    if (typeof o === "object" && o !== null && !Array.isArray(o)) {
+      for (const [k, v] of Object.entries(o)) walk(v, prefix ? `${prefix}.${k}` : k);
+    } else keys.push(`  ${prefix} = ${show(o)}`);
+  };
+  walk(defaults, "");
+  const w = Math.max(...rows.map(([f]) => f.length));
+  return `${usage()}\n\nflags:\n${rows.map(([f, d]) => `  ${f.padEnd(w)}  ${d}`).join("\n")}\n\n` +
+    `configuration keys and defaults (src/config.ts documents each; set with --set):\n${keys.join("\n")}`;
 }
 
 function existsDir(path: string): boolean {
@@ -62,7 +96,7 @@ async function main(): Promise<number> {
     return 2;
   }
   if (values.help) {
-    console.log(usage());
+    console.log(help());
     return 0;
   }
   if (values.nproc !== undefined) {
@@ -73,62 +107,101 @@ async function main(): Promise<number> {
     return 2;
   }
 
-  let name = (values.name as string | undefined) ?? "default";
-  const runDir = `runs/${name}`;
+  // The configuration the command line describes: --config, then the flags, then --set.
   let raw: Record<string, unknown> = {};
   let source = "configuration";
-  if (values.resume) {
-    const given = Object.keys(values).filter((k) => !["resume", "name", "print-config"].includes(k));
-    if (given.length) {
-      console.error(
-        `train: --resume continues the saved configuration exactly; drop ${
-          given.map((g) => `--${g}`).join(", ")
-        }`,
-      );
+  if (values.config) {
+    try {
+      raw = JSON.parse(await Deno.readTextFile(values.config as string));
+      source = `config file ${values.config}`;
+    } catch (e) {
+      console.error(`train: cannot read --config ${values.config}: ${(e as Error).message}`);
       return 2;
     }
+  }
+  for (const [flag, path] of Object.entries(TRAIN_FLAG_PATHS)) {
+    if (values[flag] !== undefined) {
+      setPath(
+        raw,
+        path,
+        flag === "name" || flag === "data-path" ? values[flag] : parseValue(values[flag] as string),
+      );
+    }
+  }
+  for (const kv of (values.set as string[] | undefined) ?? []) {
+    const i = kv.indexOf("=");
+    if (i <= 0) {
+      console.error(`train: --set expects key.path=value, got '${kv}'`);
+      return 2;
+    }
+    setPath(raw, kv.slice(0, i), parseValue(kv.slice(i + 1)));
+  }
+  const named = typeof raw.name === "string";
+  let name = named ? raw.name as string : "default";
+  parseConfig({ ...raw, name }, source); // refuse a bad name or value before touching runs/
+
+  // A run folder that holds checkpoints continues when it is named again (with --resume, or by re-running the
+  // same command: what a requeued cluster job does); keys given again must equal the saved ones, but for those
+  // that are safe to change (RESUME_CHANGEABLE).
+  let resume = !!values.resume;
+  if (
+    !resume && named && existsDir(`runs/${name}/checkpoints`) && hasCheckpoint(`runs/${name}/checkpoints`)
+  ) {
+    resume = true;
+  }
+  if (resume) {
+    const runDir = `runs/${name}`;
+    let saved: Record<string, unknown>;
     try {
-      raw = JSON.parse(await Deno.readTextFile(`${runDir}/config.json`));
-      source = `${runDir}/config.json`;
+      saved = JSON.parse(await Deno.readTextFile(`${runDir}/config.json`));
     } catch {
       console.error(`train: cannot resume: ${runDir}/config.json is missing or unreadable`);
       return 2;
     }
-  } else {
-    if (values.config) {
-      try {
-        raw = JSON.parse(await Deno.readTextFile(values.config as string));
-        source = `config file ${values.config}`;
-      } catch (e) {
-        console.error(`train: cannot read --config ${values.config}: ${(e as Error).message}`);
-        return 2;
-      }
+    const { changed, refused } = compareToSaved(raw, saved);
+    if (refused.length) {
+      console.error(
+        `train: ${runDir} was trained with another configuration, which a resumed run keeps: ${
+          refused.map((d) => `${d.key} (saved ${JSON.stringify(d.saved)}, given ${JSON.stringify(d.given)})`)
+            .join(
+              "; ",
+            )
+        }. Drop these flags to continue it, or pass another --name to start a new run` +
+          ` (safe to change on resume: ${RESUME_CHANGEABLE.join(", ")})`,
+      );
+      return 2;
     }
-    for (const [flag, path] of Object.entries(TRAIN_FLAG_PATHS)) {
-      if (values[flag] !== undefined) {
-        setPath(
-          raw,
-          path,
-          flag === "name" || flag === "data-path" ? values[flag] : parseValue(values[flag] as string),
-        );
-      }
+    raw = saved;
+    for (const d of changed) {
+      setPath(raw, d.key, d.given);
+      console.log(
+        `train: resuming with ${d.key} = ${JSON.stringify(d.given)} (was ${JSON.stringify(d.saved)})`,
+      );
     }
-    if (raw.name === undefined) {
-      // Named neither by --name nor by the config file: never collide with an earlier run (default, default-2, ...).
-      for (let i = 2; existsDir(`runs/${name}/checkpoints`); i++) name = `default-${i}`;
-      setPath(raw, "name", name);
+    raw.name = name; // the folder named on the command line, whatever name a copied config.json holds
+    if (!values.resume) {
+      console.log(`train: runs/${name} holds a run; continuing it (another --name starts a new one)`);
     }
-    for (const kv of (values.set as string[] | undefined) ?? []) {
-      const i = kv.indexOf("=");
-      if (i <= 0) {
-        console.error(`train: --set expects key.path=value, got '${kv}'`);
-        return 2;
-      }
-      setPath(raw, kv.slice(0, i), parseValue(kv.slice(i + 1)));
-    }
+    source = `${runDir}/config.json`;
+    values.resume = true;
+  } else if (!named) {
+    // Named neither by --name nor by the config file: never collide with an earlier run (default, default-2, ...).
+    for (let i = 2; existsDir(`runs/${name}/checkpoints`); i++) name = `default-${i}`;
+    raw.name = name;
   }
 
   const cfg: TrainConfig = parseConfig(raw, source); // a ConfigError exits with 2 (runMain)
+  if (values.resume && existsDir(`runs/${cfg.name}/checkpoints`)) {
+    const ckpts = listCheckpoints(`runs/${cfg.name}/checkpoints`);
+    const done = ckpts.length ? Number(ckpts[ckpts.length - 1].match(/step_(\d+)/)![1]) : 0;
+    if (done >= cfg.optim.steps) {
+      console.log(
+        `train: runs/${cfg.name} is complete (step ${done} of ${cfg.optim.steps}); nothing to do (--steps N continues it ` +
+          "to N steps)",
+      );
+      return 0;
+    }
+  }
   // Launched by torchrun (WORLD_SIZE > 1): join the job; rank 0 alone prints, writes and names the run.
   const env = launchEnv();
   const dp = env && env.worldSize > 1 ? DataParallel.init(env, resolveDevice(cfg), distOptions(cfg)) : null;
@@ -171,7 +244,7 @@ async function trainRun(
   }
   if (values["print-config"]) return 0;
 
-  if (!values.resume && existsDir(`${runDir}/checkpoints`)) {
+  if (!values.resume && existsDir(`${runDir}/checkpoints`) && hasCheckpoint(`${runDir}/checkpoints`)) {
     console.error(
       `train: ${runDir} already holds a run; continue it with --resume --name ${name}, or pick another --name`,
     );
@@ -240,7 +313,61 @@ async function trainRun(
       } (step ${r.step}); live tensors ${torch.liveTensors()}`,
     );
   }
-  return r.interrupted ? 130 : 0;
+  return r.signal === "SIGTERM" ? 143 : r.interrupted ? 130 : 0;
+}
+
+/** Keys a resumed run may change (printed when it does): logging, the total length, how data is read. */
+const RESUME_CHANGEABLE = [
+  "log.*",
+  "optim.steps",
+  "threads",
+  "device",
+  "data.path",
+  "data.workers",
+  "data.prefetch",
+  "data.decoder",
+  "data.index",
+  "dist.timeoutS",
+  "dist.bucketMb",
+  "dist.overlap",
+];
+
+function changeable(key: string): boolean {
+  return RESUME_CHANGEABLE.some((k) => k.endsWith(".*") ? key.startsWith(k.slice(0, -1)) : key === k);
+}
+
+/** The leaves of `given` that differ from `saved`: those a resume may change, and those it refuses. */
+export function compareToSaved(
+  given: Record<string, unknown>,
+  saved: Record<string, unknown>,
+): { changed: Diff[]; refused: Diff[] } {
+  const changed: Diff[] = [], refused: Diff[] = [];
+  const walk = (g: unknown, s: unknown, key: string) => {
+    if (typeof g === "object" && g !== null && !Array.isArray(g)) {
+      for (const [k, v] of Object.entries(g)) {
+        walk(
+          v,
+          typeof s === "object" && s !== null ? (s as Record<string, unknown>)[k] : undefined,
+          key ? `${key}.${k}` : k,
+        );
+      }
+      return;
+    }
+    if (key === "name" || JSON.stringify(g) === JSON.stringify(s)) return;
+    (changeable(key) ? changed : refused).push({ key, saved: s, given: g });
+  };
+  walk(given, saved, "");
+  return { changed, refused };
+}
+
+interface Diff {
+  key: string;
+  saved: unknown;
+  given: unknown;
+}
+
+function hasCheckpoint(dir: string): boolean {
+  return [...Deno.readDirSync(dir)].some((e) => /^step_\d+\.safetensors$/.test(e.name));
 }
 
 await runMain("train", main);

@@ -54,6 +54,7 @@ export type TrainEvent =
   | { kind: "log"; record: StepRecord; totalSteps: number; eta: number }
   | { kind: "checkpoint"; step: number; path: string }
   | { kind: "slowData"; step: number; share: number; waitMs: number }
+  | { kind: "warning"; message: string }
   | { kind: "end"; step: number; interrupted: boolean; checkpoint: string | null };
 
 function fmtTime(s: number): string {
@@ -95,10 +96,13 @@ export function formatEvent(e: TrainEvent): { text: string; final: boolean } | n
           "smaller or pre-decoded clips may help)",
         final: true,
       };
+    case "warning":
+      return { text: `warning: ${e.message}`, final: true };
     case "end":
       return {
         text: e.interrupted
-          ? `\ninterrupted at step ${e.step}; checkpoint saved to ${e.checkpoint} (continue with --resume)`
+          ? `\ninterrupted at step ${e.step}; checkpoint saved to ${e.checkpoint} (run the same command again, ` +
+            "or add --resume, to continue)"
           : `\ndone: ${e.step} steps; checkpoint ${e.checkpoint}`,
         final: true,
       };

@@ -5,12 +5,13 @@
  * stop on Ctrl-C (a checkpoint is saved first).
  * @module
  */
-import { IoError, TorchError } from "../errors.ts";
+import { IoError, LayerlockError, TorchError } from "../errors.ts";
 import { noGrad } from "../torch/autograd.ts";
 import type { Device } from "../torch/dtype.ts";
 import { scope } from "../torch/scope.ts";
 import { cuda, liveTensors, manualSeed, setNumThreads } from "../torch/runtime.ts";
 import { zeros } from "../torch/creation.ts";
+import { loadSafetensors } from "../torch/safetensors.ts";
 import type { Tensor } from "../torch/tensor.ts";
 import type { TrainConfig } from "../config.ts";
 import type { ClipBatch } from "../data/clip.ts";
@@ -75,8 +76,10 @@ export interface TrainResult {
   step: number;
   /** The loss logged at each logging step of this invocation, with its terms and the frozen depth. */
   losses: { step: number; loss: number; pixel: number | null; latent: number | null; frozenDepth: number }[];
-  /** Whether the run was interrupted (Ctrl-C). */
+  /** Whether the run was interrupted (Ctrl-C or SIGTERM). */
   interrupted: boolean;
+  /** The signal that interrupted it, if any (the command line exits 130 for SIGINT, 143 for SIGTERM). */
+  signal: "SIGINT" | "SIGTERM" | null;
   /** The last checkpoint written. */
   checkpoint: string | null;
   /** Files the data source found unreadable during this invocation (their clips were replaced). */
@@ -184,6 +187,53 @@ function stepOfCheckpoint(path: string): number {
   return Number(path.match(/step_(\d+)\.safetensors$/)![1]);
 }
 
+/**
+ * The newest of `checkpoints` (oldest first) that reads back whole — its header, every tensor's bytes and its
+ * format tag — passing over newer ones that do not (cut by a kill during a copy, corrupt), each named through
+ * `warn`. An IoError naming every file when none does.
+ */
+export function newestIntact(checkpoints: readonly string[], warn: (message: string) => void): string {
+  const why: string[] = [];
+  for (let i = checkpoints.length - 1; i >= 0; i--) {
+    const path = checkpoints[i];
+    try {
+      readCheckpointMeta(path);
+      const { tensors } = loadSafetensors(path);
+      for (const t of Object.values(tensors)) t.dispose();
+      if (why.length) warn(`resuming from ${path}: the newer ${why.join("; ")}`);
+      return path;
+    } catch (e) {
+      if (!(e instanceof LayerlockError)) throw e;
+      why.push(`${path} is unreadable (${e.message.split("\n")[0]})`);
+    }
+  }
+  throw new IoError(checkpoints[0] ?? "checkpoints", `no checkpoint can be read: ${why.join("; ")}`);
+}
+
+/** Cuts the records of steps after `step` from a metrics.jsonl file (atomically; an absent file stays absent). */
+export function cutMetrics(path: string, step: number): void {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return;
+    throw new IoError(path, `cannot read ${path}: ${(e as Error).message}`, { cause: e });
+  }
+  const kept = text.split("\n").filter((line) => {
+    if (!line.trim()) return false;
+    try {
+      const s = JSON.parse(line).step;
+      return typeof s !== "number" || s <= step;
+    } catch {
+      return false; // a line cut by the kill
+    }
+  });
+  const out = kept.length ? kept.join("\n") + "\n" : "";
+  if (out === text) return;
+  Deno.writeTextFileSync(`${path}.tmp`, out);
+  Deno.renameSync(`${path}.tmp`, path);
+}
+
 /** Trains the video MAE described by `cfg`. */
 export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<TrainResult> {
   const dp = opts.dist ?? null, rank0 = !dp || dp.rank === 0;
@@ -200,13 +250,21 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
     );
   }
   if (opts.resume && existing.length === 0) throw new TorchError("train", `nothing to resume in ${ckptDir}`);
+  // Resume from the newest checkpoint that reads back whole; a cut or corrupt newer one is passed over, named.
+  const resumeFrom = opts.resume
+    ? newestIntact(existing, (m) => emit({ kind: "warning", message: m }))
+    : null;
 
-  // The run folder and its metrics file come first (rank 0's): a failure here leaves nothing behind.
+  // The run folder and its metrics file come first (rank 0's): a failure here leaves nothing behind. On resume,
+  // records past the checkpoint's step (logged before a kill, trained again now) are cut from metrics.jsonl.
   let metrics: Deno.FsFile | null = null;
   try {
     if (rank0) {
       Deno.mkdirSync(opts.runDir, { recursive: true });
-      metrics = Deno.openSync(`${opts.runDir}/metrics.jsonl`, { append: true, create: true });
+      const path = `${opts.runDir}/metrics.jsonl`;
+      if (resumeFrom) cutMetrics(path, stepOfCheckpoint(resumeFrom));
+      else Deno.writeTextFileSync(path, ""); // a fresh start (no checkpoint yet): no records of an earlier try
+      metrics = Deno.openSync(path, { append: true, create: true });
     }
   } catch (e) {
     throw new IoError(
@@ -256,7 +314,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
     if (opts.resume) {
       // The frozen set is a function of the step (and of the stages the trigger began): restore it first, then
       // weights and optimizer state.
-      const last = existing[existing.length - 1];
+      const last = resumeFrom!;
       llStep.restore(
         readCheckpointMeta(last).extra as Partial<StepCheckpoint> | null,
         stepOfCheckpoint(last),
@@ -284,23 +342,28 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
   // alone, and data parallel only at a logging boundary, after every rank has agreed, so that the ranks stop —
   // and enter the logging and saving collectives — at the same step.
   let requested = false, interrupted = false, lastCheckpoint: string | null = null;
+  let signal: TrainResult["signal"] = null;
   const onSigint = () => {
     if (requested) Deno.exit(130); // a second Ctrl-C: stop now (earlier checkpoints are intact)
     requested = true;
+    signal ??= "SIGINT";
   };
   // SIGTERM (what torchrun sends its workers when it is stopped, often right after the terminal's Ctrl-C, and
   // what clusters send before a kill) stops the run like a first Ctrl-C, never like a second.
   const onSigterm = () => {
     requested = true;
+    signal ??= "SIGTERM";
   };
   const atBoundary = () => step % cfg.log.every === 0;
   Deno.addSignalListener("SIGINT", onSigint);
   Deno.addSignalListener("SIGTERM", onSigterm);
+  let lastSave = performance.now();
   const save = () => {
     zero?.gather(); // collective: the whole optimiser state, for rank 0 to write
     if (rank0) {
       const meta = { step, config: cfg, data: data.state(), extra: llStep.checkpoint() };
       lastCheckpoint = saveCheckpoint(ckptDir, modules, opt, meta, cfg.log.keep);
+      lastSave = performance.now();
       emit({ kind: "checkpoint", step, path: lastCheckpoint });
     }
     dp?.barrier(); // the others wait until the checkpoint is on disk
@@ -410,7 +473,14 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
       window++;
       if (!dp) interrupted = requested; // alone: a signal during this step logs its window now
       if (atBoundary() || step === endStep || interrupted) log();
-      if (step % cfg.log.checkpointEvery === 0 && step < endStep) save();
+      // every checkpointEvery steps, and (checked at logging boundaries, agreed by all ranks) every
+      // checkpointMinutes of training
+      let due = step % cfg.log.checkpointEvery === 0;
+      if (cfg.log.checkpointMinutes > 0 && atBoundary() && !interrupted) {
+        const late = performance.now() - lastSave >= cfg.log.checkpointMinutes * 60_000;
+        due ||= dp ? dp.any(late) : late;
+      }
+      if (due && step < endStep && !interrupted) save();
     }
     save();
     emit({ kind: "end", step, interrupted, checkpoint: lastCheckpoint });
@@ -429,5 +499,12 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
     opt.dispose();
     model.dispose();
   }
-  return { step, losses, interrupted, checkpoint: lastCheckpoint, skippedFiles };
+  return {
+    step,
+    losses,
+    interrupted,
+    signal: interrupted ? signal : null,
+    checkpoint: lastCheckpoint,
+    skippedFiles,
+  };
 }

@@ -1,0 +1,179 @@
+/**
+ * Runs that survive preemption, through the command line as a cluster job sees it: SIGTERM checkpoints and
+ * exits 143; re-running the identical command continues the run (no --resume needed), after a SIGKILL too, with
+ * metrics.jsonl cut back to the checkpoint's step; a newest checkpoint cut in half is passed over, named, for
+ * the previous intact one; a complete run is a no-op and a longer --steps extends it; a copied run folder
+ * resumes into itself, not into the folder its config.json names; --help lists every flag with its default; a
+ * CUDA request on a CPU box is one line with one prefix.
+ * @module
+ */
+import assert from "node:assert/strict";
+import { CLI_PERMISSIONS } from "./helpers.ts";
+import { TRAIN_FLAG_PATHS } from "../src/cli/flags.ts";
+import { cuda } from "../mod.ts";
+
+async function cli(args: string[], onStderr?: (text: string, child: Deno.ChildProcess) => void) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", ...CLI_PERMISSIONS, "src/cli/train.ts", ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let err = "";
+  const dec = new TextDecoder();
+  const reader = (async () => {
+    for await (const chunk of child.stderr) {
+      err += dec.decode(chunk);
+      onStderr?.(err, child);
+    }
+  })();
+  const out = dec.decode(await new Response(child.stdout).arrayBuffer());
+  await reader;
+  return { code: (await child.status).code, out, err };
+}
+
+const TINY = [
+  "--set",
+  "model.encoderDim=48",
+  "--set",
+  "model.encoderDepth=2",
+  "--set",
+  "model.decoderDim=24",
+  "--set",
+  "model.decoderDepth=1",
+  "--frames",
+  "4",
+  "--size",
+  "16",
+  "--batch-size",
+  "2",
+  "--set",
+  "log.floorClips=0",
+  "--set",
+  "threads=1",
+];
+
+const steps = (runDir: string) =>
+  Deno.readTextFileSync(`${runDir}/metrics.jsonl`).trim().split("\n").map((l) =>
+    JSON.parse(l).step as number
+  );
+const ckpts = (runDir: string) => [...Deno.readDirSync(`${runDir}/checkpoints`)].map((e) => e.name).sort();
+
+Deno.test("preemption: SIGTERM, SIGKILL and a cut checkpoint; the same command resumes each time", async () => {
+  const name = `ll-preempt-${crypto.randomUUID().slice(0, 8)}`, runDir = `runs/${name}`;
+  const cmd = [
+    "--name",
+    name,
+    "--steps",
+    "40",
+    ...TINY,
+    "--set",
+    "log.every=1",
+    "--set",
+    "log.checkpointEvery=10",
+    "--set",
+    "log.keep=5",
+  ];
+  const killAt = (signal: Deno.Signal, step: number) => {
+    let sent = false;
+    return (text: string, child: Deno.ChildProcess) => {
+      if (!sent && new RegExp(`step ${step}/`).test(text)) {
+        sent = true;
+        child.kill(signal);
+      }
+    };
+  };
+  try {
+    // SIGTERM (a cluster's preemption notice): finish the step, checkpoint, exit 143
+    const a = await cli(cmd, killAt("SIGTERM", 13));
+    assert.equal(a.code, 143, a.err);
+    const first = ckpts(runDir);
+    const termAt = Number(first[first.length - 1].match(/step_(\d+)/)![1]);
+    assert.ok(termAt >= 13 && termAt < 40, `${first}`);
+    // the same command continues; SIGKILL (no notice) after the next checkpoint at a multiple of 10
+    const target = (Math.floor(termAt / 10) + 1) * 10;
+    const b = await cli(cmd, killAt("SIGKILL", target + 3));
+    assert.equal(b.code, 137, b.err);
+    assert.match(b.out, /holds a run; continuing it/);
+    assert.match(b.err, new RegExp(`resumed from .*step_0*${termAt}\\.safetensors at step ${termAt}`));
+    const newest = `${runDir}/checkpoints/step_${String(target).padStart(7, "0")}.safetensors`;
+    assert.ok(Deno.statSync(newest).isFile);
+    assert.ok(Math.max(...steps(runDir)) > target, "the killed run logged steps past its last checkpoint");
+    // the newest checkpoint cut in half (a kill while it was copied elsewhere, a bad disk): passed over, named
+    const bytes = Deno.readFileSync(newest);
+    Deno.writeFileSync(newest, bytes.subarray(0, bytes.length >> 1));
+    const c = await cli(cmd);
+    assert.equal(c.code, 0, c.err);
+    assert.match(
+      c.err,
+      new RegExp(
+        `warning: resuming from .*step_0*${termAt}\\.safetensors: the newer .*step_0*${target}\\.safetensors is unreadable`,
+      ),
+    );
+    // metrics.jsonl: every step once, in order, to the end (the records past each resumed checkpoint were cut)
+    assert.deepEqual(steps(runDir), Array.from({ length: 40 }, (_, i) => i + 1));
+    // a complete run: nothing to do, exit 0; a longer --steps continues it
+    const d = await cli(cmd);
+    assert.equal(d.code, 0, d.err);
+    assert.match(d.out, /is complete \(step 40 of 40\); nothing to do/);
+    const e = await cli([...cmd, "--steps", "44"]);
+    assert.equal(e.code, 0, e.err);
+    assert.match(e.out, /resuming with optim\.steps = 44 \(was 40\)/);
+    assert.equal(steps(runDir).at(-1), 44);
+  } finally {
+    await Deno.remove(runDir, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("resume: a copied run folder continues into itself, not into the run its config.json names", async () => {
+  const a = `ll-copy-a-${crypto.randomUUID().slice(0, 8)}`, b = a.replace("copy-a", "copy-b");
+  try {
+    const r = await cli([
+      "--name",
+      a,
+      "--steps",
+      "4",
+      "--warmup",
+      "1",
+      ...TINY,
+      "--set",
+      "log.checkpointEvery=2",
+    ]);
+    assert.equal(r.code, 0, r.err);
+    const before = ckpts(`runs/${a}`);
+    await new Deno.Command("cp", { args: ["-r", `runs/${a}`, `runs/${b}`] }).output();
+    const c = await cli(["--name", b, "--resume", "--steps", "6"]);
+    assert.equal(c.code, 0, c.err);
+    assert.ok(ckpts(`runs/${b}`).includes("step_0000006.safetensors"));
+    assert.deepEqual(ckpts(`runs/${a}`), before, "the original run was not touched");
+    assert.equal(JSON.parse(Deno.readTextFileSync(`runs/${b}/config.json`)).name, a); // the copy's own file
+  } finally {
+    for (const n of [a, b]) await Deno.remove(`runs/${n}`, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("command line: --help lists every flag with its default; refusals are one prefixed line", async () => {
+  const h = await cli(["--help"]);
+  assert.equal(h.code, 0);
+  for (const [flag, key] of Object.entries(TRAIN_FLAG_PATHS)) {
+    assert.match(h.out, new RegExp(`--${flag} X +${key.replace(".", "\\.")} \\(default `), flag);
+  }
+  assert.match(h.out, /optim\.clipGrad = 0/);
+  for (const bad of [["--name", ".."], ["--size", "30"], ["--steps", "5", "--warmup", "9"]]) {
+    const r = await cli(bad);
+    assert.equal(r.code, 2, r.err);
+    assert.doesNotMatch(r.err, /^\s+at /m, "no stack trace");
+  }
+  if (!cuda.isAvailable()) {
+    const r = await cli([
+      "--device",
+      "cuda",
+      "--name",
+      `ll-nocuda-${crypto.randomUUID().slice(0, 8)}`,
+      ...TINY,
+    ]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.err, /^train: device: "cuda" was requested/m);
+    assert.doesNotMatch(r.err, /train: train:/);
+    assert.doesNotMatch(r.err, /^\s+at /m);
+  }
+});
