@@ -168,6 +168,23 @@ export const TrainConfigSchema = z.object({
     dataWaitWarn: z.number().min(0).max(1).default(0.25),
   }).strict().default({}),
   /**
+   * A non-finite loss (or, with `optim.clipGrad`, gradient norm), found at the logging step after it (per-step
+   * values kept on the device: no host sync per step) and before any checkpoint is written.
+   */
+  nonFinite: z.object({
+    /** `stop`: end the run with an error naming the step (checkpoints stay good); `rollback`: recover. */
+    policy: z.enum(["stop", "rollback"]).default("stop"),
+    /** Rollbacks allowed in one invocation before the run stops anyway. */
+    maxRollbacks: positiveInt.default(3),
+    /** The learning rate is multiplied by this after each rollback (1: unchanged). */
+    lrScale: z.number().gt(0).max(1).default(1),
+  }).strict().default({}),
+  /** Testing aids; leave empty in real runs. */
+  debug: z.object({
+    /** Steps (0-based, the step being trained) whose loss is made NaN once, to exercise `nonFinite`. */
+    nanAtSteps: z.array(z.number().int().nonnegative()).default([]),
+  }).strict().default({}),
+  /**
    * Data-parallel training, used when the job is launched by torchrun (WORLD_SIZE set; src/train/launch.ts):
    * `optim.batchSize` is per process, gradients are averaged in buckets.
    */

@@ -330,6 +330,8 @@ const RESUME_CHANGEABLE = [
   "dist.timeoutS",
   "dist.bucketMb",
   "dist.overlap",
+  "nonFinite.*",
+  "debug.*",
 ];
 
 function changeable(key: string): boolean {

@@ -84,6 +84,10 @@ export interface TrainResult {
   checkpoint: string | null;
   /** Files the data source found unreadable during this invocation (their clips were replaced). */
   skippedFiles: string[];
+  /** Steps whose batch was skipped because it had made the loss non-finite. */
+  skippedSteps: number[];
+  /** Rollbacks after non-finite steps in this invocation (nonFinite.policy "rollback"). */
+  rollbacks: number;
 }
 
 /** The model configuration a training configuration describes. */
@@ -234,8 +238,95 @@ export function cutMetrics(path: string, step: number): void {
   Deno.renameSync(`${path}.tmp`, path);
 }
 
-/** Trains the video MAE described by `cfg`. */
+/** A non-finite loss or gradient norm found at `step` (the step being trained); caught by `train`. */
+class NonFiniteStep extends TorchError {
+  constructor(readonly step: number, readonly what: string) {
+    super("train", `${what} at step ${step}`);
+  }
+}
+
+/** What recovery from non-finite steps carries across rollbacks (and, in checkpoints, across resumes). */
+interface Recovery {
+  /** Steps whose batch is drawn and discarded (it made the loss non-finite). */
+  skip: Set<number>;
+  /** debug.nanAtSteps already injected (each once). */
+  injected: Set<number>;
+  /** Product of nonFinite.lrScale over the rollbacks so far. */
+  lrFactor: number;
+  /** Rollbacks in this invocation. */
+  rollbacks: number;
+  /** metrics.jsonl records to write once the file has been cut back to the checkpoint's step. */
+  pending: Record<string, unknown>[];
+}
+
+/**
+ * Trains the video MAE described by `cfg`. A non-finite loss (or gradient norm, with clipping) is found at the
+ * next logging or saving step from per-step values kept on the device, before any checkpoint is written; then
+ * `nonFinite.policy` `stop` ends the run with an error naming the step (every checkpoint predates it), and
+ * `rollback` reloads the newest checkpoint (or starts again when there is none), discards the offending batch
+ * when its step comes round again, scales the learning rate by `nonFinite.lrScale`, and goes on — at most
+ * `nonFinite.maxRollbacks` times — recording each rollback in metrics.jsonl (`event: "rollback"`).
+ */
 export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<TrainResult> {
+  const rec: Recovery = { skip: new Set(), injected: new Set(), lrFactor: 1, rollbacks: 0, pending: [] };
+  const rank0 = !opts.dist || opts.dist.rank === 0;
+  const emit = rank0 ? opts.onEvent ?? printEvent : () => {};
+  let resume = opts.resume;
+  for (;;) {
+    try {
+      return { ...(await trainOnce(cfg, { ...opts, resume }, rec)), rollbacks: rec.rollbacks };
+    } catch (e) {
+      if (!(e instanceof NonFiniteStep)) throw e;
+      const ckpts = listCheckpoints(`${opts.runDir}/checkpoints`);
+      const newest = ckpts.length ? ckpts[ckpts.length - 1] : null;
+      if (cfg.nonFinite.policy === "stop") {
+        throw new TorchError(
+          "train",
+          `${e.message}; the checkpoints were written before it and are intact (newest: ${
+            newest ?? "none"
+          }); ` +
+            "--set nonFinite.policy=rollback recovers from the newest one automatically",
+        );
+      }
+      if (rec.rollbacks >= cfg.nonFinite.maxRollbacks) {
+        throw new TorchError(
+          "train",
+          `${e.message}, after ${rec.rollbacks} rollback(s) (nonFinite.maxRollbacks); the checkpoints are intact ` +
+            `(newest: ${newest ?? "none"})`,
+        );
+      }
+      rec.rollbacks++;
+      rec.skip.add(e.step);
+      rec.lrFactor *= cfg.nonFinite.lrScale;
+      const from = newest ? stepOfCheckpoint(newest) : 0;
+      rec.pending.push({
+        event: "rollback",
+        step: from,
+        badStep: e.step,
+        what: e.what,
+        from: newest,
+        rollbacks: rec.rollbacks,
+        lrFactor: rec.lrFactor,
+        skip: [...rec.skip],
+      });
+      emit({
+        kind: "warning",
+        message:
+          `${e.message}: rolling back to ${newest ?? "the start"} (rollback ${rec.rollbacks} of at most ` +
+          `${cfg.nonFinite.maxRollbacks}); the batch of step ${e.step} will be skipped` +
+          (rec.lrFactor !== 1 ? `, lr × ${rec.lrFactor}` : ""),
+      });
+      resume = newest !== null;
+    }
+  }
+}
+
+/** One attempt of `train`: from the start or the newest intact checkpoint to the end, or a NonFiniteStep. */
+async function trainOnce(
+  cfg: TrainConfig,
+  opts: TrainOptions,
+  rec: Recovery,
+): Promise<Omit<TrainResult, "rollbacks">> {
   const dp = opts.dist ?? null, rank0 = !dp || dp.rank === 0;
   const shard = dp ? { rank: dp.rank, size: dp.size } : undefined;
   const emit = rank0 ? opts.onEvent ?? printEvent : () => {};
@@ -263,8 +354,12 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
       Deno.mkdirSync(opts.runDir, { recursive: true });
       const path = `${opts.runDir}/metrics.jsonl`;
       if (resumeFrom) cutMetrics(path, stepOfCheckpoint(resumeFrom));
+      else if (rec.rollbacks > 0) cutMetrics(path, 0); // rolled back to the start: keep the rollback records
       else Deno.writeTextFileSync(path, ""); // a fresh start (no checkpoint yet): no records of an earlier try
       metrics = Deno.openSync(path, { append: true, create: true });
+      for (const r of rec.pending.splice(0)) {
+        metrics.writeSync(new TextEncoder().encode(JSON.stringify(r) + "\n"));
+      }
     }
   } catch (e) {
     throw new IoError(
@@ -315,11 +410,14 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
       // The frozen set is a function of the step (and of the stages the trigger began): restore it first, then
       // weights and optimizer state.
       const last = resumeFrom!;
-      llStep.restore(
-        readCheckpointMeta(last).extra as Partial<StepCheckpoint> | null,
-        stepOfCheckpoint(last),
-        last,
-      );
+      const extra = readCheckpointMeta(last).extra as
+        | (Partial<StepCheckpoint> & { recovery?: unknown })
+        | null;
+      llStep.restore(extra, stepOfCheckpoint(last), last);
+      // a resumed process keeps skipping the batches that made earlier attempts non-finite
+      const saved = extra?.recovery as { skip?: number[]; lrFactor?: number } | undefined;
+      for (const s of saved?.skip ?? []) rec.skip.add(s);
+      if (rec.rollbacks === 0 && typeof saved?.lrFactor === "number") rec.lrFactor = saved.lrFactor;
       const meta = loadCheckpoint(last, modules, opt);
       step = meta.step;
       dataState = meta.data;
@@ -358,10 +456,29 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
   Deno.addSignalListener("SIGINT", onSigint);
   Deno.addSignalListener("SIGTERM", onSigterm);
   let lastSave = performance.now();
+  // Each step's loss and (with clipping) gradient norm, on the device, read once per window (no sync per step).
+  const perStep = zeros([cfg.log.every, 2], { device });
+  const skippedNow = new Set<number>();
+  /** Throws NonFiniteStep for the first non-finite step of the window so far (every rank alike). */
+  const checkFinite = () => {
+    if (window === 0) return;
+    let v = Array.from(scope(() => perStep.narrow(0, 0, window).toArray() as Float32Array));
+    if (dp) v = dp.sum(v); // a NaN anywhere makes the sum NaN on every rank
+    for (let k = 0; k < window; k++) {
+      if (!Number.isFinite(v[2 * k])) {
+        throw new NonFiniteStep(step - window + k, `the loss became ${v[2 * k]}`);
+      }
+      if (!Number.isFinite(v[2 * k + 1])) {
+        throw new NonFiniteStep(step - window + k, `the gradient norm became ${v[2 * k + 1]}`);
+      }
+    }
+  };
   const save = () => {
+    checkFinite(); // never checkpoint weights a non-finite step has touched
     zero?.gather(); // collective: the whole optimiser state, for rank 0 to write
     if (rank0) {
-      const meta = { step, config: cfg, data: data.state(), extra: llStep.checkpoint() };
+      const recovery = rec.skip.size ? { recovery: { skip: [...rec.skip], lrFactor: rec.lrFactor } } : {};
+      const meta = { step, config: cfg, data: data.state(), extra: { ...llStep.checkpoint(), ...recovery } };
       lastCheckpoint = saveCheckpoint(ckptDir, modules, opt, meta, cfg.log.keep);
       lastSave = performance.now();
       emit({ kind: "checkpoint", step, path: lastCheckpoint });
@@ -387,6 +504,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
   };
   /** One record of the window since the last one: to metrics.jsonl, the result, and the event sink. */
   const log = () => {
+    checkFinite();
     const now = performance.now();
     const waitShare = dataWaitMs / Math.max(1e-9, now - tWindow);
     const record: StepRecord = {
@@ -443,6 +561,10 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
       const tData = performance.now();
       const batch = await data.next();
       dataWaitMs += performance.now() - tData;
+      if (rec.skip.has(step) && !skippedNow.has(step)) {
+        skippedNow.add(step); // the batch that made this step non-finite before: drawn, not trained on
+        continue;
+      }
       if (batch.skipped) skippedFiles.push(...batch.skipped);
       const start = llStep.begin(step, opt); // a convergence check, freezing, a new stage's heads
       if (start.stageChanged) {
@@ -452,10 +574,15 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
       if (!zero) dp?.prepare(trainable()); // buckets of the parameters that train now (rebuilt after a freeze)
       scope(() => {
         const l = llStep.loss(batch, step); // mask, targets, forward with the frozen prefix under no-grad
+        if (cfg.debug.nanAtSteps.includes(step) && !rec.injected.has(step)) {
+          rec.injected.add(step);
+          l.total = l.total.mul(NaN);
+        }
         l.total.backward(); // data parallel: buckets are all-reduced as their gradients are ready
         meter.add(l);
+        perStep.select(0, window).select(0, 0).copy_(l.total.detach());
       });
-      lr = lrAt(step) * start.state.lrFactor;
+      lr = lrAt(step) * start.state.lrFactor * rec.lrFactor;
       if (zero) {
         zero.step(lr, cfg.optim.clipGrad); // reduce-scatter, clip, AdamW on the shard, all-gather
         commBytes += zero.lastBytes;
@@ -465,7 +592,10 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
           commBytes += r.bytes;
           commWaitMs += r.waitMs;
         }
-        if (cfg.optim.clipGrad > 0) (opt as AdamW).clipGradNorm(cfg.optim.clipGrad).dispose();
+        if (cfg.optim.clipGrad > 0) {
+          using norm = (opt as AdamW).clipGradNorm(cfg.optim.clipGrad);
+          scope(() => perStep.select(0, window).select(0, 1).copy_(norm));
+        }
         opt.step(lr);
       }
       opt.zeroGrad();
@@ -495,6 +625,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
     data.close();
     metrics?.close();
     meter.dispose();
+    perStep.dispose();
     llStep.dispose();
     opt.dispose();
     model.dispose();
@@ -506,5 +637,6 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
     signal: interrupted ? signal : null,
     checkpoint: lastCheckpoint,
     skippedFiles,
+    skippedSteps: [...skippedNow],
   };
 }
