@@ -4,11 +4,16 @@
  * prefix; `heads.<name>` for LayerLock's latent heads), the optimizer
  * state (`optim.<param>.exp_avg|exp_avg_sq|step`), the generator states (`rng.cpu`, and `rng.cuda` on a CUDA
  * host), and in its metadata the
- * step, the configuration, the data sampler's state and any extra state (e.g. a schedule's).
- * Writes are atomic, and only the oldest checkpoints beyond `keep` are deleted, after a new one is complete.
+ * step, the configuration, the data sampler's state and any extra state (e.g. a schedule's), and checksums:
+ * `checksum`, the CRC-32 of every tensor's bytes in name order (Python: `zlib.crc32` over them), and
+ * `configChecksum`, that of the configuration's JSON. `verifyCheckpoint` (and so loading and resuming) checks
+ * both: a checkpoint whose bytes changed after it was written is refused, naming the file.
+ * Writes are atomic, and only the oldest checkpoints beyond `keep` are deleted, after a new one is complete; a
+ * failed write (disk full, permissions) is an IoError and leaves every earlier checkpoint as it was.
  * @module
  */
-import { IoError, TorchError } from "../errors.ts";
+import { IoError, LayerlockError, TorchError } from "../errors.ts";
+import { crc32, crc32Tag } from "./checksum.ts";
 import { loadSafetensors, readSafetensorsMetadata, saveSafetensors } from "../torch/safetensors.ts";
 import type { Module } from "../nn/module.ts";
 import type { ParamOptimizer } from "../optim/adamw.ts";
@@ -69,17 +74,83 @@ export function saveCheckpoint(
     for (const [k, t] of Object.entries(opt.stateDict())) tensors[`optim.${k}`] = t;
     tensors["rng.cpu"] = getRngState();
     if (cuda.isAvailable()) tensors["rng.cuda"] = getRngState("cuda");
-    saveSafetensors(path, tensors, {
-      format: CHECKPOINT_FORMAT,
-      step: String(meta.step),
-      config: JSON.stringify(meta.config),
-      data: JSON.stringify(meta.data),
-      extra: JSON.stringify(meta.extra ?? null),
-    });
+    let crc = 0;
+    for (const name of Object.keys(tensors).sort()) crc = crc32(tensors[name].toBytes(), crc);
+    const config = JSON.stringify(meta.config);
+    try {
+      saveSafetensors(path, tensors, {
+        format: CHECKPOINT_FORMAT,
+        step: String(meta.step),
+        config,
+        data: JSON.stringify(meta.data),
+        extra: JSON.stringify(meta.extra ?? null),
+        checksum: crc32Tag(crc),
+        configChecksum: crc32Tag(crc32(new TextEncoder().encode(config))),
+      });
+    } catch (e) {
+      if (!(e instanceof LayerlockError)) throw e;
+      throw new IoError(
+        path,
+        `cannot write the checkpoint ${path}: ${e.message.replace(/^saveSafetensors: /, "")}; the earlier ` +
+          "checkpoints are intact",
+        { cause: e },
+      );
+    }
   });
   const all = listCheckpoints(dir);
   for (const old of all.slice(0, Math.max(0, all.length - keep))) Deno.removeSync(old);
   return path;
+}
+
+/**
+ * Checks that a checkpoint reads back as it was written: a layerlock checkpoint whose tensor bytes (in name
+ * order) and configuration have the CRC-32s its metadata records. Throws an IoError naming the file and what
+ * differs. Checkpoints written before checksums existed are checked for structure only (every tensor's bytes
+ * present). Reads the whole file; makes no tensor.
+ */
+export function verifyCheckpoint(path: string): void {
+  let bytes: Uint8Array;
+  try {
+    bytes = Deno.readFileSync(path);
+  } catch (e) {
+    throw new IoError(path, `cannot read the checkpoint ${path}: ${(e as Error).message}`, { cause: e });
+  }
+  const bad = (what: string): never => {
+    throw new IoError(path, `the checkpoint ${path} ${what}`);
+  };
+  if (bytes.length < 8) bad(`is ${bytes.length} bytes long, too short for a safetensors file`);
+  const n = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
+  if (!(n > 0 && 8 + n <= bytes.length)) bad(`has a header length (${n}) beyond its ${bytes.length} bytes`);
+  let header: Record<string, { data_offsets?: [number, number] } | Record<string, string>>;
+  try {
+    header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(8, 8 + n)));
+  } catch (e) {
+    return bad(`has an unreadable header (${(e as Error).message})`);
+  }
+  const meta = (header.__metadata__ ?? {}) as Record<string, string>;
+  if (meta.format !== CHECKPOINT_FORMAT) bad(`is not a layerlock checkpoint (format '${meta.format}')`);
+  const data = bytes.subarray(8 + n);
+  let crc = 0;
+  for (const name of Object.keys(header).filter((k) => k !== "__metadata__").sort()) {
+    const [b, e] = (header[name] as { data_offsets?: [number, number] }).data_offsets ?? [NaN, NaN];
+    if (!(Number.isInteger(b) && Number.isInteger(e) && 0 <= b && b <= e && e <= data.length)) {
+      bad(`is cut or corrupt: tensor '${name}' lies outside its ${data.length} data bytes`);
+    }
+    crc = crc32(data.subarray(b, e), crc);
+  }
+  if (meta.checksum !== undefined && meta.checksum !== crc32Tag(crc)) {
+    bad(
+      `is corrupt: its tensor data has ${
+        crc32Tag(crc)
+      }, but ${meta.checksum} was recorded when it was written`,
+    );
+  }
+  if (meta.configChecksum !== undefined) {
+    const c = crc32Tag(crc32(new TextEncoder().encode(meta.config ?? "")));
+    if (c !== meta.configChecksum) {
+      bad(`is corrupt: its configuration has ${c}, but ${meta.configChecksum} was recorded`);
+    }
+  }
 }
 
 /** A checkpoint's step and extra state, read from its header alone (no tensor is loaded). */
@@ -100,6 +171,7 @@ export function loadCheckpoint(
   modules: Record<string, Module>,
   opt: ParamOptimizer,
 ): CheckpointMeta {
+  verifyCheckpoint(path);
   return scope(() => {
     const { tensors, metadata } = loadSafetensors(path);
     if (metadata.format !== CHECKPOINT_FORMAT) {

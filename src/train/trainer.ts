@@ -11,7 +11,6 @@ import type { Device } from "../torch/dtype.ts";
 import { scope } from "../torch/scope.ts";
 import { cuda, liveTensors, manualSeed, setNumThreads } from "../torch/runtime.ts";
 import { zeros } from "../torch/creation.ts";
-import { loadSafetensors } from "../torch/safetensors.ts";
 import type { Tensor } from "../torch/tensor.ts";
 import type { TrainConfig } from "../config.ts";
 import type { ClipBatch } from "../data/clip.ts";
@@ -23,7 +22,13 @@ import type { Module } from "../nn/module.ts";
 import { AdamW, type ParamOptimizer } from "../optim/adamw.ts";
 import { ZeroAdamW } from "../optim/zero.ts";
 import { scaledLr, warmupCosine } from "../optim/schedule.ts";
-import { listCheckpoints, loadCheckpoint, readCheckpointMeta, saveCheckpoint } from "./checkpoint.ts";
+import {
+  listCheckpoints,
+  loadCheckpoint,
+  readCheckpointMeta,
+  saveCheckpoint,
+  verifyCheckpoint,
+} from "./checkpoint.ts";
 import { printEvent, type StepRecord, type TrainEvent } from "./events.ts";
 import type { DataParallel } from "./data_parallel.ts";
 import type { Shard } from "../data/sampler.ts";
@@ -192,8 +197,8 @@ function stepOfCheckpoint(path: string): number {
 }
 
 /**
- * The newest of `checkpoints` (oldest first) that reads back whole — its header, every tensor's bytes and its
- * format tag — passing over newer ones that do not (cut by a kill during a copy, corrupt), each named through
+ * The newest of `checkpoints` (oldest first) that reads back as written (`verifyCheckpoint`: its checksums, or
+ * for older files its structure), passing over newer ones that do not (cut, corrupt), each named through
  * `warn`. An IoError naming every file when none does.
  */
 export function newestIntact(checkpoints: readonly string[], warn: (message: string) => void): string {
@@ -201,9 +206,7 @@ export function newestIntact(checkpoints: readonly string[], warn: (message: str
   for (let i = checkpoints.length - 1; i >= 0; i--) {
     const path = checkpoints[i];
     try {
-      readCheckpointMeta(path);
-      const { tensors } = loadSafetensors(path);
-      for (const t of Object.values(tensors)) t.dispose();
+      verifyCheckpoint(path); // checksums (or, for older files, structure), and no tensor made
       if (why.length) warn(`resuming from ${path}: the newer ${why.join("; ")}`);
       return path;
     } catch (e) {

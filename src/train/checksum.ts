@@ -1,0 +1,37 @@
+/**
+ * CRC-32 (the zlib/PNG polynomial, so Python's `zlib.crc32` gives the same value), slicing by 8 bytes: the
+ * checksum a checkpoint records of its tensor data and configuration. Pure TypeScript.
+ * @module
+ */
+
+const TABLES: Uint32Array[] = (() => {
+  const t = Array.from({ length: 8 }, () => new Uint32Array(256));
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[0][n] = c >>> 0;
+  }
+  for (let n = 0; n < 256; n++) {
+    for (let k = 1; k < 8; k++) t[k][n] = (t[k - 1][n] >>> 8) ^ t[0][t[k - 1][n] & 0xff];
+  }
+  return t;
+})();
+
+/** The CRC-32 of `bytes`, continuing from `crc` (the CRC of the bytes before them; 0 to start). */
+export function crc32(bytes: Uint8Array, crc = 0): number {
+  const [t0, t1, t2, t3, t4, t5, t6, t7] = TABLES;
+  let c = ~crc >>> 0, i = 0;
+  const n = bytes.length, end8 = n - (n % 8);
+  for (; i < end8; i += 8) {
+    const a = (bytes[i] | (bytes[i + 1] << 8) | (bytes[i + 2] << 16) | (bytes[i + 3] << 24)) ^ c;
+    c = t7[a & 0xff] ^ t6[(a >>> 8) & 0xff] ^ t5[(a >>> 16) & 0xff] ^ t4[a >>> 24] ^
+      t3[bytes[i + 4]] ^ t2[bytes[i + 5]] ^ t1[bytes[i + 6]] ^ t0[bytes[i + 7]];
+  }
+  for (; i < n; i++) c = t0[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  return ~c >>> 0;
+}
+
+/** `crc32:` and the CRC-32 of `bytes` in 8 hex digits, as checkpoints record it. */
+export function crc32Tag(crc: number): string {
+  return `crc32:${crc.toString(16).padStart(8, "0")}`;
+}
