@@ -13,6 +13,9 @@ namespace ll {
 
 void set_error(const char* op, const char* msg);
 
+// Device-to-host reads (ll_host_reads): incremented by every entry point that copies tensor data to the host.
+extern std::atomic<int64_t> host_reads;
+
 using Impl = c10::TensorImpl;
 using ImplPtr = c10::intrusive_ptr<Impl, c10::UndefinedTensorImpl>;
 

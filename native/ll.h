@@ -31,7 +31,7 @@ extern "C" {
 typedef int32_t ll_tensor;
 
 /* The ABI version, bumped on every incompatible change; the binding refuses a shim of another version. */
-#define LL_SHIM_ABI 5
+#define LL_SHIM_ABI 6
 
 /* ---- codes (generated into ffi/symbols.ts; the values are part of the ABI) ---- */
 enum ll_dtype {
@@ -93,6 +93,9 @@ enum ll_dist_op { LL_DIST_SUM = 0, LL_DIST_AVG = 1, LL_DIST_MAX = 2, LL_DIST_MIN
 /* Copies the last error message (NUL-terminated, truncated to cap) into buf; returns its full length. */
 int ll_last_error(char* buf, int cap);
 int ll_live_tensors(double* out);
+/* Device-to-host reads so far: every call of ll_item and ll_copy_to_buffer (on CUDA each is a synchronisation),
+   and the foreach AdamW's read of its step count. A step that should not synchronise can be checked with it. */
+int ll_host_reads(double* out);
 int ll_free(ll_tensor t);
 int ll_torch_version(char* buf, int cap);
 int ll_shim_abi(void);
@@ -239,10 +242,12 @@ int ll_grad_fn_defined(ll_tensor t);
 /* ---- optimizer kernels (optim.cpp) ---- */
 /* AdamW over n parameters. steps are float32 scalar tensors (one per parameter), incremented here.
    use_fused: 1 fused kernel, 0 foreach fallback, -1 choose (fused where the device supports it).
+   lr_tensor: 0, or a 0-dim float tensor on the parameters' device that gives the learning rate instead of lr
+   (read on the device by the fused kernel: no host read, so the step can be captured in a CUDA graph).
    Returns 1 if the fused kernel ran, 0 for foreach, -1 on error. */
 int ll_adamw_step(const ll_tensor* params, const ll_tensor* grads, const ll_tensor* exp_avg,
                   const ll_tensor* exp_avg_sq, const ll_tensor* steps, int n, double lr, double beta1,
-                  double beta2, double weight_decay, double eps, int use_fused);
+                  double beta2, double weight_decay, double eps, int use_fused, ll_tensor lr_tensor);
 /* Total L2 norm of the gradients of n tensors (undefined gradients skipped); scaled to max_norm
    in place when max_norm > 0 and the norm exceeds it. Returns the norm as a 0-dim f32 tensor. */
 ll_tensor ll_clip_grad_norm(const ll_tensor* params, int n, double max_norm);

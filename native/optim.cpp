@@ -20,24 +20,43 @@ extern "C" {
 
 int ll_adamw_step(const ll_tensor* params, const ll_tensor* grads, const ll_tensor* exp_avg,
                   const ll_tensor* exp_avg_sq, const ll_tensor* steps, int n, double lr, double beta1,
-                  double beta2, double weight_decay, double eps, int use_fused) {
+                  double beta2, double weight_decay, double eps, int use_fused, ll_tensor lr_tensor) {
   LL_I("adamw_step", {
     if (n == 0) return use_fused == 0 ? 0 : 1;
     BorrowList p(params, n, "param"), g(grads, n, "grad"), m(exp_avg, n, "exp_avg"), v(exp_avg_sq, n, "exp_avg_sq"),
         s(steps, n, "step");
     check_lists(p.v, g.v, m.v, v.v);
+    std::optional<at::Tensor> lr_t;
+    if (lr_tensor != 0) {
+      Borrow l(lr_tensor);
+      if (l->numel() != 1 || !l->is_floating_point())
+        throw std::invalid_argument("the learning-rate tensor must hold one floating-point value");
+      if (l->device() != p.v[0].device())
+        throw std::invalid_argument("the learning-rate tensor is on " + l->device().str() +
+                                    " but the parameters are on " + p.v[0].device().str());
+      lr_t = *l;
+    }
     c10::NoGradGuard ng;
     bool fused = use_fused == 1 || (use_fused < 0 && (p.v[0].is_cuda() || p.v[0].is_cpu()));
     if (fused) {
       // _fused_adamw_ reads the step counters but does not advance them (torch.optim does that first).
       at::_foreach_add_(s.v, 1);
-      at::_fused_adamw_(p.v, g.v, m.v, v.v, {}, s.v, lr, beta1, beta2, weight_decay, eps, /*amsgrad=*/false,
-                        /*maximize=*/false);
+      if (lr_t)
+        at::_fused_adamw_(p.v, g.v, m.v, v.v, {}, s.v, *lr_t, beta1, beta2, weight_decay, eps, /*amsgrad=*/false,
+                          /*maximize=*/false);
+      else
+        at::_fused_adamw_(p.v, g.v, m.v, v.v, {}, s.v, lr, beta1, beta2, weight_decay, eps, /*amsgrad=*/false,
+                          /*maximize=*/false);
       return 1;
     }
     // foreach fallback, the same arithmetic as torch.optim.AdamW(foreach=True).
     at::_foreach_add_(s.v, 1);
+    host_reads++;
     double step = s.v[0].item().toDouble();
+    if (lr_t) {
+      host_reads++;
+      lr = lr_t->item().toDouble();  // the foreach formulation takes a host number: not capturable
+    }
     double bc1 = 1 - std::pow(beta1, step), bc2 = 1 - std::pow(beta2, step);
     if (weight_decay != 0) at::_foreach_mul_(p.v, 1 - lr * weight_decay);
     at::_foreach_lerp_(m.v, g.v, 1 - beta1);

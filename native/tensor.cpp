@@ -78,6 +78,7 @@ ll_tensor ll_from_data(const void* data, const double* shape, int ndim, int dtyp
 int ll_copy_to_buffer(ll_tensor t, void* out, double nbytes) {
   LL_I("copy_to_buffer", {
     Borrow b(t);
+    host_reads++;
     auto c = b->detach().to(c10::kCPU).contiguous();
     size_t need = static_cast<size_t>(c.numel()) * c.element_size();
     if (static_cast<double>(need) != nbytes)
@@ -91,6 +92,7 @@ int ll_copy_to_buffer(ll_tensor t, void* out, double nbytes) {
 int ll_item(ll_tensor t, double* out) {
   LL_I("item", {
     Borrow b(t);
+    host_reads++;
     if (b->numel() != 1)
       throw std::invalid_argument("a tensor with " + std::to_string(b->numel()) +
                                   " elements cannot be converted to a scalar");

@@ -18,6 +18,7 @@ import {
   warmupCosine,
 } from "../mod.ts";
 import { assertClose, leakFreeTest, numel, prng } from "./helpers.ts";
+import * as torch from "../mod.ts";
 
 // ---------------------------------------------------------------------------------------- helpers
 
@@ -94,6 +95,35 @@ const goldenOpts = (impl: AdamWOptions["impl"]): AdamWOptions => ({
 });
 
 // ---------------------------------------------------------------------------------------- against torch
+
+for (const impl of ["fused", "foreach"] as const) {
+  const ref = GOLDEN.runs[impl];
+  leakFreeTest(
+    `AdamW (${impl}) with the lr as a device tensor matches torch.optim.AdamW; fused: no host read`,
+    () => {
+      const ps = goldenParams();
+      const opt = new AdamW(ps, goldenOpts(impl));
+      using lr = torch.zeros([], { dtype: "f64" });
+      for (let k = 0; k < GOLDEN.lrs.length; k++) {
+        setGoldenGrads(ps, k);
+        lr.fill_(GOLDEN.lrs[k]); // written by the host, read by the kernel on the device
+        const before = torch.hostReads();
+        opt.step(lr);
+        const reads = torch.hostReads() - before;
+        // the fused kernel reads lr and the step counters on the device; the foreach formulation reads both
+        if (impl === "fused") assert.equal(reads, 0, `host reads of step ${k + 1}`);
+        else assert.ok(reads >= 2, `the foreach formulation reads its step count and lr (${reads})`);
+        for (const { name, param } of ps) {
+          assertClose(param, ref.after[k][name], { rtol: 1e-5, atol: 1e-6, msg: `step ${k + 1} ${name}` });
+        }
+      }
+      using two = torch.zeros([2]);
+      assert.throws(() => opt.step(two), /lr must be a number or a live one-element tensor/);
+      opt.dispose();
+      disposeAll(ps);
+    },
+  );
+}
 
 leakFreeTest("AdamW: default groups match the golden's decay / no-decay split", () => {
   const ps = goldenParams();

@@ -185,11 +185,16 @@ export class AdamW implements ParamOptimizer {
 
   /**
    * One AdamW step, with learning rate `lr` (default `this.lr`), over every parameter that has a gradient;
-   * the others are not touched. Returns the number of parameters updated.
+   * the others are not touched. Returns the number of parameters updated. `lr` may be a one-element float
+   * tensor on the parameters' device: the fused kernel then reads it on the device, and with the step counters
+   * (device tensors, advanced on the device) the step makes no host read — what a CUDA graph needs.
    */
-  step(lr: number = this.lr): number {
+  step(lr: number | Tensor = this.lr): number {
     this.#alive("step");
-    checkLr(lr, "AdamW.step");
+    if (typeof lr === "number") checkLr(lr, "AdamW.step");
+    else if (!(lr instanceof Tensor) || lr.disposed || lr.numel !== 1) {
+      throw new TorchError("AdamW.step", "lr must be a number or a live one-element tensor");
+    }
     // Buckets: one kernel call per group × device/dtype × step count (the foreach kernel uses one step count
     // per call, and the fused kernel wants one device per call).
     const buckets = new Map<string, { decay: boolean; entries: Entry[]; grads: Tensor[] }>();
@@ -394,6 +399,7 @@ export class AdamW implements ParamOptimizer {
 }
 
 function checkLr(lr: number, op: string): void {
+  if (typeof lr !== "number") throw new TorchError(op, `lr must be a number, got ${typeof lr}`);
   if (!(Number.isFinite(lr) && lr >= 0)) {
     throw new TorchError(op, `lr must be a finite number >= 0, got ${lr}`);
   }

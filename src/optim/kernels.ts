@@ -11,7 +11,7 @@ import { handlesArg, Tensor } from "../torch/tensor.ts";
 /** AdamW hyper-parameters of one step. */
 export interface AdamWHyper {
   /** Learning rate. */
-  lr: number;
+  lr: number | Tensor;
   /** First-moment decay (default 0.9). */
   beta1?: number;
   /** Second-moment decay (default 0.999). */
@@ -58,12 +58,13 @@ export function adamwStep(t: AdamWTensors, h: AdamWHyper): "fused" | "foreach" {
       handlesArg(t.expAvgSq, "adamwStep"),
       handlesArg(t.steps, "adamwStep"),
       n,
-      h.lr,
+      typeof h.lr === "number" ? h.lr : 0,
       h.beta1 ?? 0.9,
       h.beta2 ?? 0.999,
       h.weightDecay ?? 0.01,
       h.eps ?? 1e-8,
       impl === "fused" ? 1 : impl === "foreach" ? 0 : -1,
+      typeof h.lr === "number" ? 0 : h.lr.handle,
     ),
     "adamwStep",
   );

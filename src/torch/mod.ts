@@ -57,6 +57,7 @@ export {
   type CudaMemoryStats,
   getNumThreads,
   getRngState,
+  hostReads,
   liveTensors,
   manualSeed,
   setNumThreads,

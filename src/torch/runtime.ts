@@ -22,6 +22,17 @@ export function liveTensors(): number {
   return LIVE[0];
 }
 
+const READS = new Float64Array(1); // ll_host_reads' out-parameter
+
+/**
+ * Device-to-host reads so far (`item()`, `toArray()`, `toBytes()` and the like; on CUDA each synchronises the
+ * device): compare before and after a piece of code to check that it never waits on the device.
+ */
+export function hostReads(): number {
+  checkStatus(lib.ll_host_reads(READS), "hostReads");
+  return READS[0];
+}
+
 /** Seeds the CPU and every CUDA generator (torch.manual_seed). */
 export function manualSeed(seed: number): void {
   if (!Number.isInteger(seed) || seed < 0) {
