@@ -17,6 +17,8 @@ export interface SoakSample {
   step: number;
   liveTensors: number;
   rssMiB: number;
+  /** The JavaScript heap in use, MiB. */
+  heapMiB: number;
   seconds: number;
 }
 
@@ -63,6 +65,7 @@ export async function soak(
           step: e.record.step,
           liveTensors: e.record.liveTensors,
           rssMiB: Deno.memoryUsage().rss / 2 ** 20,
+          heapMiB: Deno.memoryUsage().heapUsed / 2 ** 20,
           seconds: (performance.now() - t0) / 1000,
         });
       }
@@ -108,12 +111,16 @@ if (import.meta.main) {
       `${cfg.log.checkpointEvery}, sampled every ${every} steps`,
   );
   const r = await soak(cfg, runDir);
-  console.log("   step  live tensors  RSS MiB  seconds");
+  console.log("   step  live tensors  RSS MiB  JS heap MiB  seconds");
   for (const s of r.samples) {
     console.log(
-      `${String(s.step).padStart(7)}  ${String(s.liveTensors).padStart(12)}  ${
-        s.rssMiB.toFixed(1).padStart(7)
-      }  ${s.seconds.toFixed(0).padStart(7)}`,
+      [
+        String(s.step).padStart(7),
+        String(s.liveTensors).padStart(12),
+        s.rssMiB.toFixed(1).padStart(7),
+        s.heapMiB.toFixed(1).padStart(11),
+        s.seconds.toFixed(0).padStart(7),
+      ].join("  "),
     );
   }
   console.log(`schedule settled after step ${r.settledFrom}; ${r.why}`);
