@@ -51,6 +51,8 @@ export const TrainConfigSchema = z.object({
      */
     posEmbed: z.enum(["sincos", "videomae", "learned"]).default("sincos"),
     qkvBias: z.boolean().default(true),
+    /** The MLPs' GELU: `exact` (VideoMAE's) or `tanh` (the approximation; a cheaper kernel on some devices). */
+    gelu: z.enum(["exact", "tanh"]).default("exact"),
   }).strict().default({}),
   data: z.object({
     /** "shapes": the embedded moving-shapes generator; "fashion": Moving Fashion-MNIST; "folder": `path`'s videos. */

@@ -575,3 +575,19 @@ leakFreeTest("PatchEmbed3d: token order (t, h, w); rejects clips not divisible b
   );
   assert.equal(liveTensors(), live);
 });
+
+leakFreeTest("Mlp: the tanh GELU option is fc2(geluTanh(fc1 x)), close to but not the exact GELU", () => {
+  manualSeed(3);
+  using exact = new Block(8, 2, 4, true);
+  using approx = new Block(8, 2, 4, true, { gelu: "tanh" });
+  approx.loadStateDict(scope(() => exact.stateDict()));
+  assert.equal(exact.mlp.gelu, "none");
+  assert.equal(approx.mlp.gelu, "tanh");
+  scope(() => {
+    const x = randn([2, 5, 8]).mul(3);
+    const manual = approx.mlp.fc2.forward(approx.mlp.fc1.forward(x).gelu("tanh"));
+    assertClose(approx.mlp.forward(x), manual.toArray() as Float32Array, { rtol: 0, atol: 0 });
+    const d = approx.mlp.forward(x).sub(exact.mlp.forward(x)).abs().max().item();
+    assert.ok(d > 0 && d < 1e-2, `tanh vs exact GELU differ by ${d}`);
+  });
+});

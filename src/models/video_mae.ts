@@ -35,6 +35,8 @@ export interface VideoMAEConfig extends ModelSize {
   tubelet: number;
   /** Bias on q and v of the attention (VideoMAE: true). */
   qkvBias: boolean;
+  /** The MLPs' GELU: exact (`none`, default, as VideoMAE) or `tanh`. */
+  gelu?: "none" | "tanh";
   /** Position embedding of the encoder: fixed 3-d sin-cos, or learned. */
   posEmbed: "sincos" | "videomae" | "learned";
   /** Width of each predicted target (pixels: tubelet·patch²·channels). */
@@ -58,7 +60,7 @@ export class VideoMAEEncoder extends Module {
     tokenGrid(cfg.frames, cfg.height, cfg.width, cfg.tubelet, cfg.patch);
     checkHeads(cfg.encoderDim, cfg.encoderHeads);
     if (cfg.posEmbed === "sincos") sincosSplit(cfg.encoderDim);
-    const o = { device };
+    const o = { device, gelu: cfg.gelu };
     this.patchEmbed = this.child(
       "patch_embed",
       new PatchEmbed3d(cfg.inChans, cfg.encoderDim, cfg.tubelet, cfg.patch, o),
@@ -168,7 +170,7 @@ export class VideoMAEDecoder extends Module {
   /** Creates the decoder. */
   constructor(cfg: VideoMAEConfig, targetDim: number, device: Device = "cpu") {
     super();
-    const o = { device };
+    const o = { device, gelu: cfg.gelu };
     this.blocks = this.child(
       "blocks",
       new ModuleList(
@@ -214,7 +216,7 @@ export class VideoMAE extends Module {
     // The decoder's configuration errors, before the encoder is allocated (which checks its own).
     checkHeads(cfg.decoderDim, cfg.decoderHeads);
     if (cfg.posEmbed !== "videomae") sincosSplit(cfg.decoderDim);
-    const o = { device };
+    const o = { device, gelu: cfg.gelu };
     this.encoder = this.child("encoder", new VideoMAEEncoder(cfg, device));
     this.encoderToDecoder = this.child(
       "encoder_to_decoder",

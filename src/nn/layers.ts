@@ -17,6 +17,8 @@ import { Module } from "./module.ts";
 export interface InitOptions {
   /** Device of the parameters (default cpu). */
   device?: Device;
+  /** The MLPs' GELU: exact (`none`, the default, as VideoMAE) or the tanh approximation. */
+  gelu?: "none" | "tanh";
 }
 
 /** y = x Wᵀ + b; weight [out, in] xavier-uniform, bias zero (VideoMAE's `_init_weights`). */
@@ -127,21 +129,24 @@ export class Attention extends Module {
   }
 }
 
-/** The transformer MLP: fc1 → GELU (exact) → fc2. */
+/** The transformer MLP: fc1 → GELU (exact, or the tanh approximation with `o.gelu`) → fc2. */
 export class Mlp extends Module {
   /** First projection. */
   readonly fc1: Linear;
   /** Second projection. */
   readonly fc2: Linear;
+  /** The GELU: exact (`none`) or `tanh`. */
+  readonly gelu: "none" | "tanh";
   /** Creates an MLP with the given hidden width. */
   constructor(dim: number, hidden: number, o: InitOptions = {}) {
     super();
     this.fc1 = this.child("fc1", new Linear(dim, hidden, true, o));
     this.fc2 = this.child("fc2", new Linear(hidden, dim, true, o));
+    this.gelu = o.gelu ?? "none";
   }
   /** Applies the MLP to [..., dim]. */
   forward(x: Tensor): Tensor {
-    return scope(() => this.fc2.forward(this.fc1.forward(x).gelu()));
+    return scope(() => this.fc2.forward(this.fc1.forward(x).gelu(this.gelu)));
   }
 }
 

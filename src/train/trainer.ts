@@ -115,6 +115,7 @@ export function modelConfig(cfg: TrainConfig): VideoMAEConfig {
     tubelet: m.tubelet,
     qkvBias: m.qkvBias,
     posEmbed: m.posEmbed,
+    gelu: m.gelu === "tanh" ? "tanh" : "none",
   };
 }
 
