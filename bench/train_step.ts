@@ -15,7 +15,12 @@ import { VideoMAE } from "../src/models/video_mae.ts";
 const { cudaOn, device, preset, batch, cfg } = trainBenchSetup(Deno.args);
 const steps = cudaOn ? 20 : 5;
 
-function ours(): { msPerStep: number; peakBytes: number; params: number } {
+function ours(): {
+  msPerStep: number;
+  peakBytes: number;
+  params: number;
+  phases: { forward: number; backward: number; optimizer: number };
+} {
   torch.manualSeed(0);
   const model = new VideoMAE(cfg, device);
   const opt = new torch.AdamW(model.namedParameters().map(([name, param]) => ({ name, param })), {
@@ -41,11 +46,40 @@ function ours(): { msPerStep: number; peakBytes: number; params: number } {
   };
   const { msPerStep: best, peakBytes } = timeSteps(step, { warmup: 5, steps, cudaOn });
   const peak = peakBytes ?? 0;
+  // where a step's time goes: forward (mask, targets, model, loss), backward, optimizer (synchronised phases)
+  const now = () => {
+    if (cudaOn) torch.cuda.synchronize();
+    return performance.now();
+  };
+  const phases = { forward: Infinity, backward: Infinity, optimizer: Infinity };
+  for (let i = 0; i < steps; i++) {
+    torch.scope(() => {
+      const t0 = now();
+      const mask = makeMask("tube", batch, model.encoder.grid, 0.9, device);
+      const target = torch.noGrad(() => pixelTargets(x, cfg.tubelet, cfg.patch));
+      const loss = cudaOn
+        ? torch.autocast(
+          "bf16",
+          () => maskedMse(model.forward(x, mask.keep, mask.masked).float(), target, mask.masked),
+        )
+        : maskedMse(model.forward(x, mask.keep, mask.masked), target, mask.masked);
+      const t1 = now();
+      loss.backward();
+      disposeMask(mask);
+      const t2 = now();
+      opt.step();
+      opt.zeroGrad();
+      const t3 = now();
+      phases.forward = Math.min(phases.forward, t1 - t0);
+      phases.backward = Math.min(phases.backward, t2 - t1);
+      phases.optimizer = Math.min(phases.optimizer, t3 - t2);
+    });
+  }
   const params = model.numParameters();
   x.dispose();
   opt.dispose();
   model.dispose();
-  return { msPerStep: best, peakBytes: peak, params };
+  return { msPerStep: best, peakBytes: peak, params, phases };
 }
 
 const mine = ours();
@@ -74,6 +108,17 @@ const row = {
   ratio: Number((mine.msPerStep / ref.ms_per_step).toFixed(3)),
   peakBytes: { ours: mine.peakBytes, reference: ref.peak_bytes },
   params: { ours: mine.params, reference: ref.params },
+  /** Best ms of each synchronised phase, ours / PyTorch's: which part of the step differs. */
+  phases: Object.fromEntries(
+    Object.entries(mine.phases).map(([k, v]) => [
+      k,
+      {
+        ours: Number(v.toFixed(3)),
+        reference: Number(ref.phases[k].toFixed(3)),
+        ratio: Number((v / ref.phases[k]).toFixed(3)),
+      },
+    ]),
+  ),
   setup: { preset, batch, clip: `${cfg.frames}x${cfg.height}x${cfg.width}`, patch: cfg.patch, bf16: cudaOn },
 };
 console.log(JSON.stringify(row, null, 2));

@@ -134,7 +134,31 @@ def main():
             torch.cuda.synchronize()
         best = min(best, (time.perf_counter() - t0) / c["steps"] * 1e3)
     peak = torch.cuda.max_memory_allocated() if cuda else 0
-    print(json.dumps({"ms_per_step": best, "peak_bytes": peak, "params": sum(p.numel() for p in model.parameters())}))
+    # where a step's time goes: forward (mask, targets, model, loss), backward, optimizer (synchronised phases)
+    def now():
+        if cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    phases = {"forward": float("inf"), "backward": float("inf"), "optimizer": float("inf")}
+    for _ in range(c["steps"]):
+        t0 = now()
+        keep, masked = tube_mask(c["batch"], model.grid, 0.9, dev)
+        with torch.no_grad():
+            tgt = targets(x, c["tubelet"], c["patch"])
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=c["amp"] and dev == "cuda"):
+            pred = model(x, keep, masked)
+        loss = F.mse_loss(pred.float(), gather(tgt, masked))
+        t1 = now()
+        loss.backward()
+        t2 = now()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        t3 = now()
+        for k, v in zip(phases, (t1 - t0, t2 - t1, t3 - t2)):
+            phases[k] = min(phases[k], v * 1e3)
+    print(json.dumps({"ms_per_step": best, "peak_bytes": peak, "params": sum(p.numel() for p in model.parameters()),
+                      "phases": phases}))
 
 
 main()
