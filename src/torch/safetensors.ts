@@ -39,6 +39,26 @@ const MAX_HEADER_BYTES = 100_000_000;
 
 const METADATA_KEY = "__metadata__";
 
+/** The most dimensions a tensor may have: the binding passes shapes through a 64-entry buffer (`dimsArg`). */
+const MAX_DIMS = 64;
+
+/**
+ * Why libtorch cannot make a tensor of this shape, or null. c10 checks, also for empty tensors, that the
+ * running product of the sizes fits 64 unsigned bits and that the contiguous strides (the product of the sizes
+ * after the first, a zero counted as one) fit int64: `[2^53-1, 0, 2^53-1]` is made, `[0, 2^31, 2^31, 2^31]` and
+ * `[2^26, 2^26, 2^26, 0]` are refused. (Without a zero-size dimension the byte range bounds the sizes.)
+ */
+function unmakeable(dims: readonly number[]): string | null {
+  let product = 1n;
+  for (const d of dims) {
+    product *= BigInt(d);
+    if (product > 0xffff_ffff_ffff_ffffn) return "the product of its sizes overflows 64 bits";
+  }
+  let stride = 1n;
+  for (const d of dims.slice(1)) stride *= BigInt(Math.max(d, 1));
+  return stride > 0x7fff_ffff_ffff_ffffn ? "its strides overflow 64 bits" : null;
+}
+
 /** The safetensors dtype names of the dtypes the binding supports. */
 const TO_ST: Record<DType, string> = {
   f32: "F32",
@@ -68,6 +88,43 @@ function put<T>(obj: Record<string, T>, key: string, value: T): void {
 
 function isPlainObject(x: unknown): x is Record<string, unknown> {
   return typeof x === "object" && x !== null && !Array.isArray(x);
+}
+
+/**
+ * A header value for an error message: its JSON, cut after 100 characters. Built without JSON.stringify of the
+ * whole value (found by tools/fuzz_safetensors.ts: its time grows with the square of the nesting depth, 24 s for
+ * a 16 MB header of nested arrays and objects, and 5000 levels of `{"0":` overflow its stack, a RangeError),
+ * and without recursing past 16 levels.
+ */
+function preview(value: unknown): string {
+  const limit = 100;
+  let out = "";
+  const walk = (v: unknown, depth: number): void => {
+    if (Array.isArray(v)) {
+      if (depth >= 16) return void (out += "[…]");
+      out += "[";
+      for (let i = 0; i < v.length && out.length <= limit; i++) {
+        if (i > 0) out += ",";
+        walk(v[i], depth + 1);
+      }
+      out += "]";
+    } else if (isPlainObject(v)) {
+      if (depth >= 16) return void (out += "{…}");
+      out += "{";
+      let first = true;
+      for (const k in v) {
+        if (out.length > limit) break;
+        if (!Object.hasOwn(v, k)) continue;
+        out += `${first ? "" : ","}${JSON.stringify(k.slice(0, limit + 1))}:`;
+        first = false;
+        walk(v[k], depth + 1);
+      }
+      out += "}";
+    } else if (typeof v === "string") out += JSON.stringify(v.slice(0, limit + 1));
+    else out += v === undefined ? "undefined" : JSON.stringify(v);
+  };
+  walk(value, 0);
+  return out.length > limit ? `${out.slice(0, limit)}…` : out;
 }
 
 function shapeText(shape: readonly unknown[]): string {
@@ -268,7 +325,7 @@ function parseHeader(
       if (info === null) continue;
       if (!isPlainObject(info)) fail(`'${METADATA_KEY}' must be an object of strings`);
       for (const [k, v] of Object.entries(info as Record<string, unknown>)) {
-        if (typeof v !== "string") fail(`metadata '${k}' must be a string, got ${JSON.stringify(v)}`);
+        if (typeof v !== "string") fail(`metadata '${k}' must be a string, got ${preview(v)}`);
         put(metadata, k, v as string);
       }
       continue;
@@ -279,16 +336,16 @@ function parseHeader(
     const dtype = typeof st === "string" ? FROM_ST.get(st) : undefined;
     if (dtype === undefined) {
       bad(
-        `unknown or unsupported dtype ${JSON.stringify(st)} (supported: ${[...FROM_ST.keys()].join(", ")})`,
+        `unknown or unsupported dtype ${preview(st)} (supported: ${[...FROM_ST.keys()].join(", ")})`,
       );
     }
     if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-      bad(`shape must be a list of non-negative integers, got ${JSON.stringify(shape)}`);
+      bad(`shape must be a list of non-negative integers, got ${preview(shape)}`);
     }
     if (
       !Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isSafeInteger(o) && o >= 0)
     ) {
-      bad(`data_offsets must be two non-negative integers [begin, end], got ${JSON.stringify(offs)}`);
+      bad(`data_offsets must be two non-negative integers [begin, end], got ${preview(offs)}`);
     }
     const dims = shape as number[];
     const [begin, end] = offs as number[];
@@ -307,6 +364,12 @@ function parseHeader(
         } of ${st} needs ${need}`,
       );
     }
+    // Shapes that match their byte range but that libtorch would refuse in tensorFromBytes, after the header
+    // was accepted (found by tools/fuzz_safetensors.ts): more than 64 dimensions (of size 1, or beside a zero),
+    // or, beside a zero-size dimension, sizes that overflow c10's size or stride arithmetic.
+    if (dims.length > MAX_DIMS) bad(`shape has ${dims.length} dimensions; at most ${MAX_DIMS} are supported`);
+    const why = unmakeable(dims);
+    if (why !== null) bad(`shape ${shapeText(dims)} cannot be made by libtorch: ${why}`);
     entries.push({ name, dtype: dtype!, shape: dims, begin, end });
   }
   // The data section must be covered exactly: no overlaps, no gaps, nothing left over.
@@ -336,23 +399,32 @@ function parseHeader(
   return { entries, metadata };
 }
 
-/** Builds the tensors of validated entries, reading each one's bytes; disposes them all if one fails. */
+/**
+ * Builds the tensors of validated entries, reading each one's bytes; disposes them all if one fails. A
+ * failure that does not name the file yet (libtorch's, e.g. an unavailable device) is rethrown naming it and
+ * the tensor.
+ */
 function build(
+  op: string,
+  where: string,
   entries: Entry[],
   read: (e: Entry) => Uint8Array,
   device: Device | undefined,
 ): Record<string, Tensor> {
   const out: Record<string, Tensor> = {};
   const made: Tensor[] = [];
+  let current = "";
   try {
     for (const e of entries) {
+      current = e.name;
       const t = tensorFromBytes(read(e), e.shape, e.dtype, { device });
       made.push(t);
       put(out, e.name, t);
     }
   } catch (err) {
     for (const t of made) t.dispose();
-    throw err;
+    if (err instanceof TorchError && err.message.includes(where)) throw err;
+    throw withCause(new TorchError(op, `${where}: tensor '${current}': ${message(err)}`), err);
   }
   return out;
 }
@@ -369,7 +441,13 @@ export function parseSafetensors(bytes: Uint8Array, opts: LoadSafetensorsOptions
     bytes.subarray(8, dataStart),
     bytes.length - dataStart,
   );
-  const tensors = build(entries, (e) => bytes.subarray(dataStart + e.begin, dataStart + e.end), opts.device);
+  const tensors = build(
+    op,
+    where,
+    entries,
+    (e) => bytes.subarray(dataStart + e.begin, dataStart + e.end),
+    opts.device,
+  );
   return { tensors, metadata };
 }
 
@@ -429,7 +507,13 @@ export function loadSafetensors(path: string, opts: LoadSafetensorsOptions = {})
     const n = headerLength(op, path, size >= 8 ? readAt(0, 8) : new Uint8Array(8), size);
     const dataStart = 8 + n;
     const { entries, metadata } = parseHeader(op, path, readAt(8, n), size - dataStart);
-    const tensors = build(entries, (e) => readAt(dataStart + e.begin, e.end - e.begin), opts.device);
+    const tensors = build(
+      op,
+      path,
+      entries,
+      (e) => readAt(dataStart + e.begin, e.end - e.begin),
+      opts.device,
+    );
     return { tensors, metadata };
   });
 }
