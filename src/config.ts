@@ -36,7 +36,7 @@ export const TrainConfigSchema = z.object({
     encoderDim: positiveInt.optional(),
     encoderDepth: positiveInt.optional(),
     encoderHeads: positiveInt.optional(),
-    mlpRatio: z.number().positive().optional(),
+    mlpRatio: z.number().finite().positive().optional(),
     decoderDim: positiveInt.optional(),
     decoderDepth: positiveInt.optional(),
     decoderHeads: positiveInt.optional(),
@@ -77,7 +77,7 @@ export const TrainConfigSchema = z.object({
     /** Frame stride when sampling clips from video files (VideoMAE's `sampling_rate`; Kinetics recipe: 4). */
     frameStride: positiveInt.default(2),
     /** Video files: a fixed output frame rate instead of `frameStride`, the same span for videos of any rate. */
-    fps: z.number().positive().optional(),
+    fps: z.number().finite().positive().optional(),
     /**
      * Video files: one frame from each of `frames` equal segments of the video (TSN; VideoMAE's
      * Something-Something recipe) instead of a dense clip at `frameStride`.
@@ -86,13 +86,21 @@ export const TrainConfigSchema = z.object({
     /** Video files: random offset, multi-scale crop and flip per clip and epoch (off: centred clip, centre crop). */
     augment: z.boolean().default(true),
     /** Video files: crop sides as fractions of the short side (VideoMAE's `GroupMultiScaleCrop` scales). */
-    scales: z.array(z.number().gt(0).max(1)).min(1).default([1, 0.875, 0.75, 0.66]),
+    scales: z.array(z.number().finite().gt(0).max(1)).min(1).default([1, 0.875, 0.75, 0.66]),
     /** Video files: mirror training clips with probability ½ (turn off for direction-sensitive labels, e.g. SSv2). */
     flip: z.boolean().default(true),
     /** Video files: per-channel (RGB) mean of pixels in [0, 1] (ImageNet's, as VideoMAE). */
-    mean: z.tuple([z.number(), z.number(), z.number()]).default([0.485, 0.456, 0.406]),
+    mean: z.tuple([z.number().finite(), z.number().finite(), z.number().finite()]).default([
+      0.485,
+      0.456,
+      0.406,
+    ]),
     /** Video files: per-channel (RGB) standard deviation of pixels in [0, 1] (ImageNet's, as VideoMAE). */
-    std: z.tuple([z.number().positive(), z.number().positive(), z.number().positive()]).default([
+    std: z.tuple([
+      z.number().finite().positive(),
+      z.number().finite().positive(),
+      z.number().finite().positive(),
+    ]).default([
       0.229,
       0.224,
       0.225,
@@ -113,7 +121,7 @@ export const TrainConfigSchema = z.object({
   }).strict().default({}),
   mask: z.object({
     kind: z.enum(["tube", "random"]).default("tube"),
-    ratio: z.number().gt(0).lt(1).default(0.9),
+    ratio: z.number().finite().gt(0).lt(1).default(0.9),
   }).strict().default({}),
   target: z.object({
     /**
@@ -128,16 +136,16 @@ export const TrainConfigSchema = z.object({
     steps: positiveInt.default(600),
     batchSize: positiveInt.default(8),
     /** Peak learning rate (not scaled by batch size unless scaleLr). */
-    lr: z.number().nonnegative().default(1e-3),
+    lr: z.number().finite().nonnegative().default(1e-3),
     /** VideoMAE's rule: lr × batch / 256, with the global batch (every process's clips) in data-parallel runs. */
     scaleLr: z.boolean().default(false),
-    minLr: z.number().nonnegative().default(1e-5),
+    minLr: z.number().finite().nonnegative().default(1e-5),
     /** Linear warmup steps; default 60, or a tenth of `steps` for runs shorter than 600 steps. */
     warmupSteps: z.number().int().nonnegative().optional(),
-    weightDecay: z.number().nonnegative().default(0.05),
-    betas: z.tuple([z.number().min(0).lt(1), z.number().min(0).lt(1)]).default([0.9, 0.95]),
+    weightDecay: z.number().finite().nonnegative().default(0.05),
+    betas: z.tuple([z.number().finite().min(0).lt(1), z.number().finite().min(0).lt(1)]).default([0.9, 0.95]),
     /** Max global grad norm (0: no clipping). */
-    clipGrad: z.number().nonnegative().default(0),
+    clipGrad: z.number().finite().nonnegative().default(0),
   }).strict().transform((o) => ({
     ...o,
     warmupSteps: o.warmupSteps ?? Math.min(60, Math.floor(o.steps / 10)),
@@ -153,7 +161,7 @@ export const TrainConfigSchema = z.object({
      * Also checkpoint every this many minutes of training (checked at logging steps; 0: off), so a preempted
      * job loses at most that much, whatever the step time.
      */
-    checkpointMinutes: z.number().nonnegative().default(0),
+    checkpointMinutes: z.number().finite().nonnegative().default(0),
     /** Checkpoints kept (oldest deleted first). */
     keep: positiveInt.default(3),
     /** Steps between collapse metrics of the encoder's pooled features on 64 fixed clips (0: off). */
@@ -167,7 +175,7 @@ export const TrainConfigSchema = z.object({
      * Warn when training waits on data for more than this share of a logging window's time (at most once per
      * 10 windows); 1 turns the warning off.
      */
-    dataWaitWarn: z.number().min(0).max(1).default(0.25),
+    dataWaitWarn: z.number().finite().min(0).max(1).default(0.25),
   }).strict().default({}),
   /**
    * A non-finite loss (or, with `optim.clipGrad`, gradient norm), found at the logging step after it (per-step
@@ -179,7 +187,7 @@ export const TrainConfigSchema = z.object({
     /** Rollbacks allowed in one invocation before the run stops anyway. */
     maxRollbacks: positiveInt.default(3),
     /** The learning rate is multiplied by this after each rollback (1: unchanged). */
-    lrScale: z.number().gt(0).max(1).default(1),
+    lrScale: z.number().finite().gt(0).max(1).default(1),
   }).strict().default({}),
   /** Testing aids; leave empty in real runs. */
   debug: z.object({
@@ -194,11 +202,11 @@ export const TrainConfigSchema = z.object({
     /** Process-group backend: `auto` is nccl on CUDA, gloo on the CPU. */
     backend: z.enum(["auto", "gloo", "nccl"]).default("auto"),
     /** Bucket capacity of the gradient all-reduce, in MiB (PyTorch DDP's default, 25). */
-    bucketMb: z.number().positive().default(25),
+    bucketMb: z.number().finite().positive().default(25),
     /** Start a bucket's all-reduce while backward still runs (off: all after backward). */
     overlap: z.boolean().default(true),
     /** Seconds a rank waits for the others (rendezvous, each collective) before failing with an error. */
-    timeoutS: z.number().positive().default(300),
+    timeoutS: z.number().finite().positive().default(300),
     /**
      * ZeRO stage 1: shard AdamW's moments over the processes (each keeps 1/N; gradients reduce-scattered,
      * parameters all-gathered). Same updates as unsharded AdamW; checkpoints load on any world size.

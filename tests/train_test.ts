@@ -246,6 +246,8 @@ Deno.test("configuration errors name the offending key", () => {
   assert.equal(parseConfig({ optim: { steps: 5000 } }).optim.warmupSteps, 60);
   assert.equal(parseConfig({ optim: { steps: 40, warmupSteps: 7 } }).optim.warmupSteps, 7);
   bad({ mask: { ratio: 1.5 } }, /mask\.ratio/);
+  bad({ optim: { lr: Infinity } }, /optim\.lr/); // --set optim.lr=1e999 parses to Infinity
+  bad({ optim: { clipGrad: -Infinity, weightDecay: NaN } }, /optim\.clipGrad/, /optim\.weightDecay/);
   assert.equal(parseConfig({}).model.preset, "tiny");
 });
 

@@ -2,6 +2,7 @@
  * The command-line side of the configuration: which flag sets which key, and how a flag's text becomes a value.
  * @module
  */
+import { ConfigError } from "../errors.ts";
 
 /** The flags of `train` (and, but for name and seed, of `experiment`) and the configuration keys they set. */
 export const TRAIN_FLAG_PATHS: Readonly<Record<string, string>> = {
@@ -25,6 +26,10 @@ export const TRAIN_FLAG_PATHS: Readonly<Record<string, string>> = {
 /** Sets `value` at a dotted path of a plain object, creating objects on the way. */
 export function setPath(obj: Record<string, unknown>, path: string, value: unknown): void {
   const keys = path.split(".");
+  // own properties only: `__proto__` (or `constructor.prototype`) must name a key, never reach a prototype
+  if (keys.some((k) => k === "__proto__" || k === "prototype" || k === "constructor")) {
+    throw new ConfigError(`'${path}' is not a configuration key`, path);
+  }
   let o = obj;
   for (const k of keys.slice(0, -1)) {
     if (typeof o[k] !== "object" || o[k] === null) o[k] = {};

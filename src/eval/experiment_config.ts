@@ -89,10 +89,10 @@ export const ExperimentConfigSchema = z.object({
     seeds: seedList.default([0]),
     /** Linear-probe epochs and peak learning rate (batch 256). */
     linearEpochs: positiveInt.default(1000),
-    linearLr: z.number().positive().finite().default(1e-2),
+    linearLr: z.number().finite().positive().finite().default(1e-2),
     /** Attentive-probe epochs, peak learning rate and batch size. */
     attentiveEpochs: positiveInt.default(40),
-    attentiveLr: z.number().positive().finite().default(1e-3),
+    attentiveLr: z.number().finite().positive().finite().default(1e-3),
     attentiveBatch: positiveInt.default(64),
   }).strict().default({}),
   /** Baselines probed beside the trained encoders. */

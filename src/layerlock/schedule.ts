@@ -38,7 +38,7 @@ export const LayerLockConfigSchema = z.object({
   /** Blocks frozen at each stage (the paper's best: 1). */
   layersPerStage: z.number().int().positive().default(1),
   /** The most blocks ever frozen: a count (>= 1) or a fraction of the depth (< 1). Default 2/3 of the depth. */
-  maxFrozen: z.number().positive().default(2 / 3),
+  maxFrozen: z.number().finite().positive().default(2 / 3),
   /** The patch (and position) embedding: frozen with the first block, or never frozen. */
   embedding: z.enum(["with-first", "never"]).default("with-first"),
   /** Latent target: the most recently frozen block's output, or every frozen block's. */
@@ -46,9 +46,9 @@ export const LayerLockConfigSchema = z.object({
   /** Keep the pixel loss beside the latent loss after the switch. */
   keepPixelLoss: z.boolean().default(false),
   /** Weight of the pixel loss (when it is kept). */
-  pixelWeight: z.number().nonnegative().default(1),
+  pixelWeight: z.number().finite().nonnegative().default(1),
   /** Weight of the latent loss. */
-  latentWeight: z.number().nonnegative().default(1),
+  latentWeight: z.number().finite().nonnegative().default(1),
   /** Normalisation of latent targets: LayerNorm without affine parameters, or none. */
   latentNorm: z.enum(["layernorm", "none"]).default("layernorm"),
   /** Where the latent loss is taken: masked tokens only, or all tokens. */
@@ -71,7 +71,7 @@ export const LayerLockConfigSchema = z.object({
   /** convergence trigger: steps between checks. */
   convergenceEvery: z.number().int().positive().default(50),
   /** convergence trigger: the CKA between a block's outputs at two successive checks at which it freezes. */
-  convergenceCka: z.number().gt(0).max(1).default(0.99),
+  convergenceCka: z.number().finite().gt(0).max(1).default(0.99),
   /** convergence trigger: held-out clips the block outputs are computed on. */
   convergenceClips: z.number().int().positive().default(16),
 }).strict();
