@@ -98,6 +98,8 @@ Deno.test("preemption: SIGTERM, SIGKILL and a cut checkpoint; the same command r
     const newest = `${runDir}/checkpoints/step_${String(target).padStart(7, "0")}.safetensors`;
     assert.ok(Deno.statSync(newest).isFile);
     assert.ok(Math.max(...steps(runDir)) > target, "the killed run logged steps past its last checkpoint");
+    // a temporary file a kill left in the middle of a save is removed on the next start
+    Deno.writeTextFileSync(`${runDir}/checkpoints/step_0000099.safetensors.tmp`, "half a checkpoint");
     // the newest checkpoint cut in half (a kill while it was copied elsewhere, a bad disk): passed over, named
     const bytes = Deno.readFileSync(newest);
     Deno.writeFileSync(newest, bytes.subarray(0, bytes.length >> 1));
@@ -109,6 +111,7 @@ Deno.test("preemption: SIGTERM, SIGKILL and a cut checkpoint; the same command r
         `warning: resuming from .*step_0*${termAt}\\.safetensors: the newer .*step_0*${target}\\.safetensors is unreadable`,
       ),
     );
+    assert.ok(!ckpts(runDir).some((f) => f.endsWith(".tmp")), "the stale temporary file was removed");
     // metrics.jsonl: every step once, in order, to the end (the records past each resumed checkpoint were cut)
     assert.deepEqual(steps(runDir), Array.from({ length: 40 }, (_, i) => i + 1));
     // a complete run: nothing to do, exit 0; a longer --steps continues it
@@ -119,6 +122,59 @@ Deno.test("preemption: SIGTERM, SIGKILL and a cut checkpoint; the same command r
     assert.equal(e.code, 0, e.err);
     assert.match(e.out, /resuming with optim\.steps = 44 \(was 40\)/);
     assert.equal(steps(runDir).at(-1), 44);
+  } finally {
+    await Deno.remove(runDir, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("kill -9 at random moments, during training and during checkpoint writes: always resumes, same end", async () => {
+  const name = `ll-kill-${crypto.randomUUID().slice(0, 8)}`, runDir = `runs/${name}`;
+  const cmd = [
+    "--name",
+    name,
+    "--steps",
+    "60",
+    ...TINY,
+    "--set",
+    "log.every=1",
+    "--set",
+    "log.checkpointEvery=1", // a checkpoint every step: many kills land inside a save
+    "--set",
+    "log.keep=2",
+  ];
+  let seed = 7;
+  const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  try {
+    let kills = 0;
+    for (let attempt = 0; attempt < 12 && kills < 4; attempt++) {
+      // kill at a random step between 2 and 12 steps after this attempt logs its first one
+      const after = 2 + Math.floor(rand() * 10);
+      let first = -1, sent = false;
+      const r = await cli(cmd, (text, child) => {
+        const steps = [...text.matchAll(/step (\d+)\/60/g)].map((m) => Number(m[1]));
+        if (!steps.length || sent) return;
+        if (first < 0) first = steps[0];
+        if (steps[steps.length - 1] >= first + after) {
+          sent = true;
+          child.kill("SIGKILL");
+        }
+      });
+      if (r.code === 137) kills++;
+      else {
+        assert.equal(r.code, 0, r.err);
+        break; // finished before the kill came
+      }
+    }
+    assert.ok(kills >= 3, `only ${kills} kills landed`);
+    const done = await cli(cmd);
+    assert.equal(done.code, 0, done.err);
+    // the end: 60 steps, each logged once, and the checkpoints intact
+    assert.deepEqual(steps(runDir), Array.from({ length: 60 }, (_, i) => i + 1));
+    const left = ckpts(runDir);
+    assert.ok(left.includes("step_0000060.safetensors"), `${left}`);
+    assert.ok(!left.some((f) => f.endsWith(".tmp")), `a temporary file was left: ${left}`);
+    const { verifyCheckpoint } = await import("../src/train/checkpoint.ts");
+    for (const f of left) verifyCheckpoint(`${runDir}/checkpoints/${f}`);
   } finally {
     await Deno.remove(runDir, { recursive: true }).catch(() => {});
   }

@@ -218,6 +218,15 @@ export function newestIntact(checkpoints: readonly string[], warn: (message: str
   throw new IoError(checkpoints[0] ?? "checkpoints", `no checkpoint can be read: ${why.join("; ")}`);
 }
 
+/** Removes the temporary files of checkpoint writes a kill interrupted (`*.safetensors.tmp`). */
+function removeStaleTemporaries(dir: string): void {
+  try {
+    for (const e of Deno.readDirSync(dir)) {
+      if (e.isFile && e.name.endsWith(".safetensors.tmp")) Deno.removeSync(`${dir}/${e.name}`);
+    }
+  } catch { /* no folder yet, or not ours to clean: the checkpoints themselves are checked on resume */ }
+}
+
 /** Cuts the records of steps after `step` from a metrics.jsonl file (atomically; an absent file stays absent). */
 export function cutMetrics(path: string, step: number): void {
   let text: string;
@@ -337,6 +346,7 @@ async function trainOnce(
   const device = resolveDevice(cfg, dp?.localRank);
   if (cfg.threads > 0) setNumThreads(cfg.threads);
   const ckptDir = `${opts.runDir}/checkpoints`;
+  if (rank0) removeStaleTemporaries(ckptDir);
   const existing = listCheckpoints(ckptDir);
   if (!opts.resume && existing.length > 0) {
     throw new TorchError(
