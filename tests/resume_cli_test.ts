@@ -214,6 +214,18 @@ Deno.test("command line: --help lists every flag with its default; refusals are 
     assert.match(h.out, new RegExp(`--${flag} X +${key.replace(".", "\\.")} \\(default `), flag);
   }
   assert.match(h.out, /optim\.clipGrad = 0/);
+  // the other tools print their usage (every flag) for --help / -h
+  for (
+    const [tool, flag, want] of [["experiment", "--help", /--modes/], ["embed", "-h", /--run NAME/]] as const
+  ) {
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: ["run", ...CLI_PERMISSIONS, `src/cli/${tool}.ts`, flag],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(r.code, 0, tool);
+    assert.match(new TextDecoder().decode(r.stdout), want);
+  }
   for (const bad of [["--name", ".."], ["--size", "30"], ["--steps", "5", "--warmup", "9"]]) {
     const r = await cli(bad);
     assert.equal(r.code, 2, r.err);

@@ -125,4 +125,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-await runMain("embed", main);
+await runMain("embed", main, new URL(import.meta.url));

@@ -179,4 +179,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-if (import.meta.main) await runMain("experiment", main);
+if (import.meta.main) await runMain("experiment", main, new URL(import.meta.url));
