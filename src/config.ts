@@ -193,6 +193,8 @@ export const TrainConfigSchema = z.object({
   debug: z.object({
     /** Steps (0-based, the step being trained) whose loss is made NaN once, to exercise `nonFinite`. */
     nanAtSteps: z.array(z.number().int().nonnegative()).default([]),
+    /** Data parallel: inject only on this rank (default every rank). */
+    nanRank: z.number().int().nonnegative().optional(),
   }).strict().default({}),
   /**
    * Data-parallel training, used when the job is launched by torchrun (WORLD_SIZE set; src/train/launch.ts):

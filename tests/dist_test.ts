@@ -310,6 +310,36 @@ for (const mode of ["mae", "layerlock"]) {
 }
 
 Deno.test({
+  name: "a NaN on one rank rolls every rank back to the same checkpoint; the job ends at the same step",
+  ignore,
+  async fn() {
+    const name = `dist_nan_${Date.now()}`;
+    const flags = smallRun(name, 2, [
+      "--set",
+      "log.checkpointEvery=4",
+      "--set",
+      "nonFinite.policy=rollback",
+      "--set",
+      "debug.nanAtSteps=[6]",
+      "--set",
+      "debug.nanRank=1",
+    ]);
+    const rs = await runRanks(2, flags);
+    for (const r of rs) assert.equal(r.code, 0, r.err);
+    assert.match(rs[0].err, /the loss became NaN at step 6: rolling back to .*step_0000004\.safetensors/);
+    const recs = metrics(`runs/${name}`);
+    const rb = recs.filter((r) => r.event === "rollback");
+    assert.deepEqual(rb.map((r) => [r.step, r.badStep]), [[4, 6]]);
+    assert.deepEqual(
+      recs.filter((r) => r.event === undefined).map((r) => r.step),
+      Array.from({ length: 12 }, (_, i) => i + 1),
+    );
+    assert.ok(recs.every((r) => r.event !== undefined || Number.isFinite(r.loss)));
+    await Deno.remove(`runs/${name}`, { recursive: true });
+  },
+});
+
+Deno.test({
   name:
     "a killed rank stops the job with an error within the timeout; --resume continues it, on 2 ranks or on 1",
   ignore,

@@ -588,7 +588,8 @@ async function trainOnce(
       if (!zero) dp?.prepare(trainable()); // buckets of the parameters that train now (rebuilt after a freeze)
       scope(() => {
         const l = llStep.loss(batch, step); // mask, targets, forward with the frozen prefix under no-grad
-        if (cfg.debug.nanAtSteps.includes(step) && !rec.injected.has(step)) {
+        const injectHere = cfg.debug.nanRank === undefined || cfg.debug.nanRank === (dp?.rank ?? 0);
+        if (cfg.debug.nanAtSteps.includes(step) && !rec.injected.has(step) && injectHere) {
           rec.injected.add(step);
           l.total = l.total.mul(NaN);
         }
