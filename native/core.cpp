@@ -1,6 +1,8 @@
 // Errors, the live-handle counter, versions, CUDA runtime queries, seeding, threads, grad mode, autocast, RNG state.
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
+#include <c10/core/InferenceMode.h>
+#include <memory>
 #include <torch/cuda.h>
 #include <torch/version.h>
 
@@ -171,6 +173,25 @@ int ll_autocast_exit(int device_type, int prev_state) {
     return 0;
   })
 }
+
+// Inference mode (c10::InferenceMode) across FFI calls: a per-thread stack of guards, entered and left in order.
+namespace {
+thread_local std::vector<std::unique_ptr<c10::InferenceMode>> inference_guards;
+}
+int ll_inference_mode_enter(void) {
+  LL_I("inference_mode", {
+    inference_guards.push_back(std::make_unique<c10::InferenceMode>());
+    return static_cast<int>(inference_guards.size());
+  })
+}
+int ll_inference_mode_exit(void) {
+  LL_I("inference_mode", {
+    if (inference_guards.empty()) throw std::logic_error("not in inference mode");
+    inference_guards.pop_back();
+    return static_cast<int>(inference_guards.size());
+  })
+}
+int ll_is_inference(ll_tensor t) { LL_I("is_inference", return Borrow(t)->is_inference() ? 1 : 0;) }
 
 namespace {
 at::Generator default_generator(int dev_type, int dev_index) {

@@ -1,5 +1,6 @@
 // CUDA caching-allocator statistics; compiled against c10_cuda only when the torch found is a CUDA build.
 #include "common.h"
+#include <torch/cuda.h>
 #ifdef LL_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
@@ -44,6 +45,175 @@ int ll_cuda_reset_peak(int device) {
     (void)device;
     return 0;
 #endif
+  })
+}
+
+}  // extern "C"
+
+// ---- CUDA graphs (ll_graph_*): capture of a whole training step, replayed with one launch ----
+//
+// A graph is an integer id (never reused). Capture and warm-up run on a side stream of the graph's device that
+// first waits for the ambient stream; at their end the ambient stream waits for the side stream, so work queued
+// before and after stays ordered. Each graph captures into its own private memory pool, released with the graph.
+// Autocast's cast cache is off during capture (a cached cast made in a capture would outlive its pool).
+#ifdef LL_CUDA
+#include <ATen/cuda/CUDAEvent.h>
+#include <ATen/cuda/CUDAGraph.h>
+#include <ATen/autocast_mode.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include <map>
+#include <memory>
+#include <optional>
+
+namespace {
+struct Graph {
+  c10::DeviceIndex device;
+  c10::cuda::CUDAStream side;
+  at::cuda::CUDAGraph graph;
+  std::optional<c10::cuda::CUDAStreamGuard> on_side;  // set between *_begin and *_end
+  std::optional<c10::cuda::CUDAStream> ambient;
+  bool captured = false;
+  bool cache_was_enabled = true;
+  explicit Graph(c10::DeviceIndex d) : device(d), side(c10::cuda::getStreamFromPool(false, d)) {}
+};
+std::map<int, std::unique_ptr<Graph>> graphs;
+int next_graph = 1;
+
+Graph& graph_of(int id) {
+  auto it = graphs.find(id);
+  if (it == graphs.end()) throw std::invalid_argument("invalid graph id " + std::to_string(id) + " (freed, or never made)");
+  return *it->second;
+}
+// The side stream waits for the ambient one, and becomes current.
+void enter_side(Graph& g) {
+  if (g.on_side) throw std::logic_error("graph " + std::string("is already capturing or warming up"));
+  c10::cuda::CUDAGuard dev(g.device);
+  auto amb = c10::cuda::getCurrentCUDAStream(g.device);
+  at::cuda::CUDAEvent ev;
+  ev.record(amb);
+  ev.block(g.side);
+  g.ambient = amb;
+  g.on_side.emplace(g.side);
+}
+// The ambient stream waits for the side one, and becomes current again.
+void leave_side(Graph& g) {
+  if (!g.on_side) throw std::logic_error("graph is not capturing or warming up");
+  g.on_side.reset();
+  at::cuda::CUDAEvent ev;
+  ev.record(g.side);
+  ev.block(*g.ambient);
+  g.ambient.reset();
+}
+}  // namespace
+#endif
+
+extern "C" {
+
+#ifdef LL_CUDA
+#define LL_GRAPH_BODY(...) __VA_ARGS__
+#else
+#define LL_GRAPH_BODY(...) \
+  throw std::runtime_error("CUDA graphs need a CUDA build of libtorch (this shim was built without CUDA)");
+#endif
+
+int ll_graph_new(int device, int* out) {
+  LL_I("graph_new", {
+    LL_GRAPH_BODY({
+      if (!torch::cuda::is_available()) throw std::runtime_error("CUDA is not available");
+      if (device < 0 || device >= static_cast<int>(torch::cuda::device_count()))
+        throw std::invalid_argument("no CUDA device " + std::to_string(device));
+      int id = next_graph++;
+      graphs.emplace(id, std::make_unique<Graph>(static_cast<c10::DeviceIndex>(device)));
+      out[0] = id;
+      return 0;
+    })
+  })
+}
+
+int ll_graph_warmup_begin(int id) {
+  LL_I("graph_warmup", { LL_GRAPH_BODY({
+    enter_side(graph_of(id));
+    return 0;
+  }) })
+}
+
+int ll_graph_warmup_end(int id) {
+  LL_I("graph_warmup", { LL_GRAPH_BODY({
+    leave_side(graph_of(id));
+    return 0;
+  }) })
+}
+
+int ll_graph_capture_begin(int id) {
+  LL_I("graph_capture", { LL_GRAPH_BODY({
+    auto& g = graph_of(id);
+    if (g.captured) throw std::logic_error("graph " + std::to_string(id) + " has already been captured");
+    enter_side(g);
+    try {
+      g.cache_was_enabled = at::autocast::is_autocast_cache_enabled();
+      at::autocast::set_autocast_cache_enabled(false);
+      g.graph.capture_begin();  // a private pool; the default CUDA generator is registered with the graph
+    } catch (...) {
+      at::autocast::set_autocast_cache_enabled(g.cache_was_enabled);
+      leave_side(g);
+      throw;
+    }
+    return 0;
+  }) })
+}
+
+int ll_graph_capture_end(int id) {
+  LL_I("graph_capture", { LL_GRAPH_BODY({
+    auto& g = graph_of(id);
+    if (!g.on_side) throw std::logic_error("graph " + std::to_string(id) + " is not capturing");
+    struct Restore {
+      Graph& g;
+      ~Restore() {
+        at::autocast::set_autocast_cache_enabled(g.cache_was_enabled);
+        if (g.on_side) leave_side(g);
+      }
+    } restore{g};
+    g.graph.capture_end();  // throws when the capture was invalidated (e.g. a synchronising call inside it)
+    g.captured = true;
+    return 0;
+  }) })
+}
+
+int ll_graph_replay(int id) {
+  LL_I("graph_replay", { LL_GRAPH_BODY({
+    auto& g = graph_of(id);
+    if (!g.captured) throw std::logic_error("graph " + std::to_string(id) + " was not captured");
+    c10::cuda::CUDAGuard dev(g.device);
+    g.graph.replay();
+    return 0;
+  }) })
+}
+
+// Frees a graph and its memory pool (ending a capture or warm-up left open by an error first).
+int ll_graph_free(int id) {
+  LL_I("graph_free", { LL_GRAPH_BODY({
+    auto it = graphs.find(id);
+    if (it == graphs.end()) throw std::invalid_argument("invalid graph id " + std::to_string(id) + " (freed, or never made)");
+    auto& g = *it->second;
+    if (g.on_side) {
+      at::autocast::set_autocast_cache_enabled(g.cache_was_enabled);
+      leave_side(g);
+    }
+    graphs.erase(it);
+    return 0;
+  }) })
+}
+
+int ll_graph_live(double* out) {
+  LL_I("graph_live", {
+#ifdef LL_CUDA
+    out[0] = static_cast<double>(graphs.size());
+#else
+    out[0] = 0;
+#endif
+    return 0;
   })
 }
 

@@ -31,7 +31,7 @@ extern "C" {
 typedef int32_t ll_tensor;
 
 /* The ABI version, bumped on every incompatible change; the binding refuses a shim of another version. */
-#define LL_SHIM_ABI 6
+#define LL_SHIM_ABI 7
 
 /* ---- codes (generated into ffi/symbols.ts; the values are part of the ABI) ---- */
 enum ll_dtype {
@@ -113,6 +113,11 @@ int ll_autocast_enter(int device_type, int dtype);
 /* Leaves a region, restoring the state ll_autocast_enter returned; the outermost exit clears the cast cache. */
 int ll_autocast_exit(int device_type, int prev_state);
 int ll_autocast_dtype(int device_type);
+/* Inference mode (c10::InferenceMode) on this thread: enter/exit nest, returning the depth after the call.
+   Tensors made inside are inference tensors (no version counter, never saved for backward). */
+int ll_inference_mode_enter(void);
+int ll_inference_mode_exit(void);
+int ll_is_inference(ll_tensor t);
 /* The default generator's state of a device (CPU, or a CUDA device), as a u8 tensor, for exact resumption. */
 int ll_get_rng_state(int dev_type, int dev_index, ll_tensor* out);
 int ll_set_rng_state(int dev_type, int dev_index, ll_tensor state);
@@ -121,6 +126,18 @@ int ll_set_rng_state(int dev_type, int dev_index, ll_tensor state);
 int ll_cuda_memory_stats(int device, double* out4); /* allocated, peak allocated, reserved, peak reserved */
 int ll_cuda_empty_cache(void);
 int ll_cuda_reset_peak(int device);
+/* CUDA graphs (cuda.cpp; every call fails in a build without CUDA). A graph is an id. capture_begin/warmup_begin
+   switch to the graph's side stream (which waits for the current one) and *_end switch back (the current stream
+   then waits for the side one); capture uses a private memory pool and registers the default CUDA generator, so
+   random ops draw new numbers on every replay. ll_graph_free ends an open capture or warm-up and frees the pool. */
+int ll_graph_new(int device, int* out);
+int ll_graph_warmup_begin(int id);
+int ll_graph_warmup_end(int id);
+int ll_graph_capture_begin(int id);
+int ll_graph_capture_end(int id);
+int ll_graph_replay(int id);
+int ll_graph_free(int id);
+int ll_graph_live(double* out); /* graphs not yet freed */
 
 /* ---- metadata and data transfer (tensor.cpp) ---- */
 int ll_dim(ll_tensor t);

@@ -189,12 +189,27 @@ export const TrainConfigSchema = z.object({
     /** The learning rate is multiplied by this after each rollback (1: unchanged). */
     lrScale: z.number().finite().gt(0).max(1).default(1),
   }).strict().default({}),
+  /**
+   * CUDA graphs (src/train/step_graph.ts): each schedule stage's whole step (forward, backward, clipping, AdamW)
+   * is captured once after `warmup` eager steps and replayed, one launch a step; re-captured when the stage
+   * changes. `auto`: on a CUDA device in a single-process run, off elsewhere; `on`: as auto, but asking for it
+   * where it cannot run is an error; `off`: eager; `emulate`: the graph path's bookkeeping on any device, each
+   * replay re-running the captured step (for tests of capturability on a CPU). Where a capture fails the run
+   * goes on eagerly with a warning.
+   */
+  graphs: z.object({
+    mode: z.enum(["auto", "on", "off", "emulate"]).default("auto"),
+    /** Eager steps at the start of each stage before the capture (≥ 1: optimiser state is made then). */
+    warmup: positiveInt.default(3),
+  }).strict().default({}),
   /** Testing aids; leave empty in real runs. */
   debug: z.object({
     /** Steps (0-based, the step being trained) whose loss is made NaN once, to exercise `nonFinite`. */
     nanAtSteps: z.array(z.number().int().nonnegative()).default([]),
     /** Data parallel: inject only on this rank (default every rank). */
     nanRank: z.number().int().nonnegative().optional(),
+    /** graphs.mode=emulate: every capture fails, to exercise the fallback to eager steps. */
+    failCapture: z.boolean().default(false),
   }).strict().default({}),
   /**
    * Data-parallel training, used when the job is launched by torchrun (WORLD_SIZE set; src/train/launch.ts):

@@ -330,6 +330,7 @@ const RESUME_CHANGEABLE = [
   "dist.timeoutS",
   "dist.bucketMb",
   "dist.overlap",
+  "graphs.*",
   "nonFinite.*",
   "debug.*",
 ];

@@ -66,6 +66,49 @@ export function checkBatch(b: ClipBatch): void {
   }
 }
 
+/** The normalisation a batch is uploaded with: `norm`, else the batch's own, else ImageNet's (std checked > 0). */
+export function batchNormalization(b: ClipBatch, norm?: Normalization): Normalization {
+  const n = norm ?? b.norm ?? { mean: IMAGENET_MEAN, std: IMAGENET_STD };
+  if (n.std.some((s) => !(s > 0))) {
+    throw new RangeError(`batchToTensor: std must be > 0, got [${n.std.join(", ")}]`);
+  }
+  return n;
+}
+
+/**
+ * A normalisation as the affine map on 0–255 pixels it is, (x/255 − mean)/std = x·scale + shift, with `scale`
+ * and `shift` [1, 3, 1, 1, 1] f32 tensors on `device` (owned by the caller).
+ */
+export function normalizationTensors(norm: Normalization, device: Device): { scale: Tensor; shift: Tensor } {
+  const { mean, std } = norm;
+  const scale = tensor(new Float32Array(std.map((s) => 1 / (255 * s))), { shape: [1, 3, 1, 1, 1], device });
+  try {
+    const shift = tensor(new Float32Array(mean.map((m, i) => -m / std[i])), {
+      shape: [1, 3, 1, 1, 1],
+      device,
+    });
+    return { scale, shift };
+  } catch (e) {
+    scale.dispose();
+    throw e;
+  }
+}
+
+/**
+ * uint8 clips [B, T, H, W, 3] already on the device → normalised f32 [B, 3, T, H, W]: device work only (no
+ * upload), so a captured CUDA graph can run it on a static input buffer. Made contiguous while still 1 byte per
+ * element, then one multiply and one add per element.
+ */
+export function normalizeClips(u8: Tensor, affine: { scale: Tensor; shift: Tensor }): Tensor {
+  return scope(() => u8.permute([0, 4, 1, 2, 3]).contiguous().float().mul(affine.scale).add(affine.shift));
+}
+
+/** A batch's uint8 pixels [B, T, H, W, 3] on `device` (checked against its declared shape). */
+export function uploadClips(b: ClipBatch, device: Device = "cpu"): Tensor {
+  checkBatch(b);
+  return tensor(b.data, { shape: [b.batch, b.frames, b.height, b.width, 3], device });
+}
+
 /**
  * Uploads a batch to `device` and returns a float32 tensor [B, 3, T, H, W] holding (x/255 − mean)/std per
  * channel, with `norm`, else the batch's own `norm`, else ImageNet's statistics. The uint8 pixels are uploaded
@@ -74,23 +117,6 @@ export function checkBatch(b: ClipBatch): void {
  */
 export function batchToTensor(b: ClipBatch, device: Device = "cpu", norm?: Normalization): Tensor {
   checkBatch(b);
-  const { mean, std } = norm ?? b.norm ?? { mean: IMAGENET_MEAN, std: IMAGENET_STD };
-  if (std.some((s) => !(s > 0))) {
-    throw new RangeError(`batchToTensor: std must be > 0, got [${std.join(", ")}]`);
-  }
-  return scope(() => {
-    const u8 = tensor(b.data, { shape: [b.batch, b.frames, b.height, b.width, 3], device });
-    // [B, T, H, W, C] -> [B, C, T, H, W]; made contiguous while still 1 byte per element.
-    const x = u8.permute([0, 4, 1, 2, 3]).contiguous().float();
-    // (x/255 - mean)/std = x·(1/(255·std)) + (−mean/std), one multiply and one add per element.
-    const scale = tensor(new Float32Array(std.map((s) => 1 / (255 * s))), {
-      shape: [1, 3, 1, 1, 1],
-      device,
-    });
-    const shift = tensor(new Float32Array(mean.map((m, i) => -m / std[i])), {
-      shape: [1, 3, 1, 1, 1],
-      device,
-    });
-    return x.mul(scale).add(shift);
-  });
+  const n = batchNormalization(b, norm);
+  return scope(() => normalizeClips(uploadClips(b, device), normalizationTensors(n, device)));
 }

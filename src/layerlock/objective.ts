@@ -3,11 +3,11 @@
  * prefix under no-grad, so backward never enters it), the pixel and/or latent losses, and their weights.
  *
  * Latent targets come from a second, separate pass: the frozen prefix over the full, unmasked token sequence,
- * under no-grad. The encoder's own input cannot reuse that pass: attention over all tokens would leak the
+ * in inference mode. The encoder's own input cannot reuse that pass: attention over all tokens would leak the
  * masked content into the visible tokens' features.
  * @module
  */
-import { noGrad } from "../torch/autograd.ts";
+import { inferenceMode, noGrad } from "../torch/autograd.ts";
 import { cat, layerNorm, mseLoss } from "../torch/functional.ts";
 import { gatherTokens, type Mask } from "../models/masking.ts";
 import { floorLoss, maskedMse } from "../models/targets.ts";
@@ -32,16 +32,22 @@ export interface Losses {
   latentFloor: Tensor | null;
 }
 
-/** The frozen prefix's outputs at the requested blocks (1-based), over the full token sequence, under no-grad. */
+/**
+ * The frozen prefix's outputs at the requested blocks (1-based), over the full token sequence, in inference mode
+ * (no autograd, no version counters): inference tensors, which the loss reads through a gather (a normal tensor)
+ * and never saves for backward.
+ */
 export function latentTargets(
   model: VideoMAE,
   x: Tensor,
   layers: readonly number[],
   norm: "layernorm" | "none",
 ): Tensor[] {
-  const states = model.encoder.hiddenStates(x, layers);
-  if (norm === "none") return states;
-  return noGrad(() => states.map((h) => layerNorm(h, [h.shape[2]], null, null, 1e-6)));
+  return inferenceMode(() => {
+    const states = model.encoder.hiddenStates(x, layers);
+    if (norm === "none") return states;
+    return states.map((h) => layerNorm(h, [h.shape[2]], null, null, 1e-6));
+  });
 }
 
 /** The encoder over the visible tokens, its first `frozenDepth` blocks under no-grad unless the embedding trains. */

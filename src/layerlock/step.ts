@@ -15,6 +15,7 @@ import { disposeMask, makeMask, type Mask } from "../models/masking.ts";
 import type { Shard } from "../data/sampler.ts";
 import { pixelTargets } from "../models/targets.ts";
 import type { VideoMAE } from "../models/video_mae.ts";
+import type { Tensor } from "../torch/tensor.ts";
 import type { Module } from "../nn/module.ts";
 import type { NamedParam, ParamOptimizer } from "../optim/adamw.ts";
 import { TargetFloor } from "./floor.ts";
@@ -251,11 +252,13 @@ export class LayerLockStep {
   }
 
   /**
-   * The losses of `batch` at `step` (call inside a scope, after `begin(step)`): mask, pixel targets, the forward
-   * pass with its frozen prefix under no-grad, latent targets from the frozen blocks, and the floors on the same
-   * tokens.
+   * The losses of the clips `x` [B, 3, T, H, W] (normalised, on the step's device; see `batchToTensor`) at `step`
+   * (call inside a scope, after `begin(step)`): mask, pixel targets, the forward pass with its frozen prefix under
+   * no-grad, latent targets from the frozen blocks, and the floors on the same tokens. Device work only, with no
+   * host read: a CUDA graph can capture it (the host values it bakes in are those of the stage, and the latent
+   * weight of latent-unfrozen's cosine ramp, which `hostScalarsVary` reports).
    */
-  loss(batch: ClipBatch, step: number): Losses {
+  loss(x: Tensor, step: number): Losses {
     const cfg = this.#cfg, ll = cfg.layerlock, m = this.#model.cfg, model = this.#model;
     const st = this.#state;
     if (st === null) throw new TorchError("train", "LayerLockStep.loss needs begin(step) first");
@@ -275,7 +278,6 @@ export class LayerLockStep {
         ? ll.latentWeight * (1 - Math.cos(Math.PI * step / cfg.optim.steps)) / 2
         : ll.latentWeight,
     };
-    const x = batchToTensor(batch, this.#device);
     const mask = this.#mask(x.shape[0]);
     try {
       const targets = noGrad(() => pixelTargets(x, m.tubelet, m.patch, cfg.target.normalize));
@@ -305,6 +307,14 @@ export class LayerLockStep {
     } finally {
       disposeMask(all);
     }
+  }
+
+  /**
+   * Whether `loss` bakes in a host number that changes from step to step within a stage (latent-unfrozen's cosine
+   * latent weight): such a step cannot be replayed from a CUDA graph.
+   */
+  get hostScalarsVary(): boolean {
+    return this.#cfg.layerlock.mode === "latent-unfrozen" && this.#cfg.layerlock.unfrozenWeight === "cosine";
   }
 
   /** Frees the heads, the trigger and its clips, and the floors' means. */

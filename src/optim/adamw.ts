@@ -80,7 +80,10 @@ interface State {
   expAvgSq: Tensor;
   /** f32 0-d tensor on the parameter's device (what `_fused_adamw_` reads). */
   step: Tensor;
-  /** Mirror of `step` on the host (kept in sync by `step()`), so no read-back is needed. */
+  /**
+   * Mirror of `step` on the host, advanced by `step()`, grouping the foreach kernel's calls (which take one step
+   * count each). Steps replayed from a CUDA graph (fused kernel only) do not advance it: read `step` instead.
+   */
   count: number;
   /** Device and dtype of the parameter when the state was made: the bucket key of a kernel call. */
   key: string;
@@ -178,9 +181,13 @@ export class AdamW implements ParamOptimizer {
     return this.#entries.filter((e) => e.state !== null).map((e) => e.name);
   }
 
-  /** The number of steps taken by a parameter (0 when it has no state). */
+  /**
+   * The number of steps taken by a parameter (0 when it has no state), read from its device counter (a host
+   * read): right also after steps replayed from a CUDA graph, which advance the counters on the device alone.
+   */
   stepCount(name: string): number {
-    return this.#entry(name, "stepCount").state?.count ?? 0;
+    const s = this.#entry(name, "stepCount").state;
+    return s === null ? 0 : s.step.item();
   }
 
   /**

@@ -66,3 +66,26 @@ export function autocast<T>(dtype: DType, fn: () => T, device: "cuda" | "cpu" = 
 export function isAutocastEnabled(device: "cuda" | "cpu" = "cuda"): boolean {
   return checkStatus(lib.ll_autocast_enabled(deviceCodes(device)[0]), "autocast") === 1;
 }
+
+/**
+ * Runs fn in inference mode (torch.inference_mode): no autograd recording and no version counters, a little
+ * cheaper than `noGrad`. Tensors made inside are inference tensors: they can be read by ops outside (whose
+ * results are normal tensors) but never saved for backward nor changed in place outside — derive what autograd
+ * needs from them first (e.g. a gather or a layer norm outside the region).
+ */
+export function inferenceMode<T>(fn: () => T): T {
+  refuseAsync("inferenceMode", fn);
+  checkStatus(lib.ll_inference_mode_enter(), "inferenceMode");
+  try {
+    const r = fn();
+    if (r instanceof Promise) throw new TypeError("inferenceMode: the callback returned a promise");
+    return r;
+  } finally {
+    checkStatus(lib.ll_inference_mode_exit(), "inferenceMode");
+  }
+}
+
+/** Whether `t` was made in inference mode. */
+export function isInferenceTensor(t: { handle: number }): boolean {
+  return checkStatus(lib.ll_is_inference(t.handle), "isInferenceTensor") === 1;
+}

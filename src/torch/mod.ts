@@ -47,11 +47,14 @@ export {
 export {
   autocast,
   enableGrad,
+  inferenceMode,
   isAutocastEnabled,
   isGradEnabled,
+  isInferenceTensor,
   noGrad,
   setGradEnabled,
 } from "./autograd.ts";
+export { CudaGraph, liveGraphs } from "./cuda_graph.ts";
 export {
   cuda,
   type CudaMemoryStats,

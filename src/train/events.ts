@@ -43,6 +43,10 @@ export interface StepRecord {
   commBytes?: number;
   /** Data parallel only: ms per step spent waiting for the all-reduce after backward (what overlap left). */
   commWaitMs?: number;
+  /** CUDA graphs on (`graphs`): steps of the window run from a captured graph (the others ran eagerly). */
+  graphSteps?: number;
+  /** CUDA graphs on: graphs captured so far in this invocation (one per schedule stage). */
+  graphCaptures?: number;
   /** Measurements of `TrainOptions.evaluate`, when due. */
   eval?: Record<string, number>;
 }

@@ -13,7 +13,7 @@ import { cuda, liveTensors, manualSeed, setNumThreads } from "../torch/runtime.t
 import { zeros } from "../torch/creation.ts";
 import type { Tensor } from "../torch/tensor.ts";
 import type { TrainConfig } from "../config.ts";
-import type { ClipBatch } from "../data/clip.ts";
+import { batchToTensor, type ClipBatch, normalizeClips } from "../data/clip.ts";
 import type { Losses } from "../layerlock/objective.ts";
 import { LayerLockStep, type StepCheckpoint } from "../layerlock/step.ts";
 import { VideoMAE, type VideoMAEConfig } from "../models/video_mae.ts";
@@ -31,6 +31,7 @@ import {
 } from "./checkpoint.ts";
 import { printEvent, type StepRecord, type TrainEvent } from "./events.ts";
 import type { DataParallel } from "./data_parallel.ts";
+import { cudaBackend, emulatedBackend, GraphCaptureError, StaticInput, StepGraphs } from "./step_graph.ts";
 import type { Shard } from "../data/sampler.ts";
 
 /** A source of training batches whose position can be saved and restored. */
@@ -141,15 +142,22 @@ class LossMeter {
   constructor(device: Device) {
     this.#sums = this.#n.map(() => zeros([], { device }));
   }
-  /** Adds one step's losses (detached). */
-  add(l: Losses): void {
-    noGrad(() => {
-      [l.total, l.pixel, l.latent, l.pixelFloor, l.latentFloor].forEach((t, i) => {
-        if (t) {
-          this.#sums[i].add_(t.detach());
-          this.#n[i]++;
-        }
-      });
+  /**
+   * Adds one step's losses (detached) to the sums on the device, and returns which terms it had, for `count`: the
+   * device work and the host bookkeeping are apart, so a step replayed from a CUDA graph repeats the first alone.
+   */
+  add(l: Losses): boolean[] {
+    return noGrad(() =>
+      [l.total, l.pixel, l.latent, l.pixelFloor, l.latentFloor].map((t, i) => {
+        if (t) this.#sums[i].add_(t.detach());
+        return t !== null;
+      })
+    );
+  }
+  /** Counts one step that had the terms `present` (what `add` returned). */
+  count(present: readonly boolean[]): void {
+    present.forEach((p, i) => {
+      if (p) this.#n[i]++;
     });
   }
   /**
@@ -190,6 +198,40 @@ function evaluateIn<T>(model: VideoMAE, fn: () => T): T {
     model.train();
     model.encoder.blocks.items.forEach((b, i) => b.train(modes[i]));
   }
+}
+
+/**
+ * The step graphs `cfg.graphs` asks for on `device`, or null for eager steps. `auto` uses CUDA graphs on a CUDA
+ * device when nothing rules them out and says why when something does; `on` and `emulate` make that an error.
+ */
+function stepGraphsFor(
+  cfg: TrainConfig,
+  device: Device,
+  opt: ParamOptimizer,
+  llStep: LayerLockStep,
+  dp: DataParallel | null,
+  emit: (e: TrainEvent) => void,
+): StepGraphs | null {
+  const mode = cfg.graphs.mode;
+  if (mode === "off" || (mode === "auto" && device === "cpu")) return null;
+  const against: string[] = [];
+  if (mode === "on" && device === "cpu") {
+    against.push("the device is the CPU (graphs.mode=emulate runs the graph path there)");
+  }
+  if (dp) against.push("data-parallel steps run eagerly (their all-reduce is not captured)");
+  if (!(opt instanceof AdamW)) against.push("the optimiser is not AdamW");
+  else if (opt.impl === "foreach") against.push('the "foreach" AdamW reads its step count on the host');
+  if (llStep.hostScalarsVary) against.push("latent-unfrozen's cosine latent weight changes at every step");
+  if (against.length > 0) {
+    const why = `CUDA graphs cannot be used: ${against.join("; ")}`;
+    if (mode !== "auto") throw new TorchError("train", `graphs.mode=${mode}: ${why}`);
+    emit({ kind: "warning", message: `${why}; training eagerly` });
+    return null;
+  }
+  return new StepGraphs(
+    mode === "emulate" ? emulatedBackend(cfg.debug.failCapture) : cudaBackend(device),
+    cfg.graphs.warmup,
+  );
 }
 
 /** The step a checkpoint file was saved at (from its name). */
@@ -412,6 +454,7 @@ async function trainOnce(
   const zero = dp && cfg.dist.zero ? new ZeroAdamW(dp.group, params, optOpts) : null;
   const opt: ParamOptimizer = zero ?? new AdamW(params, optOpts);
   llStep.attach(opt);
+  let graphs = stepGraphsFor(cfg, device, opt, llStep, dp, emit);
   const lrAt = warmupCosine({
     baseLr,
     minLr: cfg.optim.minLr,
@@ -503,6 +546,46 @@ async function trainOnce(
 
   const losses: TrainResult["losses"] = [];
   const meter = new LossMeter(device);
+  // The step's device-side inputs and outputs: the learning rate (a device tensor, read by the fused AdamW on
+  // the device) and the step's loss and gradient norm, copied into perStep after the step.
+  const lrT = zeros([], { device });
+  const stepOut = zeros([2], { device });
+  const staticInput = new StaticInput(device);
+  let graphPresent: boolean[] = [], graphSteps = 0;
+  /**
+   * One training step on the clips `clips()` makes: loss, backward (data parallel: buckets all-reduced as their
+   * gradients are ready), clipping, AdamW, gradients dropped. Device work only on the graph path (no dp/ZeRO
+   * there); returns which loss terms the step had.
+   */
+  const trainStep = (clips: () => Tensor, at: number, stepLr: Tensor, injectNaN: boolean): boolean[] => {
+    let present: boolean[] = [];
+    scope(() => {
+      const l = llStep.loss(clips(), at); // mask, targets, forward with the frozen prefix under no-grad
+      if (injectNaN) l.total = l.total.mul(NaN);
+      l.total.backward();
+      present = meter.add(l);
+      stepOut.select(0, 0).copy_(l.total.detach());
+    });
+    if (zero) {
+      zero.step(lr, cfg.optim.clipGrad); // reduce-scatter, clip, AdamW on the shard, all-gather
+      commBytes += zero.lastBytes;
+    } else {
+      if (dp) {
+        const r = dp.finish(); // every gradient is now the mean over the ranks
+        commBytes += r.bytes;
+        commWaitMs += r.waitMs;
+      }
+      if (cfg.optim.clipGrad > 0) {
+        using norm = (opt as AdamW).clipGradNorm(cfg.optim.clipGrad);
+        scope(() => {
+          stepOut.select(0, 1).copy_(norm);
+        });
+      }
+      (opt as AdamW).step(stepLr);
+    }
+    opt.zeroGrad();
+    return present;
+  };
   let window = 0, tWindow = performance.now(), lr = 0, commBytes = 0, commWaitMs = 0, dataWaitMs = 0;
   const skippedFiles: string[] = [];
   let windowsSinceWarning = Infinity;
@@ -532,6 +615,7 @@ async function trainOnce(
       liveTensors: liveTensors(),
       dataWaitMs: dataWaitMs / window,
       ...(skippedFiles.length ? { skippedFiles: skippedFiles.length } : {}),
+      ...(graphs ? { graphSteps, graphCaptures: graphs.stats.captures } : {}),
       ...(dp
         ? {
           worldSize: dp.size,
@@ -556,6 +640,7 @@ async function trainOnce(
       windowsSinceWarning = 0;
     }
     window =
+      graphSteps =
       commBytes =
       commWaitMs =
       dataWaitMs =
@@ -586,34 +671,39 @@ async function trainOnce(
         emit({ kind: "stage", step, stage, frozenDepth, target: llStep.targetName(step) });
       }
       if (!zero) dp?.prepare(trainable()); // buckets of the parameters that train now (rebuilt after a freeze)
-      scope(() => {
-        const l = llStep.loss(batch, step); // mask, targets, forward with the frozen prefix under no-grad
-        const injectHere = cfg.debug.nanRank === undefined || cfg.debug.nanRank === (dp?.rank ?? 0);
-        if (cfg.debug.nanAtSteps.includes(step) && !rec.injected.has(step) && injectHere) {
-          rec.injected.add(step);
-          l.total = l.total.mul(NaN);
-        }
-        l.total.backward(); // data parallel: buckets are all-reduced as their gradients are ready
-        meter.add(l);
-        perStep.select(0, window).select(0, 0).copy_(l.total.detach());
-      });
       lr = lrAt(step) * start.state.lrFactor * rec.lrFactor;
-      if (zero) {
-        zero.step(lr, cfg.optim.clipGrad); // reduce-scatter, clip, AdamW on the shard, all-gather
-        commBytes += zero.lastBytes;
-      } else {
-        if (dp) {
-          const r = dp.finish(); // every gradient is now the mean over the ranks
-          commBytes += r.bytes;
-          commWaitMs += r.waitMs;
+      const injectHere = cfg.debug.nanRank === undefined || cfg.debug.nanRank === (dp?.rank ?? 0);
+      const inject = cfg.debug.nanAtSteps.includes(step) && !rec.injected.has(step) && injectHere;
+      if (inject) rec.injected.add(step);
+      if (!zero) lrT.fill_(lr);
+      let present: boolean[] | null = null;
+      if (graphs && !inject) {
+        // the batch into the static input; a stage's first steps run eagerly, then one capture, then replays
+        const input = staticInput.fill(batch);
+        // what the step reads from the host is fixed when the closure is made (a graph replays its capture's)
+        const at = { step, lr: lrT };
+        try {
+          const how = graphs.run(`${start.state.stage}|${llStep.frozenDepth}|${input.key}`, () => {
+            graphPresent = trainStep(() => normalizeClips(input.u8, input.affine), at.step, at.lr, false);
+          });
+          if (how !== "warmup") graphSteps++;
+          present = graphPresent;
+        } catch (e) {
+          if (!(e instanceof GraphCaptureError)) throw e;
+          emit({
+            kind: "warning",
+            message: `${e.message}; training goes on without CUDA graphs (graphs.mode=off turns them off)`,
+          });
+          graphs.dispose();
+          graphs = null;
+          opt.zeroGrad(); // gradients a failed capture may have left
         }
-        if (cfg.optim.clipGrad > 0) {
-          using norm = (opt as AdamW).clipGradNorm(cfg.optim.clipGrad);
-          scope(() => perStep.select(0, window).select(0, 1).copy_(norm));
-        }
-        opt.step(lr);
       }
-      opt.zeroGrad();
+      present ??= trainStep(() => batchToTensor(batch, device), step, lrT, inject);
+      scope(() => {
+        perStep.select(0, window).copy_(stepOut);
+      });
+      meter.count(present);
       step++;
       window++;
       if (!dp) interrupted = requested; // alone: a signal during this step logs its window now
@@ -639,6 +729,10 @@ async function trainOnce(
     Deno.removeSignalListener("SIGTERM", onSigterm);
     data.close();
     metrics?.close();
+    graphs?.dispose();
+    staticInput.dispose();
+    lrT.dispose();
+    stepOut.dispose();
     meter.dispose();
     perStep.dispose();
     llStep.dispose();
