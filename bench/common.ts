@@ -31,12 +31,17 @@ export interface TrainBenchSetup {
   batch: number;
   /** The model configuration. */
   cfg: VideoMAEConfig;
+  /** `--compile`: the torch.compile modes of the PyTorch reference (comma-separated), where a bench has them. */
+  compile?: string;
 }
 
 /** Reads the flags and builds the training-benchmark setup. */
 export function trainBenchSetup(args: string[]): TrainBenchSetup {
   const cudaOn = torch.cuda.isAvailable();
-  const { values } = parseArgs({ args, options: { preset: { type: "string" }, batch: { type: "string" } } });
+  const { values } = parseArgs({
+    args,
+    options: { preset: { type: "string" }, batch: { type: "string" }, compile: { type: "string" } },
+  });
   const preset = (values.preset ?? (cudaOn ? "base" : "tiny")) as keyof typeof PRESETS;
   const geo = cudaOn ? { frames: 16, size: 224, patch: 16 } : { frames: 16, size: 32, patch: 8 };
   const cfg: VideoMAEConfig = {
@@ -56,6 +61,7 @@ export function trainBenchSetup(args: string[]): TrainBenchSetup {
     preset,
     batch: Number(values.batch ?? (cudaOn ? 16 : 8)),
     cfg,
+    compile: values.compile,
   };
 }
 

@@ -1,13 +1,15 @@
 /**
  * `deno run ... bench/layerlock_depth.ts [--preset P] [--batch N]`: what progressive freezing saves. For frozen
  * depths 0, 2, 4, ... it times one training step (forward, backward, AdamW) with pixel targets (`mae-freeze`) and
- * with latent targets (`layerlock`, which adds the full-sequence target pass), and the target pass alone; on CUDA
- * also the peak allocated memory of a step. Defaults: ViT-B, 16×224×224, batch 16, bf16 on CUDA; `tiny`,
+ * with latent targets (`layerlock`, which adds the full-sequence target pass), and the target pass alone (in
+ * inference mode, as training runs it, and under no-grad); on CUDA also the step replayed from a captured CUDA
+ * graph (src/train/step_graph.ts) and the peak allocated memory of a step. Defaults: ViT-B, 16×224×224, batch 16, bf16 on CUDA; `tiny`,
  * 16×32×32, batch 8 on the CPU. Writes runs/bench/layerlock_depth.json.
  * @module
  */
 import * as torch from "../mod.ts";
 import { timeSteps, trainBenchSetup } from "./common.ts";
+import { cudaBackend, StepGraphs } from "../src/train/step_graph.ts";
 import { Freezer } from "../src/layerlock/freeze.ts";
 import { LatentHeads } from "../src/layerlock/heads.ts";
 import { computeLosses, latentTargets } from "../src/layerlock/objective.ts";
@@ -25,7 +27,11 @@ interface Row {
   frozenDepth: number;
   mode: "mae-freeze" | "layerlock";
   msPerStep: number;
+  /** The step replayed from a CUDA graph (CUDA only). */
+  graphedMsPerStep: number | null;
+  /** The target pass in inference mode (as training runs it), and under no-grad. */
   targetPassMs: number | null;
+  targetPassNoGradMs: number | null;
   peakBytes: number | null;
 }
 
@@ -48,6 +54,7 @@ function measure(mode: "mae-freeze" | "layerlock", frozen: number): Row {
     lrFactor: 1,
     stageStart: 0,
   };
+  const lr = torch.zeros([], { device }).fill_(1e-4);
   const step = () => {
     torch.scope(() => {
       const mask = makeMask("tube", batch, model.encoder.grid, 0.9, device);
@@ -59,29 +66,67 @@ function measure(mode: "mae-freeze" | "layerlock", frozen: number): Row {
       l.total.backward();
       disposeMask(mask);
     });
-    opt.step();
+    opt.step(lr);
     opt.zeroGrad();
   };
   const { msPerStep: best, peakBytes: peak } = timeSteps(step, { warmup: 3, steps, cudaOn });
-  let targetPassMs: number | null = null;
-  if (mode === "layerlock" && frozen > 0) {
-    const pass = () =>
-      torch.scope(() => {
-        const run = () => latentTargets(model, x, [frozen], "layernorm");
-        return cudaOn ? torch.autocast("bf16", run) : run();
-      });
-    pass();
-    sync();
-    const t0 = performance.now();
-    for (let i = 0; i < steps; i++) pass();
-    sync();
-    targetPassMs = (performance.now() - t0) / steps;
+  let graphedMsPerStep: number | null = null;
+  if (cudaOn) {
+    const graphs = new StepGraphs(cudaBackend(device), 3);
+    try {
+      graphedMsPerStep = timeSteps(() => graphs.run("stage", step), { warmup: 5, steps, cudaOn }).msPerStep;
+    } finally {
+      graphs.dispose();
+    }
   }
+  let targetPassMs: number | null = null, targetPassNoGradMs: number | null = null;
+  if (mode === "layerlock" && frozen > 0) {
+    const timePass = (run: () => unknown) => {
+      const pass = () => torch.scope(() => cudaOn ? torch.autocast("bf16", run) : run());
+      pass();
+      sync();
+      let best = Infinity;
+      for (let r = 0; r < 3; r++) {
+        const t0 = performance.now();
+        for (let i = 0; i < steps; i++) pass();
+        sync();
+        best = Math.min(best, (performance.now() - t0) / steps);
+      }
+      return best;
+    };
+    targetPassMs = timePass(() => latentTargets(model, x, [frozen], "layernorm"));
+    targetPassNoGradMs = timePass(() =>
+      torch.noGrad(() => {
+        const h = model.encoder.hiddenStates(x, [frozen])[0];
+        return torch.layerNorm(h, [h.shape[2]], null, null, 1e-6);
+      })
+    );
+  }
+  lr.dispose();
   x.dispose();
   opt.dispose();
   heads.dispose();
   model.dispose();
-  return { frozenDepth: frozen, mode, msPerStep: best, targetPassMs, peakBytes: peak };
+  return {
+    frozenDepth: frozen,
+    mode,
+    msPerStep: best,
+    graphedMsPerStep,
+    targetPassMs,
+    targetPassNoGradMs,
+    peakBytes: peak,
+  };
+}
+
+/**
+ * Multiply-add FLOPs (×2) of the target pass through `k` blocks for the batch: the patch embedding, then per block
+ * the qkv, output and MLP matmuls (2·N·d²·(4 + 2·mlpRatio)) and attention's two N×N products (4·N²·d).
+ */
+function targetPassFlops(k: number): number {
+  const n = (cfg.frames / cfg.tubelet) * (cfg.height / cfg.patch) * (cfg.width / cfg.patch);
+  const d = cfg.encoderDim, patchDim = 3 * cfg.tubelet * cfg.patch * cfg.patch;
+  const block = 2 * n * d * d * (4 + 2 * cfg.mlpRatio) + 4 * n * n * d;
+  return batch * (2 * n * patchDim * d + k * block);
 }
 
 const maxFrozen = Math.floor(depth * 2 / 3);
@@ -92,8 +137,10 @@ console.log(
     cudaOn ? " bf16" : ""
   }`,
 );
-console.log("| frozen | mode | ms/step | vs depth 0 | target pass (ms) | peak MiB |");
-console.log("| ---: | --- | ---: | ---: | ---: | ---: |");
+console.log(
+  "| frozen | mode | ms/step | vs depth 0 | graphed ms/step | target pass (ms) | its TFLOP/s | no-grad target pass (ms) | peak MiB |",
+);
+console.log("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
 for (const mode of ["mae-freeze", "layerlock"] as const) {
   for (const d of depths) {
     const r = measure(mode, d);
@@ -101,13 +148,26 @@ for (const mode of ["mae-freeze", "layerlock"] as const) {
     const base = rows.find((q) => q.mode === mode && q.frozenDepth === 0)!.msPerStep;
     console.log(
       `| ${d} | ${mode} | ${r.msPerStep.toFixed(1)} | ${(r.msPerStep / base).toFixed(2)} | ${
-        r.targetPassMs?.toFixed(1) ?? "-"
-      } | ${r.peakBytes === null ? "-" : (r.peakBytes / 2 ** 20).toFixed(0)} |`,
+        r.graphedMsPerStep?.toFixed(1) ?? "-"
+      } | ${r.targetPassMs?.toFixed(2) ?? "-"} | ${
+        r.targetPassMs ? (targetPassFlops(d) / r.targetPassMs / 1e9).toFixed(2) : "-"
+      } | ${r.targetPassNoGradMs?.toFixed(2) ?? "-"} | ${
+        r.peakBytes === null ? "-" : (r.peakBytes / 2 ** 20).toFixed(0)
+      } |`,
     );
   }
 }
 await Deno.mkdir(new URL("../runs/bench/", import.meta.url), { recursive: true });
 await Deno.writeTextFile(
   new URL("../runs/bench/layerlock_depth.json", import.meta.url),
-  JSON.stringify({ preset, batch, device, rows }, null, 2) + "\n",
+  JSON.stringify(
+    {
+      preset,
+      batch,
+      device,
+      rows: rows.map((r) => ({ ...r, targetPassFlops: targetPassFlops(r.frozenDepth) })),
+    },
+    null,
+    2,
+  ) + "\n",
 );

@@ -1,19 +1,61 @@
 /**
- * `deno run ... bench/train_step.ts [--preset base] [--batch N]`: the time of one VideoMAE training step
- * (tube mask 0.9, pixel targets, forward, backward, fused AdamW; bf16 autocast on CUDA) through layerlock, beside
- * the same model and step in PyTorch (bench/video_mae_ref.py) run in the same invocation on the same device.
+ * `deno run ... bench/train_step.ts [--preset base] [--batch N] [--compile MODES]`: the time of one VideoMAE
+ * training step (tube mask 0.9, pixel targets, forward, backward, fused AdamW; bf16 autocast on CUDA) through
+ * layerlock — eagerly, and on CUDA also replayed from a captured CUDA graph (src/train/step_graph.ts) — beside the
+ * same model and step in PyTorch (bench/video_mae_ref.py) run in the same invocation on the same device: eager,
+ * and `torch.compile` of the model in each of `--compile`'s comma-separated modes (default on CUDA
+ * `max-autotune-no-cudagraphs,reduce-overhead`, on the CPU `default`; `none` for eager only).
  * Defaults: ViT-B on 16×224×224 clips with batch 16 on CUDA; the `tiny` CPU default (16×32×32, batch 8) on the
  * CPU. Writes runs/bench/train_step.json.
  * @module
  */
 import * as torch from "../mod.ts";
 import { pythonWithTorch, timeSteps, trainBenchSetup } from "./common.ts";
+import { cudaBackend, StepGraphs } from "../src/train/step_graph.ts";
 import { disposeMask, makeMask } from "../src/models/masking.ts";
 import { maskedMse, pixelTargets } from "../src/models/targets.ts";
 import { VideoMAE } from "../src/models/video_mae.ts";
 
-const { cudaOn, device, preset, batch, cfg } = trainBenchSetup(Deno.args);
+const { cudaOn, device, preset, batch, cfg, compile } = trainBenchSetup(Deno.args);
 const steps = cudaOn ? 20 : 5;
+const compileModes = (compile ?? (cudaOn ? "max-autotune-no-cudagraphs,reduce-overhead" : "default"))
+  .split(",").map((m) => m.trim()).filter((m) => m && m !== "none");
+
+/** Our step, replayed from a CUDA graph captured after 3 eager warm-ups (the trainer's graph path). */
+function oursGraphed(): { msPerStep: number; peakBytes: number } {
+  torch.manualSeed(0);
+  const model = new VideoMAE(cfg, device);
+  const opt = new torch.AdamW(model.namedParameters().map(([name, param]) => ({ name, param })), {
+    lr: 1e-4,
+    weightDecay: 0.05,
+  });
+  const x = torch.randn([batch, 3, cfg.frames, cfg.height, cfg.width], { device });
+  const lr = torch.zeros([], { device }).fill_(1e-4);
+  const graphs = new StepGraphs(cudaBackend(device), 3);
+  const body = () => {
+    torch.scope(() => {
+      const mask = makeMask("tube", batch, model.encoder.grid, 0.9, device);
+      const target = torch.noGrad(() => pixelTargets(x, cfg.tubelet, cfg.patch));
+      const loss = torch.autocast(
+        "bf16",
+        () => maskedMse(model.forward(x, mask.keep, mask.masked).float(), target, mask.masked),
+      );
+      loss.backward();
+      disposeMask(mask);
+    });
+    opt.step(lr);
+    opt.zeroGrad();
+  };
+  try {
+    const { msPerStep, peakBytes } = timeSteps(() => graphs.run("mae", body), { warmup: 5, steps, cudaOn });
+    return { msPerStep, peakBytes: peakBytes ?? 0 };
+  } finally {
+    graphs.dispose();
+    for (const t of [x, lr]) t.dispose();
+    opt.dispose();
+    model.dispose();
+  }
+}
 
 function ours(): {
   msPerStep: number;
@@ -83,23 +125,38 @@ function ours(): {
 }
 
 const mine = ours();
-const arg = JSON.stringify({
-  ...cfg,
-  size: cfg.height,
-  batch,
-  steps,
-  warmup: 5,
-  rounds: 3,
-  amp: cudaOn,
-  device,
-});
-const r = await new Deno.Command(pythonWithTorch(), {
-  args: [new URL("./video_mae_ref.py", import.meta.url).pathname, arg],
-  stdout: "piped",
-  stderr: "piped",
-}).output();
-if (!r.success) throw new Error(`PyTorch reference failed:\n${new TextDecoder().decode(r.stderr)}`);
-const ref = JSON.parse(new TextDecoder().decode(r.stdout).trim().split("\n").pop()!);
+const graphed = cudaOn ? oursGraphed() : null;
+
+/** The PyTorch reference's step, eager or under `torch.compile` in `mode`. */
+async function reference(mode: string | null) {
+  const arg = JSON.stringify({
+    ...cfg,
+    size: cfg.height,
+    batch,
+    steps,
+    warmup: mode ? 8 : 5, // compilation (and CUDA-graph trees' recording) happens in the first calls
+    rounds: 3,
+    amp: cudaOn,
+    device,
+    compile: mode,
+  });
+  const r = await new Deno.Command(pythonWithTorch(), {
+    args: [new URL("./video_mae_ref.py", import.meta.url).pathname, arg],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!r.success) {
+    throw new Error(`PyTorch reference (${mode ?? "eager"}) failed:\n${new TextDecoder().decode(r.stderr)}`);
+  }
+  return JSON.parse(new TextDecoder().decode(r.stdout).trim().split("\n").pop()!);
+}
+const ref = await reference(null);
+const compiled: Record<string, { msPerStep: number; peakBytes: number; compileS: number }> = {};
+for (const mode of compileModes) {
+  const c = await reference(mode);
+  compiled[mode] = { msPerStep: c.ms_per_step, peakBytes: c.peak_bytes, compileS: c.warmup_s };
+}
+const r3 = (v: number) => Number(v.toFixed(3));
 const row = {
   name: `video_mae_${preset}_train_step_${device}`,
   unit: "ms/step",
@@ -118,6 +175,24 @@ const row = {
         ratio: Number((v / ref.phases[k]).toFixed(3)),
       },
     ]),
+  ),
+  /** Our step replayed from a CUDA graph (CUDA only), against PyTorch eager. */
+  graphed: graphed &&
+    {
+      ours: r3(graphed.msPerStep),
+      ratio: r3(graphed.msPerStep / ref.ms_per_step),
+      peakBytes: graphed.peakBytes,
+    },
+  /** PyTorch with torch.compile(model, mode): its step, and ours (eager; graphed on CUDA) against it. */
+  compiled: Object.fromEntries(
+    Object.entries(compiled).map(([mode, c]) => [mode, {
+      reference: r3(c.msPerStep),
+      compileSeconds: Number(c.compileS.toFixed(1)),
+      vsEager: r3(c.msPerStep / ref.ms_per_step),
+      oursRatio: r3(mine.msPerStep / c.msPerStep),
+      ...(graphed ? { oursGraphedRatio: r3(graphed.msPerStep / c.msPerStep) } : {}),
+      peakBytes: c.peakBytes,
+    }]),
   ),
   setup: { preset, batch, clip: `${cfg.frames}x${cfg.height}x${cfg.width}`, patch: cfg.patch, bf16: cudaOn },
 };

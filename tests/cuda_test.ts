@@ -3,6 +3,9 @@ import assert from "node:assert/strict";
 import * as torch from "../mod.ts";
 import { assertClose, noLeak, SMALL_DATA, SMALL_MODEL, tempDir } from "./helpers.ts";
 import { makeBatchSource } from "../src/data/source.ts";
+import { cudaBackend, StepGraphs } from "../src/train/step_graph.ts";
+
+const SMALL_MODEL_CFG = torch.modelConfig(torch.parseConfig({ model: SMALL_MODEL, data: SMALL_DATA }));
 
 const record = JSON.parse(Deno.readTextFileSync(new URL("../native/build/current.json", import.meta.url)));
 const builtWithCuda: boolean = record.torch.cuda;
@@ -135,6 +138,130 @@ Deno.test({
     assert.ok("rng.cuda" in ckpt.tensors, "the CUDA generator state is checkpointed");
     for (const t of Object.values(ckpt.tensors)) t.dispose();
     assert.equal(torch.liveTensors(), before);
+    await Deno.remove(dir, { recursive: true });
+  },
+});
+
+Deno.test("CPU build: CUDA graphs are refused with an error that says why", { ignore: builtWithCuda }, () => {
+  assert.throws(() => torch.CudaGraph.create("cuda"), /CUDA graphs need a CUDA build/);
+  assert.throws(() => torch.CudaGraph.create("cpu"), /CUDA graphs need a CUDA device, got cpu/);
+  assert.equal(torch.liveGraphs(), 0);
+});
+
+cudaTest(
+  "a CUDA graph replays its capture on refilled inputs, draws new random numbers, and frees its pool",
+  () => {
+    const graphsBefore = torch.liveGraphs();
+    torch.scope(() => {
+      const x = torch.zeros([1024], { device: "cuda" });
+      const y = torch.zeros([1024], { device: "cuda" });
+      const r = torch.zeros([1024], { device: "cuda" });
+      const g = torch.CudaGraph.create("cuda");
+      try {
+        const body = () =>
+          torch.scope(() => {
+            y.copy_(x.mul(2).add(1));
+            r.copy_(torch.rand([1024], { device: "cuda" }));
+          });
+        g.warmup(body);
+        x.fill_(5);
+        g.capture(body); // records; runs nothing
+        assert.equal(g.captured, true);
+        x.fill_(3);
+        g.replay();
+        assert.deepEqual(Array.from(y.cpu().toArray() as Float32Array).slice(0, 3), [7, 7, 7]);
+        const first = Array.from(r.cpu().toArray() as Float32Array);
+        g.replay();
+        const second = Array.from(r.cpu().toArray() as Float32Array);
+        assert.notDeepEqual(first, second, "a replay must draw new random numbers");
+        assert.ok(second.every((v) => v >= 0 && v < 1));
+        assert.throws(() => g.capture(body), /already been captured/);
+      } finally {
+        g.dispose();
+        g.dispose();
+      }
+      assert.throws(() => g.replay(), /disposed/);
+    });
+    assert.equal(torch.liveGraphs(), graphsBefore);
+  },
+);
+
+cudaTest("a capture that synchronises fails cleanly, and the device stays usable", () => {
+  torch.scope(() => {
+    const x = torch.ones([4], { device: "cuda" });
+    const g = torch.CudaGraph.create("cuda");
+    try {
+      assert.throws(() => g.capture(() => torch.scope(() => x.sum().item())), torch.TorchError);
+    } finally {
+      g.dispose();
+    }
+    assert.equal(torch.scope(() => x.sum().item()), 4);
+  });
+});
+
+cudaTest("a graph-captured training step (fixed mask) gives the eager step's weights", () => {
+  const run = (graphed: boolean): Float32Array => {
+    torch.manualSeed(0);
+    const cfg = { ...SMALL_MODEL_CFG };
+    const model = new torch.VideoMAE(cfg, "cuda");
+    const opt = new torch.AdamW(model.namedParameters().map(([name, param]) => ({ name, param })), {
+      lr: 1e-3,
+    });
+    const x = torch.randn([2, 3, cfg.frames, cfg.height, cfg.width], { device: "cuda" });
+    const mask = torch.makeMask("tube", 2, model.encoder.grid, 0.75, "cuda");
+    const lr = torch.zeros([], { device: "cuda" }).fill_(1e-3);
+    const graphs = graphed ? new StepGraphs(cudaBackend("cuda"), 2) : null;
+    const body = () => {
+      torch.scope(() => {
+        const target = torch.noGrad(() => torch.pixelTargets(x, cfg.tubelet, cfg.patch));
+        const pred = torch.autocast("bf16", () => model.forward(x, mask.keep, mask.masked)).float();
+        torch.maskedMse(pred, target, mask.masked).backward();
+      });
+      opt.step(lr);
+      opt.zeroGrad();
+    };
+    try {
+      for (let i = 0; i < 8; i++) graphs ? graphs.run("s", body) : body();
+      if (graphs) assert.deepEqual(graphs.stats, { warmups: 2, captures: 1, replays: 6, released: 0 });
+      return torch.scope(() => model.decoder.head.weight.cpu().toArray() as Float32Array);
+    } finally {
+      graphs?.dispose();
+      for (const t of [x, lr, mask.keep, mask.masked]) t.dispose();
+      opt.dispose();
+      model.dispose();
+    }
+  };
+  const eager = run(false), graphed = run(true);
+  assertClose(torch.tensor(graphed), eager, { rtol: 1e-4, atol: 1e-6 });
+});
+
+Deno.test({
+  name: "cuda: training with CUDA graphs (auto): one capture per stage, finite losses, nothing left behind",
+  ignore: !hasCuda,
+  fn: async () => {
+    const before = torch.liveTensors();
+    const cfg = torch.parseConfig({
+      device: "cuda",
+      model: SMALL_MODEL,
+      data: SMALL_DATA,
+      optim: { batchSize: 2, steps: 24, warmupSteps: 2, clipGrad: 1 },
+      layerlock: { pixelSteps: 8, interval: 8, maxFrozen: 2 },
+      log: { every: 4, checkpointEvery: 100 },
+    });
+    const dir = await tempDir("cuda_graphs_");
+    const records: torch.StepRecord[] = [];
+    const r = await torch.train(cfg, {
+      runDir: dir,
+      resume: false,
+      data: makeBatchSource,
+      onEvent: (e) => e.kind === "log" && records.push(e.record),
+    });
+    assert.equal(r.step, 24);
+    assert.ok(r.losses.every((l) => Number.isFinite(l.loss)));
+    assert.equal(records.at(-1)!.graphCaptures, 3, "stages: pixels, h1, h2");
+    assert.equal(records.reduce((a, x) => a + x.graphSteps!, 0), 24 - 3 * 3);
+    assert.equal(torch.liveTensors(), before);
+    assert.equal(torch.liveGraphs(), 0);
     await Deno.remove(dir, { recursive: true });
   },
 });
