@@ -21,6 +21,7 @@
 #endif
 
 #include <chrono>
+#include <utility>
 #include <mutex>
 #include <unordered_map>
 #include <variant>
@@ -53,7 +54,9 @@ struct Group {
 struct Reducer {
   std::shared_ptr<Group> group;
   std::vector<at::Tensor> params;
-  std::vector<c10::intrusive_ptr<torch::autograd::Node>> accumulators;
+  // The pointer type grad_accumulator returns (std::shared_ptr up to torch 2.11, c10::intrusive_ptr after).
+  using NodePtr = decltype(torch::autograd::impl::grad_accumulator(std::declval<const at::Tensor&>()));
+  std::vector<NodePtr> accumulators;
   std::vector<uintptr_t> hook_keys;
   struct Bucket {
     std::vector<int> members;
