@@ -16,13 +16,13 @@ if [ ! -d "$w/torch-$ver/torch/lib" ]; then
 fi
 cuda=$(sed -n "s/^cuda: Optional\[str\] = '\([0-9]*\).*/\1/p" <(unzip -p "$w"/wheels/torch-"$ver"-*.whl torch/version.py) 2>/dev/null || echo 13)
 if [ ! -f "$w/inc/nvidia/cu$cuda/include/cusparse.h" ] && [ ! -f "$w/inc/cusparse.h" ]; then
-  for p in nvidia-cusparse nvidia-cublas nvidia-cusolver nvidia-cuda-runtime; do
+  for p in nvidia-cusparse nvidia-cublas nvidia-cusolver nvidia-cuda-runtime nvidia-cuda-crt; do
     "$py" -m pip download -q --no-deps "$p" -d "$w/cuda_wheels"
   done
   for f in "$w"/cuda_wheels/*.whl; do unzip -q -o "$f" '*/include/*' -d "$w/inc" || true; done
 fi
 inc=$(dirname "$(find "$w/inc" -name cusparse.h | head -1)")
-rt=$(dirname "$(find "$w/inc" /usr/local/cuda/include -name cuda_runtime_api.h 2>/dev/null | head -1)")
+rt=$(dirname "$(find /usr/local/cuda/include "$w/inc" -name cuda_runtime_api.h 2>/dev/null | head -1)")
 rm -rf "$w/src" && mkdir -p "$w/src" && git -C "$root" archive HEAD | tar -x -C "$w/src"
 cd "$w/src"
 LIBTORCH="$w/torch-$ver/torch" CUDA_HOME="$(dirname "$rt")" CPATH="$inc:$rt" LAYERLOCK_NO_LIBAV=1 \
