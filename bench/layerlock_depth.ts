@@ -132,6 +132,24 @@ function targetPassFlops(k: number): number {
 const maxFrozen = Math.floor(depth * 2 / 3);
 const depths = [...new Set([0, ...Array.from({ length: 5 }, (_, i) => Math.round((i + 1) * maxFrozen / 5))])];
 const rows: Row[] = [];
+/** The attention kernel PyTorch would pick for `n` tokens of width `dim` in `heads` heads (bf16 on CUDA). */
+const kernelFor = (n: number, dim: number, heads: number) =>
+  torch.scope(() => {
+    const q = torch.randn([batch, heads, n, dim / heads], { device, dtype: cudaOn ? "bf16" : "f32" });
+    return torch.sdpaBackend(q, q, q);
+  });
+{
+  const hw = (cfg.height / cfg.patch) * (cfg.width / cfg.patch), n = (cfg.frames / cfg.tubelet) * hw;
+  const visible = (cfg.frames / cfg.tubelet) * (hw - Math.floor(0.9 * hw)); // tube mask 0.9
+  console.log(
+    `attention kernels: target pass (${n} tokens) ${
+      kernelFor(n, cfg.encoderDim, cfg.encoderHeads)
+    }, encoder ` +
+      `(${visible} visible) ${kernelFor(visible, cfg.encoderDim, cfg.encoderHeads)}, decoder (${n}) ${
+        kernelFor(n, cfg.decoderDim, cfg.decoderHeads)
+      }`,
+  );
+}
 console.log(
   `${preset} (${depth} blocks), ${cfg.frames}x${cfg.height}x${cfg.width}, batch ${batch}, ${device}${
     cudaOn ? " bf16" : ""

@@ -214,6 +214,7 @@ export const SYMBOLS = {
   ll_softmax: { parameters: ["i32", "f64", "i32"], result: "i32" },
   ll_dropout: { parameters: ["i32", "f64", "i32"], result: "i32" },
   ll_sdpa: { parameters: ["i32", "i32", "i32", "i32", "f64", "i32", "f64", "i32"], result: "i32" },
+  ll_sdpa_backend: { parameters: ["i32", "i32", "i32", "i32", "f64", "i32"], result: "i32" },
   ll_mse_loss: { parameters: ["i32", "i32", "i32"], result: "i32" },
   ll_cross_entropy: { parameters: ["i32", "i32", "i32", "i32", "f64", "f64"], result: "i32" },
   ll_backward: { parameters: ["i32", "i32", "i32"], result: "i32" },

@@ -242,6 +242,9 @@ ll_tensor ll_softmax(ll_tensor x, double dim, int log);
 ll_tensor ll_dropout(ll_tensor x, double p, int train);
 ll_tensor ll_sdpa(ll_tensor q, ll_tensor k, ll_tensor v, ll_tensor mask, double dropout_p, int is_causal,
                   double scale, int has_scale);
+/* The kernel scaled_dot_product_attention would run for these inputs (at::_fused_sdp_choice, PyTorch's
+   SDPBackend): 0 math, 1 flash, 2 memory-efficient, 3 cuDNN, 4 overrideable. */
+int ll_sdpa_backend(ll_tensor q, ll_tensor k, ll_tensor v, ll_tensor mask, double dropout_p, int is_causal);
 /* reduction: enum ll_reduction */
 ll_tensor ll_mse_loss(ll_tensor x, ll_tensor y, int reduction);
 ll_tensor ll_cross_entropy(ll_tensor logits, ll_tensor target, ll_tensor weight, int reduction, double ignore_index,

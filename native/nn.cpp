@@ -69,6 +69,14 @@ ll_tensor ll_sdpa(ll_tensor q, ll_tensor k, ll_tensor v, ll_tensor mask, double 
   })
 }
 
+int ll_sdpa_backend(ll_tensor q, ll_tensor k, ll_tensor v, ll_tensor mask, double dropout_p, int is_causal) {
+  LL_I("sdpa_backend", {
+    OptBorrow m(mask);
+    return static_cast<int>(at::_fused_sdp_choice(*Borrow(q, "query"), *Borrow(k, "key"), *Borrow(v, "value"), m.t,
+                                                  dropout_p, is_causal != 0));
+  })
+}
+
 ll_tensor ll_mse_loss(ll_tensor x, ll_tensor y, int reduction) {
   LL_T("mse_loss", {
     Borrow a(x, "input"), b(y, "target");

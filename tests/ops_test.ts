@@ -44,6 +44,7 @@ import {
   zerosLike,
 } from "../mod.ts";
 import { assertClose, leakFreeTest } from "./helpers.ts";
+import * as torch from "../mod.ts";
 
 // ------------------------------------------------------------------ the golden file
 
@@ -514,3 +515,40 @@ leakFreeTest("random: manualSeed makes the streams reproducible", () =>
       );
     }
   }));
+
+Deno.test("sdpaBackend names the kernel PyTorch's own _fused_sdp_choice picks for the same inputs", () => {
+  const py = JSON.parse(Deno.readTextFileSync(new URL("../native/build/current.json", import.meta.url)))
+    ?.torch
+    ?.python as string | undefined;
+  const cases = [
+    { shape: [2, 3, 128, 64], dropoutP: 0, mask: false, causal: false },
+    { shape: [2, 3, 128, 64], dropoutP: 0.5, mask: false, causal: false },
+    { shape: [2, 3, 128, 64], dropoutP: 0, mask: true, causal: false },
+    { shape: [1, 2, 7, 16], dropoutP: 0, mask: false, causal: true },
+  ];
+  const ours = torch.scope(() =>
+    cases.map((c) => {
+      const q = torch.randn(c.shape);
+      return torch.sdpaBackend(q, q, q, {
+        dropoutP: c.dropoutP,
+        isCausal: c.causal,
+        attnMask: c.mask ? torch.zeros([c.shape[2], c.shape[2]]) : undefined,
+      });
+    })
+  );
+  assert.equal(ours[1], "math", "dropout has no fused CPU kernel");
+  if (!py) return; // no Python torch recorded (LIBTORCH builds): the dropout case above still holds
+  const script = `import json, torch
+out = []
+for c in json.loads(${JSON.stringify(JSON.stringify(cases))}):
+    q = torch.randn(*c["shape"])
+    m = torch.zeros(c["shape"][2], c["shape"][2]) if c["mask"] else None
+    out.append(int(torch._fused_sdp_choice(q, q, q, attn_mask=m, dropout_p=c["dropoutP"], is_causal=c["causal"])))
+print(json.dumps(out))`;
+  const r = new Deno.Command(py, { args: ["-c", script], stdout: "piped", stderr: "piped" }).outputSync();
+  assert.ok(r.success, new TextDecoder().decode(r.stderr));
+  const theirs = (JSON.parse(new TextDecoder().decode(r.stdout)) as number[]).map((k) =>
+    torch.SDPA_BACKENDS[k]
+  );
+  assert.deepEqual(ours, theirs);
+});

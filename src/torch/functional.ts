@@ -4,7 +4,7 @@
  * @module
  */
 import { lib } from "../../ffi/lib.ts";
-import { checkHandle } from "../../ffi/check.ts";
+import { checkHandle, checkStatus } from "../../ffi/check.ts";
 import { REDUCTION } from "../../ffi/symbols.ts";
 import { TorchError } from "../errors.ts";
 import { dimsArg, handlesArg, Tensor } from "./tensor.ts";
@@ -144,6 +144,35 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
     "scaledDotProductAttention",
   ));
 }
+/** The attention kernels PyTorch's `scaled_dot_product_attention` chooses between (its `SDPBackend`). */
+export const SDPA_BACKENDS = ["math", "flash", "efficient", "cudnn", "overrideable"] as const;
+
+/**
+ * Which kernel `scaledDotProductAttention` would run for these inputs and options (PyTorch's
+ * `_fused_sdp_choice`): `flash`, `efficient` or `cudnn` are fused kernels, `math` the unfused composition.
+ */
+export function sdpaBackend(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  opts: Omit<SdpaOptions, "scale"> = {},
+): (typeof SDPA_BACKENDS)[number] {
+  const code = checkStatus(
+    lib.ll_sdpa_backend(
+      q.handle,
+      k.handle,
+      v.handle,
+      opts.attnMask ? opts.attnMask.handle : 0,
+      opts.dropoutP ?? 0,
+      opts.isCausal ? 1 : 0,
+    ),
+    "sdpaBackend",
+  );
+  const name = SDPA_BACKENDS[code];
+  if (name === undefined) throw new TorchError("sdpaBackend", `unknown attention backend code ${code}`);
+  return name;
+}
+
 /** Mean squared error between input and target of the same shape. */
 export function mseLoss(input: Tensor, target: Tensor, reduction: Reduction = "mean"): Tensor {
   return new Tensor(

@@ -39,6 +39,8 @@ export {
   mseLoss,
   type Reduction,
   scaledDotProductAttention,
+  SDPA_BACKENDS,
+  sdpaBackend,
   type SdpaOptions,
   softmax,
   stack,
