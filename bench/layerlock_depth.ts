@@ -25,7 +25,7 @@ const sync = () => cudaOn && torch.cuda.synchronize();
 
 interface Row {
   frozenDepth: number;
-  mode: "mae-freeze" | "layerlock";
+  mode: "mae-freeze" | "layerlock" | "layerlock+stream";
   msPerStep: number;
   /** The step replayed from a CUDA graph (CUDA only). */
   graphedMsPerStep: number | null;
@@ -35,7 +35,7 @@ interface Row {
   peakBytes: number | null;
 }
 
-function measure(mode: "mae-freeze" | "layerlock", frozen: number): Row {
+function measure(mode: "mae-freeze" | "layerlock", frozen: number, targetStream = false): Row {
   torch.manualSeed(0);
   const model = new VideoMAE(cfg, device);
   const heads = new LatentHeads("last", cfg.decoderDim, cfg.encoderDim, depth, device);
@@ -46,6 +46,7 @@ function measure(mode: "mae-freeze" | "layerlock", frozen: number): Row {
   const opt = new torch.AdamW(params, { lr: 1e-4 });
   new Freezer(model, opt, "with-first").freezeTo(frozen);
   const ll = LayerLockConfigSchema.parse({ mode });
+  const stream = targetStream ? torch.CudaStream.create(device) : null;
   const x = torch.randn([batch, 3, cfg.frames, cfg.height, cfg.width], { device });
   const state = {
     stage: frozen,
@@ -59,7 +60,7 @@ function measure(mode: "mae-freeze" | "layerlock", frozen: number): Row {
     torch.scope(() => {
       const mask = makeMask("tube", batch, model.encoder.grid, 0.9, device);
       const tgt = torch.noGrad(() => pixelTargets(x, cfg.tubelet, cfg.patch, false));
-      const ctx = { cfg: ll, pixelTargets: tgt, heads, state };
+      const ctx = { cfg: ll, pixelTargets: tgt, heads, state, targetStream: stream };
       const l = cudaOn
         ? torch.autocast("bf16", () => computeLosses(model, x, mask, ctx))
         : computeLosses(model, x, mask, ctx);
@@ -102,6 +103,7 @@ function measure(mode: "mae-freeze" | "layerlock", frozen: number): Row {
       })
     );
   }
+  stream?.dispose();
   lr.dispose();
   x.dispose();
   opt.dispose();
@@ -109,7 +111,7 @@ function measure(mode: "mae-freeze" | "layerlock", frozen: number): Row {
   model.dispose();
   return {
     frozenDepth: frozen,
-    mode,
+    mode: targetStream ? "layerlock+stream" : mode,
     msPerStep: best,
     graphedMsPerStep,
     targetPassMs,
@@ -159,9 +161,13 @@ console.log(
   "| frozen | mode | ms/step | vs depth 0 | graphed ms/step | target pass (ms) | its TFLOP/s | no-grad target pass (ms) | peak MiB |",
 );
 console.log("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-for (const mode of ["mae-freeze", "layerlock"] as const) {
+// on CUDA also LayerLock with the target pass on a second stream (layerlock.targetStream)
+const modes = cudaOn
+  ? ["mae-freeze", "layerlock", "layerlock+stream"] as const
+  : ["mae-freeze", "layerlock"] as const;
+for (const mode of modes) {
   for (const d of depths) {
-    const r = measure(mode, d);
+    const r = measure(mode === "layerlock+stream" ? "layerlock" : mode, d, mode === "layerlock+stream");
     rows.push(r);
     const base = rows.find((q) => q.mode === mode && q.frozenDepth === 0)!.msPerStep;
     console.log(

@@ -218,3 +218,88 @@ int ll_graph_live(double* out) {
 }
 
 }  // extern "C"
+
+// ---- CUDA streams (ll_stream_*): a second stream for work independent of the main one (the target pass) ----
+//
+// enter: the stream waits for the current one, then becomes current; leave: the previous stream becomes current
+// again and an event marks what was queued on the stream; wait: the current stream waits for that event. Inside
+// a graph capture the same calls record a fork and a join. Tensors made on the stream and freed later are reused
+// only by work on that stream, which each enter orders after the current stream's work.
+#ifdef LL_CUDA
+namespace {
+struct Stream {
+  c10::DeviceIndex device;
+  c10::cuda::CUDAStream s;
+  std::optional<c10::cuda::CUDAStreamGuard> on;
+  at::cuda::CUDAEvent done;
+  bool left = false;
+  explicit Stream(c10::DeviceIndex d) : device(d), s(c10::cuda::getStreamFromPool(false, d)) {}
+};
+std::map<int, std::unique_ptr<Stream>> streams;
+int next_stream = 1;
+Stream& stream_of(int id) {
+  auto it = streams.find(id);
+  if (it == streams.end()) throw std::invalid_argument("invalid stream id " + std::to_string(id) + " (freed, or never made)");
+  return *it->second;
+}
+}  // namespace
+#endif
+
+extern "C" {
+
+int ll_stream_new(int device, int* out) {
+  LL_I("stream_new", { LL_GRAPH_BODY({
+    if (!torch::cuda::is_available()) throw std::runtime_error("CUDA is not available");
+    if (device < 0 || device >= static_cast<int>(torch::cuda::device_count()))
+      throw std::invalid_argument("no CUDA device " + std::to_string(device));
+    int id = next_stream++;
+    streams.emplace(id, std::make_unique<Stream>(static_cast<c10::DeviceIndex>(device)));
+    out[0] = id;
+    return 0;
+  }) })
+}
+
+int ll_stream_enter(int id) {
+  LL_I("stream_enter", { LL_GRAPH_BODY({
+    auto& st = stream_of(id);
+    if (st.on) throw std::logic_error("stream " + std::to_string(id) + " is already current");
+    c10::cuda::CUDAGuard dev(st.device);
+    at::cuda::CUDAEvent ev;
+    ev.record(c10::cuda::getCurrentCUDAStream(st.device));
+    ev.block(st.s);
+    st.on.emplace(st.s);
+    return 0;
+  }) })
+}
+
+int ll_stream_leave(int id) {
+  LL_I("stream_leave", { LL_GRAPH_BODY({
+    auto& st = stream_of(id);
+    if (!st.on) throw std::logic_error("stream " + std::to_string(id) + " is not current");
+    st.on.reset();
+    st.done.record(st.s);
+    st.left = true;
+    return 0;
+  }) })
+}
+
+int ll_stream_wait(int id) {
+  LL_I("stream_wait", { LL_GRAPH_BODY({
+    auto& st = stream_of(id);
+    if (!st.left) throw std::logic_error("stream " + std::to_string(id) + " has queued nothing to wait for");
+    st.done.block(c10::cuda::getCurrentCUDAStream(st.device));
+    return 0;
+  }) })
+}
+
+int ll_stream_free(int id) {
+  LL_I("stream_free", { LL_GRAPH_BODY({
+    auto it = streams.find(id);
+    if (it == streams.end()) throw std::invalid_argument("invalid stream id " + std::to_string(id) + " (freed, or never made)");
+    if (it->second->on) it->second->on.reset();
+    streams.erase(it);
+    return 0;
+  }) })
+}
+
+}  // extern "C"

@@ -138,6 +138,14 @@ int ll_graph_capture_end(int id);
 int ll_graph_replay(int id);
 int ll_graph_free(int id);
 int ll_graph_live(double* out); /* graphs not yet freed */
+/* CUDA streams (cuda.cpp; fail without CUDA), ids. enter: the stream waits for the current one and becomes
+   current; leave: the previous one is current again, and an event marks the work queued on the stream; wait: the
+   current stream waits for that event. In a graph capture these record a fork and a join. */
+int ll_stream_new(int device, int* out);
+int ll_stream_enter(int id);
+int ll_stream_leave(int id);
+int ll_stream_wait(int id);
+int ll_stream_free(int id);
 
 /* ---- metadata and data transfer (tensor.cpp) ---- */
 int ll_dim(ll_tensor t);

@@ -4,6 +4,9 @@ import * as torch from "../mod.ts";
 import { assertClose, noLeak, SMALL_DATA, SMALL_MODEL, tempDir } from "./helpers.ts";
 import { makeBatchSource } from "../src/data/source.ts";
 import { cudaBackend, StepGraphs } from "../src/train/step_graph.ts";
+import { LatentHeads } from "../src/layerlock/heads.ts";
+import { computeLosses } from "../src/layerlock/objective.ts";
+import { LayerLockConfigSchema } from "../src/layerlock/schedule.ts";
 
 const SMALL_MODEL_CFG = torch.modelConfig(torch.parseConfig({ model: SMALL_MODEL, data: SMALL_DATA }));
 
@@ -141,6 +144,47 @@ Deno.test({
     await Deno.remove(dir, { recursive: true });
   },
 });
+
+Deno.test(
+  "CPU build: CUDA streams are refused with an error that says why",
+  { ignore: builtWithCuda },
+  () => {
+    assert.throws(() => torch.CudaStream.create("cuda"), /CUDA graphs need a CUDA build/);
+    assert.throws(() => torch.CudaStream.create("cpu"), /CUDA streams need a CUDA device, got cpu/);
+  },
+);
+
+cudaTest(
+  "the target pass on a second stream gives the losses of the pass in order (and under a graph)",
+  () => {
+    torch.manualSeed(0);
+    const cfg = { ...SMALL_MODEL_CFG };
+    const model = new torch.VideoMAE(cfg, "cuda");
+    const heads = new LatentHeads("last", cfg.decoderDim, cfg.encoderDim, cfg.encoderDepth, "cuda");
+    const stream = torch.CudaStream.create("cuda");
+    try {
+      torch.scope(() => {
+        const x = torch.randn([2, 3, cfg.frames, cfg.height, cfg.width], { device: "cuda" });
+        const mask = torch.makeMask("tube", 2, model.encoder.grid, 0.75, "cuda");
+        const tgt = torch.noGrad(() => torch.pixelTargets(x, cfg.tubelet, cfg.patch));
+        const ll = LayerLockConfigSchema.parse({ mode: "layerlock" });
+        const state = { stage: 1, frozenDepth: 1, targetLayers: [1], lrFactor: 1, stageStart: 0 };
+        const loss = (targetStream: torch.CudaStream | null) =>
+          torch.autocast(
+            "bf16",
+            () => computeLosses(model, x, mask, { cfg: ll, pixelTargets: tgt, heads, state, targetStream }),
+          ).total.item();
+        const inOrder = loss(null), overlapped = loss(stream);
+        assert.equal(overlapped, inOrder);
+      });
+    } finally {
+      stream.dispose();
+      stream.dispose();
+      heads.dispose();
+      model.dispose();
+    }
+  },
+);
 
 Deno.test("CPU build: CUDA graphs are refused with an error that says why", { ignore: builtWithCuda }, () => {
   assert.throws(() => torch.CudaGraph.create("cuda"), /CUDA graphs need a CUDA build/);

@@ -331,6 +331,7 @@ const RESUME_CHANGEABLE = [
   "dist.bucketMb",
   "dist.overlap",
   "graphs.*",
+  "layerlock.targetStream",
   "nonFinite.*",
   "debug.*",
 ];

@@ -78,14 +78,22 @@ export interface ObjectiveContext {
    * per target layer, in the order of the target layers. Each floor is left null when its mean is not given.
    */
   floor?: { pixel: Tensor | null; latent: Tensor[] | null };
+  /**
+   * A second stream for the target pass (a `CudaStream`): the pass is queued there first and overlaps the
+   * encoder and decoder; the loss waits for it. Null or absent: the pass runs in order on the current stream.
+   */
+  targetStream?: { run<T>(fn: () => T): T; wait(): void } | null;
 }
 
 /** Computes the losses of one batch. */
 export function computeLosses(model: VideoMAE, x: Tensor, mask: Mask, ctx: ObjectiveContext): Losses {
   const { cfg, state } = ctx;
-  const encoded = encodeVisible(model, x, mask.keep, state.frozenDepth, cfg.embedding);
   const latentLayers = cfg.mode === "latent-unfrozen" ? [ctx.unfrozen!.layer] : state.targetLayers;
   const latent = latentLayers.length > 0;
+  // with a second stream, the target pass is queued first and runs beside the encoder and decoder
+  const stream = latent ? ctx.targetStream ?? null : null;
+  const early = stream ? stream.run(() => latentTargets(model, x, latentLayers, cfg.latentNorm)) : null;
+  const encoded = encodeVisible(model, x, mask.keep, state.frozenDepth, cfg.embedding);
   const pixel = !latent || cfg.keepPixelLoss || cfg.mode === "latent-unfrozen";
   const nm = mask.masked.shape[1];
   const allTokens = latent && cfg.latentLossOn === "all";
@@ -107,7 +115,8 @@ export function computeLosses(model: VideoMAE, x: Tensor, mask: Mask, ctx: Objec
   let latentLoss: Tensor | null = null, latentFloor: Tensor | null = null;
   let latentWeight = 0;
   if (latent) {
-    const targets = latentTargets(model, x, latentLayers, cfg.latentNorm);
+    stream?.wait();
+    const targets = early ?? latentTargets(model, x, latentLayers, cfg.latentNorm);
     const ids = allTokens ? cat([mask.keep, mask.masked], 1) : mask.masked;
     const terms = latentLayers.map((layer, i) =>
       mseLoss(ctx.heads!.head(layer).forward(feats).float(), gatherTokens(targets[i], ids).float())

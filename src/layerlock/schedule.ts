@@ -55,6 +55,11 @@ export const LayerLockConfigSchema = z.object({
   latentLossOn: z.enum(["masked", "all"]).default("masked"),
   /** Steps of the learning-rate ramp after each switch (default: 1/5 of the interval; 0: none). */
   miniWarmupSteps: z.number().int().nonnegative().optional(),
+  /**
+   * CUDA: queue the latent target pass on a second stream before the encoder's forward, so the two overlap (they
+   * are independent until the loss). No effect on the CPU. Off until its gain is measured on a GPU.
+   */
+  targetStream: z.boolean().default(false),
   /** Re-initialise the latent head at each switch. */
   reinitHead: z.boolean().default(false),
   /** latent-unfrozen: the block (1-based) whose own output is the target (default: half the depth). */

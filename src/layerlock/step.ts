@@ -9,6 +9,7 @@ import { TorchError } from "../errors.ts";
 import { autocast, noGrad } from "../torch/autograd.ts";
 import type { Device } from "../torch/dtype.ts";
 import { keep } from "../torch/scope.ts";
+import { CudaStream } from "../torch/cuda_stream.ts";
 import type { TrainConfig } from "../config.ts";
 import { batchToTensor, type ClipBatch } from "../data/clip.ts";
 import { disposeMask, makeMask, type Mask } from "../models/masking.ts";
@@ -92,6 +93,7 @@ export class LayerLockStep {
   readonly #amp: boolean;
   readonly #shard: Shard;
   readonly #floor: TargetFloor | null;
+  readonly #targetStream: CudaStream | null;
   #freezer: Freezer | null = null;
   #stage: number | null = null;
   #state: ScheduleState | null = null; // the schedule at the step `begin` prepared
@@ -144,6 +146,7 @@ export class LayerLockStep {
       )
       : null;
     this.stageStarts = this.trigger ? this.trigger.stageStarts : fixedStageStarts(this.schedule);
+    this.#targetStream = ll.targetStream && device !== "cpu" && latentMode ? CudaStream.create(device) : null;
     this.#floor = heldOut && cfg.log.floorClips > 0
       ? new TargetFloor(firstClips(heldOut, cfg.log.floorClips), {
         tubelet: m.tubelet,
@@ -281,7 +284,15 @@ export class LayerLockStep {
     const mask = this.#mask(x.shape[0]);
     try {
       const targets = noGrad(() => pixelTargets(x, m.tubelet, m.patch, cfg.target.normalize));
-      const ctx = { cfg: ll, pixelTargets: targets, heads: this.heads, state: st, unfrozen, floor };
+      const ctx = {
+        cfg: ll,
+        pixelTargets: targets,
+        heads: this.heads,
+        state: st,
+        unfrozen,
+        floor,
+        targetStream: this.#targetStream,
+      };
       return this.#amp
         ? autocast("bf16", () => computeLosses(model, x, mask, ctx))
         : computeLosses(model, x, mask, ctx);
@@ -319,6 +330,7 @@ export class LayerLockStep {
 
   /** Frees the heads, the trigger and its clips, and the floors' means. */
   dispose(): void {
+    this.#targetStream?.dispose();
     this.#floor?.dispose();
     this.trigger?.clips.dispose();
     this.trigger?.dispose();

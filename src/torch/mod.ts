@@ -57,6 +57,7 @@ export {
   setGradEnabled,
 } from "./autograd.ts";
 export { CudaGraph, liveGraphs } from "./cuda_graph.ts";
+export { CudaStream } from "./cuda_stream.ts";
 export {
   cuda,
   type CudaMemoryStats,
