@@ -24,7 +24,7 @@ grep -E "FAILED|ok \||failed|passed" "$out/cuda_test.log" | tail -12
 # ours eager and graph-captured vs PyTorch eager, batch 16 and 32 (no compile: fast)
 stamp train_step b16; timeout 120 deno run $P bench/train_step.ts --compile none > "$out/train_step_b16.log" 2>&1
 tail -40 "$out/train_step_b16.log"; keep
-stamp depth; timeout 150 deno run $P bench/layerlock_depth.ts > "$out/depth.log" 2>&1; tail -16 "$out/depth.log"; keep
+stamp depth; timeout 200 deno run $P bench/layerlock_depth.ts > "$out/depth.log" 2>&1; tail -16 "$out/depth.log"; keep
 stamp train_step b32; timeout 120 deno run $P bench/train_step.ts --batch 32 --compile none \
   > "$out/train_step_b32.log" 2>&1; tail -12 "$out/train_step_b32.log"; keep
 # torch.compile rows: compilation takes minutes (max-autotune most); whatever finishes comes back
