@@ -278,3 +278,18 @@ Deno.test("inference mode: targets are inference tensors, equal to no-grad ones,
       model.dispose();
     }
   }));
+
+Deno.test("graphs.mode=emulate = eager with every target, re-initialised heads, the pixel loss kept, loss on all tokens", async () => {
+  const layerlock = {
+    mode: "layerlock",
+    target: "all",
+    reinitHead: true,
+    keepPixelLoss: true,
+    latentLossOn: "all",
+  };
+  const eager = await run(config("layerlock", "off", { layerlock }));
+  const graphed = await run(config("layerlock", "emulate", { layerlock }));
+  assert.deepEqual(graphed.r.losses, eager.r.losses);
+  assert.deepEqual(graphed.w, eager.w);
+  assert.ok(graphed.records.at(-1)!.graphCaptures! >= 2);
+});
