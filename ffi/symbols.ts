@@ -98,6 +98,7 @@ export const SYMBOLS = {
   ll_last_error: { parameters: ["buffer", "i32"], result: "i32" },
   ll_live_tensors: { parameters: ["buffer"], result: "i32" },
   ll_host_reads: { parameters: ["buffer"], result: "i32" },
+  ll_host_writes: { parameters: ["buffer"], result: "i32" },
   ll_free: { parameters: ["i32"], result: "i32" },
   ll_torch_version: { parameters: ["buffer", "i32"], result: "i32" },
   ll_shim_abi: { parameters: [], result: "i32" },

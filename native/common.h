@@ -15,6 +15,9 @@ void set_error(const char* op, const char* msg);
 
 // Device-to-host reads (ll_host_reads): incremented by every entry point that copies tensor data to the host.
 extern std::atomic<int64_t> host_reads;
+// Host-to-device uploads (ll_host_writes): tensors made from host memory (ll_from_data), and CPU tensors moved to
+// another device (ll_to); a CUDA-graph capture allows neither (pageable copies).
+extern std::atomic<int64_t> host_writes;
 
 using Impl = c10::TensorImpl;
 using ImplPtr = c10::intrusive_ptr<Impl, c10::UndefinedTensorImpl>;

@@ -12,6 +12,7 @@
 
 namespace ll {
 std::atomic<int64_t> host_reads{0};
+std::atomic<int64_t> host_writes{0};
 static thread_local std::string last_error;
 void set_error(const char* op, const char* msg) {
   last_error = std::string(op) + ": " + msg;
@@ -97,6 +98,7 @@ int copy_string(const std::string& s, char* buf, int cap) {
 int ll_last_error(char* buf, int cap) { return copy_string(last_error, buf, cap); }
 int ll_live_tensors(double* out) { LL_I("live_tensors", *out = static_cast<double>(handles::count()); return 0;) }
 int ll_host_reads(double* out) { LL_I("host_reads", *out = static_cast<double>(host_reads.load()); return 0;) }
+int ll_host_writes(double* out) { LL_I("host_writes", *out = static_cast<double>(host_writes.load()); return 0;) }
 
 // Releases a handle; freeing 0 is a no-op, freeing an invalid handle is an error (-1), never a crash.
 int ll_free(ll_tensor t) {

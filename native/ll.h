@@ -96,6 +96,9 @@ int ll_live_tensors(double* out);
 /* Device-to-host reads so far: every call of ll_item and ll_copy_to_buffer (on CUDA each is a synchronisation),
    and the foreach AdamW's read of its step count. A step that should not synchronise can be checked with it. */
 int ll_host_reads(double* out);
+/* Host-to-device uploads so far: tensors made from host memory (ll_from_data) and CPU tensors moved to another
+   device (ll_to). A step meant for a CUDA-graph capture makes none. */
+int ll_host_writes(double* out);
 int ll_free(ll_tensor t);
 int ll_torch_version(char* buf, int cap);
 int ll_shim_abi(void);

@@ -60,6 +60,7 @@ int ll_is_leaf(ll_tensor t) { LL_I("is_leaf", return Borrow(t)->is_leaf() ? 1 : 
 // Copies host data (element type given by dtype; bf16/f16 as raw 16-bit words) into a new tensor.
 ll_tensor ll_from_data(const void* data, const double* shape, int ndim, int dtype, int dev_type, int dev_index) {
   LL_T("from_data", {
+    host_writes++;
     auto dims = dims_of(shape, ndim);
     auto st = dtype_of(dtype);
     auto t = at::empty(dims, at::TensorOptions().dtype(st));
@@ -109,6 +110,7 @@ ll_tensor ll_to(ll_tensor t, int dtype, int dev_type, int dev_index, int copy) {
     Borrow b(t);
     auto st = dtype < 0 ? b->scalar_type() : dtype_of(dtype);
     auto dev = dev_type < 0 ? b->device() : device_of(dev_type, dev_index);
+    if (b->is_cpu() && !dev.is_cpu()) host_writes++;
     return wrap(b->to(dev, st, /*non_blocking=*/false, /*copy=*/copy != 0));
   })
 }

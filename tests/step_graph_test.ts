@@ -108,6 +108,48 @@ Deno.test("StepGraphs: a failed capture frees the graph and throws GraphCaptureE
   assert.throws(() => new StepGraphs(emulatedBackend(), 0), torch.TorchError);
 });
 
+Deno.test("emulated replays refuse what a real capture refuses: host reads and tensors made from host memory", () =>
+  noLeak(() => {
+    using x = torch.ones([4]);
+    const w0 = torch.hostWrites();
+    torch.scope(() => {
+      torch.tensor([1, 2]);
+    });
+    assert.equal(torch.hostWrites(), w0 + 1, "tensor() from host data is an upload");
+    torch.scope(() => {
+      x.add(1).mul(x);
+    });
+    assert.equal(torch.hostWrites(), w0 + 1, "computation is not");
+    const cases: [string, () => void, RegExp][] = [
+      [
+        "reads",
+        () => torch.scope(() => x.sum().item()),
+        /read tensor data on the host 1 time\(s\) and made 0/,
+      ],
+      [
+        "uploads",
+        () =>
+          torch.scope(() => {
+            x.add(torch.tensor([1, 1, 1, 1]));
+          }),
+        /host 0 time\(s\) and made 1 tensor/,
+      ],
+    ];
+    for (const [what, step, msg] of cases) {
+      const g = new StepGraphs(emulatedBackend(), 1);
+      g.run("s", step); // a warm-up may do anything
+      assert.throws(() => g.run("s", step), msg, what);
+      g.dispose();
+    }
+    const ok = new StepGraphs(emulatedBackend(), 1);
+    for (let i = 0; i < 3; i++) {
+      ok.run("s", () => {
+        x.add_(1);
+      });
+    }
+    ok.dispose();
+  }));
+
 const MODEL = {
   encoderDim: 48,
   encoderDepth: 2,

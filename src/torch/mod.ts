@@ -64,6 +64,7 @@ export {
   getNumThreads,
   getRngState,
   hostReads,
+  hostWrites,
   liveTensors,
   manualSeed,
   setNumThreads,

@@ -33,6 +33,16 @@ export function hostReads(): number {
   return READS[0];
 }
 
+/**
+ * Host-to-device uploads so far: tensors made from host memory (`tensor(...)`, an upload on any device), and CPU
+ * tensors moved to another device. A step meant for a CUDA-graph capture makes none (a capture refuses pageable
+ * copies); compare before and after, as with `hostReads`.
+ */
+export function hostWrites(): number {
+  checkStatus(lib.ll_host_writes(READS), "hostWrites");
+  return READS[0];
+}
+
 /** Seeds the CPU and every CUDA generator (torch.manual_seed). */
 export function manualSeed(seed: number): void {
   if (!Number.isInteger(seed) || seed < 0) {

@@ -18,6 +18,7 @@ import { batchNormalization, type ClipBatch, normalizationTensors, uploadClips }
 import { zeros } from "../torch/creation.ts";
 import type { Device } from "../torch/dtype.ts";
 import { CudaGraph } from "../torch/cuda_graph.ts";
+import { hostReads, hostWrites } from "../torch/runtime.ts";
 import { scope } from "../torch/scope.ts";
 import type { Tensor } from "../torch/tensor.ts";
 
@@ -58,8 +59,10 @@ export function cudaBackend(device: Device): GraphBackend {
 }
 
 /**
- * The CPU stand-in: a capture keeps the step, a replay re-runs it (see the module documentation). With `failCapture`
- * every capture throws (for tests of the fallback).
+ * The CPU stand-in: a capture keeps the step, a replay re-runs it (see the module documentation) and checks what a
+ * real capture would refuse: a replay that reads tensor data on the host (`item`, `toArray`: a synchronisation) or
+ * makes a tensor from host memory (a pageable upload) throws a TorchError saying how many. With `failCapture` every
+ * capture throws (for tests of the fallback).
  */
 export function emulatedBackend(failCapture = false): GraphBackend {
   return {
@@ -74,7 +77,17 @@ export function emulatedBackend(failCapture = false): GraphBackend {
         },
         replay: () => {
           if (!captured) throw new TorchError("StepGraphs", "replay before capture");
+          const reads = hostReads(), writes = hostWrites();
           captured();
+          const r = hostReads() - reads, w = hostWrites() - writes;
+          if (r > 0 || w > 0) {
+            throw new TorchError(
+              "StepGraphs",
+              `the captured step is not capturable: it read tensor data on the host ${r} time(s) and made ${w} ` +
+                "tensor(s) from host memory (a CUDA graph allows neither: keep values on the device, make tensors " +
+                "before the capture)",
+            );
+          }
         },
         dispose: () => {
           captured = null;
