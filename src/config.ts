@@ -195,10 +195,11 @@ export const TrainConfigSchema = z.object({
    * changes. `auto`: on a CUDA device in a single-process run, off elsewhere; `on`: as auto, but asking for it
    * where it cannot run is an error; `off`: eager; `emulate`: the graph path's bookkeeping on any device, each
    * replay re-running the captured step (for tests of capturability on a CPU). Where a capture fails the run
-   * goes on eagerly with a warning.
+   * goes on eagerly with a warning. The default is `off` until the CUDA path has been run on a GPU.
    */
   graphs: z.object({
-    mode: z.enum(["auto", "on", "off", "emulate"]).default("auto"),
+    // default off until the CUDA path has run on a GPU (it is tested on the CPU through the emulation only)
+    mode: z.enum(["auto", "on", "off", "emulate"]).default("off"),
     /** Eager steps at the start of each stage before the capture (≥ 1: optimiser state is made then). */
     warmup: positiveInt.default(3),
   }).strict().default({}),

@@ -280,7 +280,7 @@ cudaTest("a graph-captured training step (fixed mask) gives the eager step's wei
 });
 
 Deno.test({
-  name: "cuda: training with CUDA graphs (auto): one capture per stage, finite losses, nothing left behind",
+  name: "cuda: training with CUDA graphs (on): one capture per stage, finite losses, nothing left behind",
   ignore: !hasCuda,
   fn: async () => {
     const before = torch.liveTensors();
@@ -290,6 +290,7 @@ Deno.test({
       data: SMALL_DATA,
       optim: { batchSize: 2, steps: 24, warmupSteps: 2, clipGrad: 1 },
       layerlock: { pixelSteps: 8, interval: 8, maxFrozen: 2 },
+      graphs: { mode: "on" },
       log: { every: 4, checkpointEvery: 100 },
     });
     const dir = await tempDir("cuda_graphs_");
