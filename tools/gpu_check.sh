@@ -27,6 +27,15 @@ tail -40 "$out/train_step_b16.log"; keep
 stamp depth; timeout 200 deno run $P bench/layerlock_depth.ts > "$out/depth.log" 2>&1; tail -16 "$out/depth.log"; keep
 stamp train_step b32; timeout 120 deno run $P bench/train_step.ts --batch 32 --compile none \
   > "$out/train_step_b32.log" 2>&1; tail -12 "$out/train_step_b32.log"; keep
+# the trainer itself, CUDA graphs on and off (ViT-B, 112² so that synthetic data keeps up; see dataWaitMs)
+for g in on off; do
+  stamp "cli graphs.mode=$g"
+  timeout 120 deno run $P src/cli/train.ts --name "gpu_graphs_$g" --device cuda --preset base --size 112 \
+    --set model.patch=16 --batch-size 16 --steps 120 --set log.every=20 --set log.floorClips=0 \
+    --set graphs.mode=$g > "$out/cli_graphs_$g.log" 2>&1
+  cp "runs/gpu_graphs_$g/metrics.jsonl" "$out/cli_graphs_$g.jsonl" 2>/dev/null
+  grep -E "^step|warning|rror" "$out/cli_graphs_$g.log" | tail -4
+done
 # torch.compile rows: compilation takes minutes (max-autotune most); whatever finishes comes back
 for mode in reduce-overhead max-autotune-no-cudagraphs; do
   stamp "train_step compile $mode"
