@@ -147,6 +147,7 @@ export const SYMBOLS = {
   ll_is_leaf: { parameters: ["i32"], result: "i32" },
   ll_from_data: { parameters: ["buffer", "buffer", "i32", "i32", "i32", "i32"], result: "i32" },
   ll_copy_to_buffer: { parameters: ["i32", "buffer", "f64"], result: "i32" },
+  ll_copy_from_buffer: { parameters: ["i32", "buffer", "f64"], result: "i32" },
   ll_item: { parameters: ["i32", "buffer"], result: "i32" },
   ll_shallow_clone: { parameters: ["i32"], result: "i32" },
   ll_to: { parameters: ["i32", "i32", "i32", "i32", "i32"], result: "i32" },

@@ -1,6 +1,11 @@
-// CUDA caching-allocator statistics; compiled against c10_cuda only when the torch found is a CUDA build.
+// CUDA: caching-allocator statistics, graphs, streams and uploads through pinned memory; the CUDA parts are compiled
+// only when the torch found is a CUDA build.
 #include "common.h"
 #include <torch/cuda.h>
+
+#include <cstring>
+
+using namespace ll;
 #ifdef LL_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
@@ -300,6 +305,67 @@ int ll_stream_free(int id) {
     streams.erase(it);
     return 0;
   }) })
+}
+
+}  // extern "C"
+
+// ---- uploads (ll_copy_from_buffer): host bytes into a tensor without waiting for the device ----
+//
+// A CUDA destination is filled from a pinned staging buffer with an asynchronous copy on the current stream, so
+// the host does not wait for the work already queued (a copy from pageable memory would). Two staging buffers per
+// (device, size) alternate; before one is rewritten the host waits for the copy that last read it, which was
+// queued two uploads ago. A CPU destination is a memcpy.
+#ifdef LL_CUDA
+namespace {
+struct Staging {
+  at::Tensor pinned;
+  at::cuda::CUDAEvent done;
+  bool used = false;
+};
+struct StagingPair {
+  Staging slot[2];
+  int next = 0;
+};
+std::map<std::pair<int, size_t>, StagingPair> staging;
+}  // namespace
+#endif
+
+extern "C" {
+
+int ll_copy_from_buffer(ll_tensor t, const void* data, double nbytes) {
+  LL_I("copy_from_buffer", {
+    Borrow b(t);
+    if (!b->is_contiguous()) throw std::invalid_argument("the destination tensor must be contiguous");
+    size_t need = static_cast<size_t>(b->numel()) * b->element_size();
+    if (static_cast<double>(need) != nbytes)
+      throw std::invalid_argument("buffer holds " + std::to_string(static_cast<int64_t>(nbytes)) +
+                                  " bytes but the tensor needs " + std::to_string(need));
+    if (need == 0) return 0;
+    if (data == nullptr) throw std::invalid_argument("null data pointer");
+    host_writes++;
+    if (b->is_cpu()) {
+      std::memcpy(b->data_ptr(), data, need);
+      return 0;
+    }
+#ifdef LL_CUDA
+    if (b->is_cuda()) {
+      c10::cuda::CUDAGuard dev(b->device());
+      auto& pair = staging[{static_cast<int>(b->device().index()), need}];
+      auto& s = pair.slot[pair.next];
+      pair.next ^= 1;
+      if (!s.pinned.defined())
+        s.pinned = at::empty({static_cast<int64_t>(need)}, at::TensorOptions().dtype(at::kByte).pinned_memory(true));
+      if (s.used) s.done.synchronize();  // the copy queued two uploads ago has read this buffer
+      std::memcpy(s.pinned.data_ptr(), data, need);
+      auto flat = b->view({-1}).view(at::kByte);
+      flat.copy_(s.pinned, /*non_blocking=*/true);
+      s.done.record(c10::cuda::getCurrentCUDAStream(b->device().index()));
+      s.used = true;
+      return 0;
+    }
+#endif
+    throw std::invalid_argument("cannot upload into a tensor on " + b->device().str());
+  })
 }
 
 }  // extern "C"

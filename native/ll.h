@@ -163,6 +163,9 @@ int ll_is_contiguous(ll_tensor t);
 int ll_is_leaf(ll_tensor t);
 ll_tensor ll_from_data(const void* data, const double* shape, int ndim, int dtype, int dev_type, int dev_index);
 int ll_copy_to_buffer(ll_tensor t, void* out, double nbytes);
+/* Copies exactly nbytes of host memory into the contiguous tensor t (row-major). On CUDA through pinned staging
+   buffers and an asynchronous copy on the current stream: the host does not wait for queued device work. */
+int ll_copy_from_buffer(ll_tensor t, const void* data, double nbytes);
 int ll_item(ll_tensor t, double* out);
 ll_tensor ll_shallow_clone(ll_tensor t);
 ll_tensor ll_to(ll_tensor t, int dtype, int dev_type, int dev_index, int copy);

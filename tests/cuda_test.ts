@@ -310,3 +310,18 @@ Deno.test({
     await Deno.remove(dir, { recursive: true });
   },
 });
+
+cudaTest(
+  "copyFromHost uploads through pinned staging buffers: back-to-back uploads all land intact",
+  () =>
+    torch.scope(() => {
+      const n = 1 << 16;
+      const srcs = [0, 1, 2, 3, 4].map((k) => Float32Array.from({ length: n }, (_, i) => i * 0.5 + k));
+      const busy = torch.randn([2048, 2048], { device: "cuda" });
+      const outs = srcs.map((s) => {
+        busy.matmul(busy); // queued work the uploads must not wait for, nor overtake wrongly
+        return torch.empty([n], { device: "cuda" }).copyFromHost(s);
+      });
+      srcs.forEach((s, k) => assert.deepEqual(outs[k].cpu().toArray(), s));
+    }),
+);

@@ -552,3 +552,21 @@ print(json.dumps(out))`;
   );
   assert.deepEqual(ours, theirs);
 });
+
+Deno.test("copyFromHost writes host bytes into a tensor (the inverse of toBytes) and refuses what does not fit", () =>
+  torch.scope(() => {
+    for (const dtype of ["f32", "u8", "bf16", "i64"] as const) {
+      const src = torch.randn([3, 5]).mul(10).to({ dtype });
+      const bytes = src.toBytes();
+      const dst = torch.empty([3, 5], { dtype }).copyFromHost(bytes);
+      assert.deepEqual(dst.toBytes(), bytes, dtype);
+    }
+    const f = new Float32Array([1, 2, 3, 4, 5, 6]);
+    assert.deepEqual(torch.empty([2, 3]).copyFromHost(f).toArray(), f);
+    assert.deepEqual(torch.empty([2, 3]).copyFromHost(f.subarray(0, 6)).toArray(), f);
+    assert.throws(() => torch.empty([2, 2]).copyFromHost(f), /buffer holds 24 bytes but the tensor needs 16/);
+    assert.throws(() => torch.empty([3, 2]).transpose(0, 1).copyFromHost(f), /must be contiguous/);
+    const w0 = torch.hostWrites();
+    torch.empty([2, 3]).copyFromHost(f);
+    assert.equal(torch.hostWrites(), w0 + 1);
+  }));

@@ -8,7 +8,7 @@
  * @module
  */
 import type { Device } from "../torch/dtype.ts";
-import { tensor } from "../torch/creation.ts";
+import { empty, tensor } from "../torch/creation.ts";
 import { scope } from "../torch/scope.ts";
 import type { Tensor } from "../torch/tensor.ts";
 
@@ -103,10 +103,19 @@ export function normalizeClips(u8: Tensor, affine: { scale: Tensor; shift: Tenso
   return scope(() => u8.permute([0, 4, 1, 2, 3]).contiguous().float().mul(affine.scale).add(affine.shift));
 }
 
-/** A batch's uint8 pixels [B, T, H, W, 3] on `device` (checked against its declared shape). */
+/**
+ * A batch's uint8 pixels [B, T, H, W, 3] on `device` (checked against its declared shape); on CUDA uploaded
+ * through pinned memory without waiting for the work queued on the device (`Tensor.copyFromHost`).
+ */
 export function uploadClips(b: ClipBatch, device: Device = "cpu"): Tensor {
   checkBatch(b);
-  return tensor(b.data, { shape: [b.batch, b.frames, b.height, b.width, 3], device });
+  const t = empty([b.batch, b.frames, b.height, b.width, 3], { dtype: "u8", device });
+  try {
+    return t.copyFromHost(b.data);
+  } catch (e) {
+    t.dispose();
+    throw e;
+  }
 }
 
 /**

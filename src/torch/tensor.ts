@@ -234,6 +234,17 @@ export class Tensor implements ScopeOwned {
     return out;
   }
 
+  /**
+   * Copies host bytes (exactly this tensor's size, row-major, the layout of `toBytes`) into this contiguous tensor,
+   * in place. On CUDA the copy goes through pinned staging memory asynchronously on the current stream: the host
+   * does not wait for the work already queued on the device (a `tensor(...)` upload from pageable memory would).
+   */
+  copyFromHost(data: ArrayBufferView): this {
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    checkStatus(lib.ll_copy_from_buffer(this.handle, bytes, bytes.byteLength), "copyFromHost");
+    return this;
+  }
+
   /** The elements as a plain (nested) JavaScript array; i64 values become numbers. */
   toList(): unknown {
     const flat = Array.from(this.toArray() as ArrayLike<number | bigint>, (v) => Number(v));

@@ -14,12 +14,11 @@
  * @module
  */
 import { TorchError } from "../errors.ts";
-import { batchNormalization, type ClipBatch, normalizationTensors, uploadClips } from "../data/clip.ts";
+import { batchNormalization, type ClipBatch, normalizationTensors } from "../data/clip.ts";
 import { zeros } from "../torch/creation.ts";
 import type { Device } from "../torch/dtype.ts";
 import { CudaGraph } from "../torch/cuda_graph.ts";
 import { hostReads, hostWrites } from "../torch/runtime.ts";
-import { scope } from "../torch/scope.ts";
 import type { Tensor } from "../torch/tensor.ts";
 
 /** One stage's graph: warm-up runs, one capture, replays. */
@@ -229,11 +228,8 @@ export class StaticInput {
       this.#affine = normalizationTensors(norm, this.#device);
       this.#key = key;
     }
-    const u8 = this.#u8;
-    scope(() => {
-      u8.copy_(uploadClips(b, "cpu"));
-    });
-    return { u8, affine: this.#affine!, key };
+    this.#u8.copyFromHost(b.data); // CUDA: no wait for the replays still queued
+    return { u8: this.#u8, affine: this.#affine!, key };
   }
 
   /** Frees the buffers. */
