@@ -58,3 +58,34 @@ for (const clip of [0, 1]) {
     assert.deepEqual(long, short, `reads per window of 8 steps ${long} vs of 2 steps ${short}`);
   });
 }
+
+Deno.test("a training step uploads one thing, its batch (hostWrites per logging window = its steps)", async () => {
+  const writesPerWindow = async (every: number) => {
+    const dir = await tempDir("syncfree_w_");
+    const cfg = parseConfig({
+      model: {
+        encoderDim: 48,
+        encoderDepth: 2,
+        encoderHeads: 3,
+        decoderDim: 24,
+        decoderDepth: 1,
+        decoderHeads: 3,
+      },
+      data: { frames: 4, size: 16, prefetch: 0 },
+      optim: { batchSize: 2, steps: 4 * every, warmupSteps: 1, clipGrad: 1 },
+      log: { every, checkpointEvery: 1000, floorClips: 0 },
+    });
+    const marks: number[] = [];
+    await train(cfg, {
+      runDir: dir,
+      resume: false,
+      data: makeBatchSource,
+      onEvent: (e) => {
+        if (e.kind === "log") marks.push(torch.hostWrites());
+      },
+    });
+    return marks.slice(1).map((m, i) => m - marks[i]);
+  };
+  assert.deepEqual(await writesPerWindow(2), [2, 2, 2]);
+  assert.deepEqual(await writesPerWindow(8), [8, 8, 8]);
+});

@@ -204,8 +204,9 @@ export class StepGraphs {
 }
 
 /**
- * The static input of a graph-captured step: the batch's uint8 pixels on the device, refilled in place each step,
- * and its normalisation as tensors. `key` changes when a batch of another shape or normalisation arrives (new
+ * The input of every training step (and the static input of a graph-captured one): the batch's uint8 pixels on the
+ * device, refilled in place each step (`copyFromHost`: on CUDA the host does not wait for the device), and its
+ * normalisation as tensors made once. `key` changes when a batch of another shape or normalisation arrives (new
  * buffers then, and so a new capture).
  */
 export class StaticInput {

@@ -13,7 +13,7 @@ import { cuda, liveTensors, manualSeed, setNumThreads } from "../torch/runtime.t
 import { zeros } from "../torch/creation.ts";
 import type { Tensor } from "../torch/tensor.ts";
 import type { TrainConfig } from "../config.ts";
-import { batchToTensor, type ClipBatch, normalizeClips } from "../data/clip.ts";
+import { type ClipBatch, normalizeClips } from "../data/clip.ts";
 import type { Losses } from "../layerlock/objective.ts";
 import { LayerLockStep, type StepCheckpoint } from "../layerlock/step.ts";
 import { VideoMAE, type VideoMAEConfig } from "../models/video_mae.ts";
@@ -677,9 +677,10 @@ async function trainOnce(
       if (inject) rec.injected.add(step);
       if (!zero) lrT.fill_(lr);
       let present: boolean[] | null = null;
+      // the batch into the static input (on CUDA without waiting for the device); with graphs, a stage's first
+      // steps run eagerly, then one capture, then replays
+      const input = staticInput.fill(batch);
       if (graphs && !inject) {
-        // the batch into the static input; a stage's first steps run eagerly, then one capture, then replays
-        const input = staticInput.fill(batch);
         // what the step reads from the host is fixed when the closure is made (a graph replays its capture's)
         const at = { step, lr: lrT };
         try {
@@ -699,7 +700,7 @@ async function trainOnce(
           opt.zeroGrad(); // gradients a failed capture may have left
         }
       }
-      present ??= trainStep(() => batchToTensor(batch, device), step, lrT, inject);
+      present ??= trainStep(() => normalizeClips(input.u8, input.affine), step, lrT, inject);
       scope(() => {
         perStep.select(0, window).copy_(stepOut);
       });
