@@ -216,7 +216,12 @@ function sitePackages(t: TorchInfo): string {
   return t.libDir.replace(/\/torch\/lib$/, "");
 }
 
-async function findCudaInclude(t: TorchInfo): Promise<string | null> {
+/**
+ * The CUDA include folders: the first that has the runtime's headers, then every other candidate that exists
+ * (torch's own CUDA headers include cuBLAS's, cuSPARSE's and cuSOLVER's, which pip puts in other folders than the
+ * runtime's, e.g. site-packages/nvidia/cu13/include beside /usr/local/cuda/include). Empty: none found.
+ */
+async function findCudaIncludes(t: TorchInfo): Promise<string[]> {
   const cands: string[] = [];
   for (const v of ["CUDA_HOME", "CUDA_PATH"]) {
     const e = Deno.env.get(v);
@@ -230,10 +235,12 @@ async function findCudaInclude(t: TorchInfo): Promise<string | null> {
       cands.push(`${site}/nvidia/${e.name}/include`);
     }
   } catch { /* no nvidia wheels */ }
-  for (const c of cands) {
-    if (await exists(`${c}/cuda_runtime_api.h`)) return c;
-  }
-  return null;
+  const primary = [];
+  for (const c of cands) if (await exists(`${c}/cuda_runtime_api.h`)) primary.push(c);
+  if (primary.length === 0) return [];
+  const rest = [];
+  for (const c of cands) if (!primary.includes(c) && await exists(c)) rest.push(c);
+  return [...new Set([...primary, ...rest])];
 }
 
 /** Gloo's headers (Debian's libgloo-dev; the torch wheel does not ship them): installed as root when missing. */
@@ -357,10 +364,10 @@ export async function build(): Promise<BuildRecord> {
   headers.sort();
   const headerBytes = await Promise.all(headers.map((h) => Deno.readFile(`${NATIVE}/${h}`)));
 
-  let cudaInc: string | null = null;
-  if (torch.cuda) {
-    cudaInc = await findCudaInclude(torch);
-    if (!cudaInc) say("warning: CUDA torch but no CUDA headers found; CUDA memory statistics will read 0");
+  const cudaIncs = torch.cuda ? await findCudaIncludes(torch) : [];
+  const cudaInc = cudaIncs.length ? cudaIncs.map((d) => `-I${d}`) : null;
+  if (torch.cuda && !cudaInc) {
+    say("warning: CUDA torch but no CUDA headers found; CUDA graphs, streams and memory statistics are off");
   }
   const baseFlags = [
     "-O2",
@@ -373,21 +380,27 @@ export async function build(): Promise<BuildRecord> {
   const glooInc = await findGlooInclude();
   const ncclInc = torch.cuda && cudaInc ? await findNcclInclude(torch) : null;
   if (torch.cuda && !ncclInc) say("warning: CUDA torch but no nccl.h found; the NCCL backend is not built");
-  const distFlags = [
-    ...(glooInc
-      ? ["-DUSE_C10D_GLOO", "-DLL_GLOO", ...(glooInc === "/usr/include" ? [] : [`-I${glooInc}`])]
-      : []),
-    ...(ncclInc && cudaInc ? ["-DUSE_C10D_NCCL", "-DLL_NCCL", `-I${ncclInc}`, `-I${cudaInc}`] : []),
-  ];
+  const glooFlags = glooInc
+    ? ["-DUSE_C10D_GLOO", "-DLL_GLOO", ...(glooInc === "/usr/include" ? [] : [`-I${glooInc}`])]
+    : [];
+  const ncclFlags = ncclInc && cudaInc ? ["-DUSE_C10D_NCCL", "-DLL_NCCL", `-I${ncclInc}`, ...cudaInc] : [];
   const flagsFor = (src: string) =>
     src === "cuda.cpp" && cudaInc
-      ? [...baseFlags, "-DLL_CUDA", `-I${cudaInc}`]
+      ? [...baseFlags, "-DLL_CUDA", ...cudaInc]
       : src === "dist.cpp"
-      ? [...baseFlags, ...distFlags]
+      ? [...baseFlags, ...glooFlags, ...ncclFlags]
       : baseFlags;
+  // Where a unit's optional CUDA part does not compile, it is built without it (a warning says what is lost)
+  // rather than failing the whole build: a GPU host with an unexpected header layout still trains.
+  const fallbackFor = (src: string): Unit["fallback"] =>
+    src === "cuda.cpp" && cudaInc
+      ? { flags: baseFlags, lost: "CUDA graphs, streams, pinned uploads and memory statistics are off" }
+      : src === "dist.cpp" && ncclFlags.length
+      ? { flags: [...baseFlags, ...glooFlags], lost: "the NCCL backend is not built" }
+      : undefined;
 
   await Deno.mkdir(`${BUILD}/obj`, { recursive: true });
-  const objs: { src: string; obj: string; fresh: boolean; flags: string[] }[] = [];
+  const objs: Unit[] = [];
   for (const src of sources) {
     const flags = flagsFor(src);
     const h = await sha256([
@@ -398,7 +411,15 @@ export async function build(): Promise<BuildRecord> {
       torch.version,
     ]);
     const obj = `${BUILD}/obj/${src.replace(/\.cpp$/, "")}-${h.slice(0, 16)}.o`;
-    objs.push({ src, obj, fresh: !(await exists(obj)), flags });
+    objs.push({ src, obj, fresh: !(await exists(obj)), flags, fallback: fallbackFor(src) });
+  }
+  // a unit built earlier without its CUDA part says so again
+  const degraded = new Set<string>();
+  for (const o of objs) {
+    if (!o.fresh && o.fallback && await exists(`${o.obj}.fallback`)) {
+      degraded.add(o.src);
+      say(`warning: native/${o.src} was built without its CUDA part: ${o.fallback.lost}`);
+    }
   }
   const key = (await sha256([...objs.map((o) => o.obj), torch.libDir, String(torch.cuda)])).slice(0, 16);
   const lib = `${BUILD}/${key}/libllshim.so`;
@@ -407,11 +428,16 @@ export async function build(): Promise<BuildRecord> {
     torch,
     key,
     cudaStats: cudaInc !== null,
-    dist: { gloo: glooInc !== null, nccl: ncclInc !== null && cudaInc !== null },
+    dist: { gloo: glooInc !== null, nccl: ncclFlags.length > 0 },
     video: await buildVideo(cxx),
+  };
+  const noteDegraded = () => {
+    if (degraded.has("cuda.cpp")) record.cudaStats = false;
+    if (degraded.has("dist.cpp")) record.dist.nccl = false;
   };
 
   if (await exists(lib)) {
+    noteDegraded();
     await writeRecord(record);
     return record;
   }
@@ -430,7 +456,18 @@ export async function build(): Promise<BuildRecord> {
         const o = todo[next++];
         const t0 = performance.now();
         const tmp = `${o.obj}.${Deno.pid}.tmp`; // concurrent builds (torchrun workers) never share a file
-        const r = await run(cxx, [...o.flags, "-c", `${NATIVE}/${o.src}`, "-o", tmp]);
+        let r = await run(cxx, [...o.flags, "-c", `${NATIVE}/${o.src}`, "-o", tmp]);
+        if (!r.ok && o.fallback) {
+          const why = r.err.split("\n").find((l) => /error/.test(l)) ?? r.err.split("\n")[0];
+          say(
+            `warning: native/${o.src} does not compile with its CUDA part (${why.trim()}); ${o.fallback.lost}`,
+          );
+          r = await run(cxx, [...o.fallback.flags, "-c", `${NATIVE}/${o.src}`, "-o", tmp]);
+          if (r.ok) {
+            degraded.add(o.src);
+            await Deno.writeTextFile(`${o.obj}.fallback`, why);
+          }
+        }
         if (!r.ok) {
           throw new BuildError(
             `compiling native/${o.src} failed:\n${r.err.split("\n").slice(0, 40).join("\n")}`,
@@ -456,10 +493,21 @@ export async function build(): Promise<BuildRecord> {
     "-Wl,--as-needed",
   ]);
   if (!link.ok) throw new BuildError(`linking the shim failed:\n${link.err.slice(0, 4000)}`);
+  noteDegraded();
   await Deno.rename(`${lib}.${Deno.pid}.tmp`, lib);
   say(`built ${lib.replace(ROOT + "/", "")}`);
   await writeRecord(record);
   return record;
+}
+
+/** One translation unit of the shim: its object file, flags, and the flags to fall back to. */
+interface Unit {
+  src: string;
+  obj: string;
+  fresh: boolean;
+  flags: string[];
+  /** Flags without the unit's optional CUDA part, and what is lost when they are used. */
+  fallback?: { flags: string[]; lost: string };
 }
 
 async function writeRecord(r: BuildRecord): Promise<void> {

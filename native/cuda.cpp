@@ -364,7 +364,10 @@ int ll_copy_from_buffer(ll_tensor t, const void* data, double nbytes) {
       return 0;
     }
 #endif
-    throw std::invalid_argument("cannot upload into a tensor on " + b->device().str());
+    // without the CUDA part (or another device): a plain copy from host memory, which waits for the device
+    auto src = at::from_blob(const_cast<void*>(data), {static_cast<int64_t>(need)}, at::TensorOptions().dtype(at::kByte));
+    b->view({-1}).view(at::kByte).copy_(src);
+    return 0;
   })
 }
 

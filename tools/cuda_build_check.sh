@@ -38,5 +38,6 @@ missing=$(nm -D --undefined-only "$lib" | awk '{print $2}' | sed 's/@.*//' | sor
 if [ -n "$missing" ]; then
   echo "undefined in libtorch $ver:"; echo "$missing" | c++filt; exit 1
 fi
+grep -q '"cudaStats": true' native/build/current.json || { echo "the CUDA part of cuda.cpp was not built"; exit 1; }
 grep -q '"nccl": true' native/build/current.json || { echo "the NCCL backend was not built"; exit 1; }
 echo "ok: the shim builds and links against torch $ver (CUDA $cuda, NCCL backend included); CUDA runtime symbols come through libtorch_cuda"
