@@ -16,7 +16,7 @@ keep() { cp runs/bench/*.json "$out/" 2>/dev/null; true; }
   python3 -c "import torch; print('python torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.is_available())"
   deno --version | head -1
 } 2>&1 | tee "$out/env.log"
-stamp build; timeout 240 deno task build 2>&1 | tail -3
+stamp build; timeout 240 deno task build 2>&1 | grep -E "warning|error|ready|built" | tail -8; grep -E "cudaStats|nccl" native/build/current.json
 # CUDA graphs, the sync-free step, the graph path's bookkeeping, then the CUDA suite
 stamp cuda tests
 timeout 150 deno test $P tests/cuda_test.ts tests/step_graph_test.ts tests/sync_free_test.ts > "$out/cuda_test.log" 2>&1
