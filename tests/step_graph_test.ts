@@ -253,6 +253,7 @@ Deno.test("a failed capture: one warning, then eager steps with the same results
 });
 
 Deno.test("graphs: refused where they cannot run, naming why; auto on the CPU is eager and silent", async () => {
+  const before = torch.liveTensors();
   await assert.rejects(
     () => run(config("mae", "on")),
     /graphs.mode=on: CUDA graphs cannot be used: the device is the CPU/,
@@ -266,6 +267,7 @@ Deno.test("graphs: refused where they cannot run, naming why; auto on the CPU is
       ),
     /graphs.mode=emulate: .*cosine latent weight changes at every step/,
   );
+  assert.equal(torch.liveTensors(), before, "a refused run leaves no tensors behind");
   const events: TrainEvent[] = [];
   const auto = await run(config("mae", "auto"), events);
   assert.equal(events.filter((e) => e.kind === "warning").length, 0);

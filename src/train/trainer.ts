@@ -454,7 +454,7 @@ async function trainOnce(
   const zero = dp && cfg.dist.zero ? new ZeroAdamW(dp.group, params, optOpts) : null;
   const opt: ParamOptimizer = zero ?? new AdamW(params, optOpts);
   llStep.attach(opt);
-  let graphs = stepGraphsFor(cfg, device, opt, llStep, dp, emit);
+  let graphs: StepGraphs | null = null;
   const lrAt = warmupCosine({
     baseLr,
     minLr: cfg.optim.minLr,
@@ -463,6 +463,7 @@ async function trainOnce(
   });
   let step = 0, dataState: unknown = null, data: BatchSource;
   try {
+    graphs = stepGraphsFor(cfg, device, opt, llStep, dp, emit); // refuses graphs.mode=on where they cannot run
     if (opts.resume) {
       // The frozen set is a function of the step (and of the stages the trigger began): restore it first, then
       // weights and optimizer state.
