@@ -73,43 +73,67 @@ int ll_cuda_reset_peak(int device) {
 #include <optional>
 
 namespace {
-struct Graph {
+// A stream of the device's pool that work can be moved onto and back. enter: it waits for the current stream,
+// then becomes current; leave: the previous stream is current again and `done` marks what was queued on it;
+// wait: the current stream waits for `done`. In a capture these record a fork and a join.
+struct SideStream {
   c10::DeviceIndex device;
-  c10::cuda::CUDAStream side;
+  c10::cuda::CUDAStream s;
+  std::optional<c10::cuda::CUDAStreamGuard> on;  // set between enter and leave
+  at::cuda::CUDAEvent done;
+  bool left = false;
+  explicit SideStream(c10::DeviceIndex d) : device(d), s(c10::cuda::getStreamFromPool(false, d)) {}
+  void enter(const std::string& what) {
+    if (on) throw std::logic_error(what + " is already current");
+    c10::cuda::CUDAGuard dev(device);
+    at::cuda::CUDAEvent ev;
+    ev.record(c10::cuda::getCurrentCUDAStream(device));
+    ev.block(s);
+    on.emplace(s);
+  }
+  void leave(const std::string& what) {
+    if (!on) throw std::logic_error(what + " is not current");
+    on.reset();
+    done.record(s);
+    left = true;
+  }
+  void wait(const std::string& what) {
+    if (!left) throw std::logic_error(what + " has queued nothing to wait for");
+    done.block(c10::cuda::getCurrentCUDAStream(device));
+  }
+};
+
+c10::DeviceIndex cuda_device(int device) {
+  if (!torch::cuda::is_available()) throw std::runtime_error("CUDA is not available");
+  if (device < 0 || device >= static_cast<int>(torch::cuda::device_count()))
+    throw std::invalid_argument("no CUDA device " + std::to_string(device));
+  return static_cast<c10::DeviceIndex>(device);
+}
+
+// The object of an id in one of the id tables (graphs, streams).
+template <typename T>
+T& find_id(std::map<int, std::unique_ptr<T>>& table, int id, const char* what) {
+  auto it = table.find(id);
+  if (it == table.end())
+    throw std::invalid_argument(std::string("invalid ") + what + " id " + std::to_string(id) + " (freed, or never made)");
+  return *it->second;
+}
+
+struct Graph {
+  SideStream side;  // where warm-ups and the capture run; the ambient stream waits for it at their end
   at::cuda::CUDAGraph graph;
-  std::optional<c10::cuda::CUDAStreamGuard> on_side;  // set between *_begin and *_end
-  std::optional<c10::cuda::CUDAStream> ambient;
   bool captured = false;
   bool cache_was_enabled = true;
-  explicit Graph(c10::DeviceIndex d) : device(d), side(c10::cuda::getStreamFromPool(false, d)) {}
+  explicit Graph(c10::DeviceIndex d) : side(d) {}
 };
 std::map<int, std::unique_ptr<Graph>> graphs;
 int next_graph = 1;
 
-Graph& graph_of(int id) {
-  auto it = graphs.find(id);
-  if (it == graphs.end()) throw std::invalid_argument("invalid graph id " + std::to_string(id) + " (freed, or never made)");
-  return *it->second;
-}
-// The side stream waits for the ambient one, and becomes current.
-void enter_side(Graph& g) {
-  if (g.on_side) throw std::logic_error("graph " + std::string("is already capturing or warming up"));
-  c10::cuda::CUDAGuard dev(g.device);
-  auto amb = c10::cuda::getCurrentCUDAStream(g.device);
-  at::cuda::CUDAEvent ev;
-  ev.record(amb);
-  ev.block(g.side);
-  g.ambient = amb;
-  g.on_side.emplace(g.side);
-}
-// The ambient stream waits for the side one, and becomes current again.
+Graph& graph_of(int id) { return find_id(graphs, id, "graph"); }
+void enter_side(Graph& g) { g.side.enter("the graph's stream"); }
 void leave_side(Graph& g) {
-  if (!g.on_side) throw std::logic_error("graph is not capturing or warming up");
-  g.on_side.reset();
-  at::cuda::CUDAEvent ev;
-  ev.record(g.side);
-  ev.block(*g.ambient);
-  g.ambient.reset();
+  g.side.leave("the graph's stream");
+  g.side.wait("the graph's stream");
 }
 }  // namespace
 #endif
@@ -126,11 +150,9 @@ extern "C" {
 int ll_graph_new(int device, int* out) {
   LL_I("graph_new", {
     LL_GRAPH_BODY({
-      if (!torch::cuda::is_available()) throw std::runtime_error("CUDA is not available");
-      if (device < 0 || device >= static_cast<int>(torch::cuda::device_count()))
-        throw std::invalid_argument("no CUDA device " + std::to_string(device));
+      auto d = cuda_device(device);
       int id = next_graph++;
-      graphs.emplace(id, std::make_unique<Graph>(static_cast<c10::DeviceIndex>(device)));
+      graphs.emplace(id, std::make_unique<Graph>(d));
       out[0] = id;
       return 0;
     })
@@ -172,12 +194,12 @@ int ll_graph_capture_begin(int id) {
 int ll_graph_capture_end(int id) {
   LL_I("graph_capture", { LL_GRAPH_BODY({
     auto& g = graph_of(id);
-    if (!g.on_side) throw std::logic_error("graph " + std::to_string(id) + " is not capturing");
+    if (!g.side.on) throw std::logic_error("graph " + std::to_string(id) + " is not capturing");
     struct Restore {
       Graph& g;
       ~Restore() {
         at::autocast::set_autocast_cache_enabled(g.cache_was_enabled);
-        if (g.on_side) leave_side(g);
+        if (g.side.on) leave_side(g);
       }
     } restore{g};
     g.graph.capture_end();  // throws when the capture was invalidated (e.g. a synchronising call inside it)
@@ -190,7 +212,7 @@ int ll_graph_replay(int id) {
   LL_I("graph_replay", { LL_GRAPH_BODY({
     auto& g = graph_of(id);
     if (!g.captured) throw std::logic_error("graph " + std::to_string(id) + " was not captured");
-    c10::cuda::CUDAGuard dev(g.device);
+    c10::cuda::CUDAGuard dev(g.side.device);
     g.graph.replay();
     return 0;
   }) })
@@ -199,14 +221,12 @@ int ll_graph_replay(int id) {
 // Frees a graph and its memory pool (ending a capture or warm-up left open by an error first).
 int ll_graph_free(int id) {
   LL_I("graph_free", { LL_GRAPH_BODY({
-    auto it = graphs.find(id);
-    if (it == graphs.end()) throw std::invalid_argument("invalid graph id " + std::to_string(id) + " (freed, or never made)");
-    auto& g = *it->second;
-    if (g.on_side) {
+    auto& g = graph_of(id);
+    if (g.side.on) {
       at::autocast::set_autocast_cache_enabled(g.cache_was_enabled);
       leave_side(g);
     }
-    graphs.erase(it);
+    graphs.erase(id);
     return 0;
   }) })
 }
@@ -226,27 +246,13 @@ int ll_graph_live(double* out) {
 
 // ---- CUDA streams (ll_stream_*): a second stream for work independent of the main one (the target pass) ----
 //
-// enter: the stream waits for the current one, then becomes current; leave: the previous stream becomes current
-// again and an event marks what was queued on the stream; wait: the current stream waits for that event. Inside
-// a graph capture the same calls record a fork and a join. Tensors made on the stream and freed later are reused
-// only by work on that stream, which each enter orders after the current stream's work.
+// Each is a SideStream (above). Tensors made on the stream and freed later are reused only by work on that
+// stream, which each enter orders after the current stream's work.
 #ifdef LL_CUDA
 namespace {
-struct Stream {
-  c10::DeviceIndex device;
-  c10::cuda::CUDAStream s;
-  std::optional<c10::cuda::CUDAStreamGuard> on;
-  at::cuda::CUDAEvent done;
-  bool left = false;
-  explicit Stream(c10::DeviceIndex d) : device(d), s(c10::cuda::getStreamFromPool(false, d)) {}
-};
-std::map<int, std::unique_ptr<Stream>> streams;
+std::map<int, std::unique_ptr<SideStream>> streams;
 int next_stream = 1;
-Stream& stream_of(int id) {
-  auto it = streams.find(id);
-  if (it == streams.end()) throw std::invalid_argument("invalid stream id " + std::to_string(id) + " (freed, or never made)");
-  return *it->second;
-}
+SideStream& stream_of(int id) { return find_id(streams, id, "stream"); }
 }  // namespace
 #endif
 
@@ -254,11 +260,9 @@ extern "C" {
 
 int ll_stream_new(int device, int* out) {
   LL_I("stream_new", { LL_GRAPH_BODY({
-    if (!torch::cuda::is_available()) throw std::runtime_error("CUDA is not available");
-    if (device < 0 || device >= static_cast<int>(torch::cuda::device_count()))
-      throw std::invalid_argument("no CUDA device " + std::to_string(device));
+    auto d = cuda_device(device);
     int id = next_stream++;
-    streams.emplace(id, std::make_unique<Stream>(static_cast<c10::DeviceIndex>(device)));
+    streams.emplace(id, std::make_unique<SideStream>(d));
     out[0] = id;
     return 0;
   }) })
@@ -266,43 +270,29 @@ int ll_stream_new(int device, int* out) {
 
 int ll_stream_enter(int id) {
   LL_I("stream_enter", { LL_GRAPH_BODY({
-    auto& st = stream_of(id);
-    if (st.on) throw std::logic_error("stream " + std::to_string(id) + " is already current");
-    c10::cuda::CUDAGuard dev(st.device);
-    at::cuda::CUDAEvent ev;
-    ev.record(c10::cuda::getCurrentCUDAStream(st.device));
-    ev.block(st.s);
-    st.on.emplace(st.s);
+    stream_of(id).enter("stream " + std::to_string(id));
     return 0;
   }) })
 }
 
 int ll_stream_leave(int id) {
   LL_I("stream_leave", { LL_GRAPH_BODY({
-    auto& st = stream_of(id);
-    if (!st.on) throw std::logic_error("stream " + std::to_string(id) + " is not current");
-    st.on.reset();
-    st.done.record(st.s);
-    st.left = true;
+    stream_of(id).leave("stream " + std::to_string(id));
     return 0;
   }) })
 }
 
 int ll_stream_wait(int id) {
   LL_I("stream_wait", { LL_GRAPH_BODY({
-    auto& st = stream_of(id);
-    if (!st.left) throw std::logic_error("stream " + std::to_string(id) + " has queued nothing to wait for");
-    st.done.block(c10::cuda::getCurrentCUDAStream(st.device));
+    stream_of(id).wait("stream " + std::to_string(id));
     return 0;
   }) })
 }
 
 int ll_stream_free(int id) {
   LL_I("stream_free", { LL_GRAPH_BODY({
-    auto it = streams.find(id);
-    if (it == streams.end()) throw std::invalid_argument("invalid stream id " + std::to_string(id) + " (freed, or never made)");
-    if (it->second->on) it->second->on.reset();
-    streams.erase(it);
+    stream_of(id).on.reset();
+    streams.erase(id);
     return 0;
   }) })
 }
