@@ -21,8 +21,11 @@ const steps = cudaOn ? 20 : 5;
 const compileModes = (compile ?? (cudaOn ? "max-autotune-no-cudagraphs,reduce-overhead" : "default"))
   .split(",").map((m) => m.trim()).filter((m) => m && m !== "none");
 
-/** Our step, replayed from a CUDA graph captured after 3 eager warm-ups (the trainer's graph path). */
-function oursGraphed(): { msPerStep: number; peakBytes: number } {
+/**
+ * The model, AdamW and input of one measurement of our step, and the step's parts: `forward` (mask, targets,
+ * model, loss; bf16 autocast on CUDA) and `step` (forward, backward, AdamW at `lr`, a number or a device tensor).
+ */
+function setUp() {
   torch.manualSeed(0);
   const model = new VideoMAE(cfg, device);
   const opt = new torch.AdamW(model.namedParameters().map(([name, param]) => ({ name, param })), {
@@ -30,30 +33,51 @@ function oursGraphed(): { msPerStep: number; peakBytes: number } {
     weightDecay: 0.05,
   });
   const x = torch.randn([batch, 3, cfg.frames, cfg.height, cfg.width], { device });
-  const lr = torch.zeros([], { device }).fill_(1e-4);
-  const graphs = new StepGraphs(cudaBackend(device), 3);
-  const body = () => {
-    torch.scope(() => {
-      const mask = makeMask("tube", batch, model.encoder.grid, 0.9, device);
-      const target = torch.noGrad(() => pixelTargets(x, cfg.tubelet, cfg.patch));
-      const loss = torch.autocast(
+  /** The loss, and the mask to dispose after backward (call inside a scope). */
+  const forward = () => {
+    const mask = makeMask("tube", batch, model.encoder.grid, 0.9, device);
+    const target = torch.noGrad(() => pixelTargets(x, cfg.tubelet, cfg.patch));
+    const loss = cudaOn
+      ? torch.autocast(
         "bf16",
         () => maskedMse(model.forward(x, mask.keep, mask.masked).float(), target, mask.masked),
-      );
+      )
+      : maskedMse(model.forward(x, mask.keep, mask.masked), target, mask.masked);
+    return { loss, mask };
+  };
+  const step = (lr?: number | torch.Tensor) => {
+    torch.scope(() => {
+      const { loss, mask } = forward();
       loss.backward();
       disposeMask(mask);
     });
     opt.step(lr);
     opt.zeroGrad();
   };
+  const dispose = () => {
+    x.dispose();
+    opt.dispose();
+    model.dispose();
+  };
+  return { model, opt, forward, step, dispose };
+}
+
+/** Our step, replayed from a CUDA graph captured after 3 eager warm-ups (the trainer's graph path). */
+function oursGraphed(): { msPerStep: number; peakBytes: number } {
+  const s = setUp();
+  const lr = torch.zeros([], { device }).fill_(1e-4);
+  const graphs = new StepGraphs(cudaBackend(device), 3);
   try {
-    const { msPerStep, peakBytes } = timeSteps(() => graphs.run("mae", body), { warmup: 5, steps, cudaOn });
+    const { msPerStep, peakBytes } = timeSteps(() => graphs.run("mae", () => s.step(lr)), {
+      warmup: 5,
+      steps,
+      cudaOn,
+    });
     return { msPerStep, peakBytes: peakBytes ?? 0 };
   } finally {
     graphs.dispose();
-    for (const t of [x, lr]) t.dispose();
-    opt.dispose();
-    model.dispose();
+    lr.dispose();
+    s.dispose();
   }
 }
 
@@ -63,30 +87,8 @@ function ours(): {
   params: number;
   phases: { forward: number; backward: number; optimizer: number };
 } {
-  torch.manualSeed(0);
-  const model = new VideoMAE(cfg, device);
-  const opt = new torch.AdamW(model.namedParameters().map(([name, param]) => ({ name, param })), {
-    lr: 1e-4,
-    weightDecay: 0.05,
-  });
-  const x = torch.randn([batch, 3, cfg.frames, cfg.height, cfg.width], { device });
-  const step = () => {
-    torch.scope(() => {
-      const mask = makeMask("tube", batch, model.encoder.grid, 0.9, device);
-      const target = torch.noGrad(() => pixelTargets(x, cfg.tubelet, cfg.patch));
-      const loss = cudaOn
-        ? torch.autocast(
-          "bf16",
-          () => maskedMse(model.forward(x, mask.keep, mask.masked).float(), target, mask.masked),
-        )
-        : maskedMse(model.forward(x, mask.keep, mask.masked), target, mask.masked);
-      loss.backward();
-      disposeMask(mask);
-    });
-    opt.step();
-    opt.zeroGrad();
-  };
-  const { msPerStep: best, peakBytes } = timeSteps(step, { warmup: 5, steps, cudaOn });
+  const s = setUp();
+  const { msPerStep: best, peakBytes } = timeSteps(() => s.step(), { warmup: 5, steps, cudaOn });
   const peak = peakBytes ?? 0;
   // where a step's time goes: forward (mask, targets, model, loss), backward, optimizer (synchronised phases)
   const now = () => {
@@ -97,30 +99,21 @@ function ours(): {
   for (let i = 0; i < steps; i++) {
     torch.scope(() => {
       const t0 = now();
-      const mask = makeMask("tube", batch, model.encoder.grid, 0.9, device);
-      const target = torch.noGrad(() => pixelTargets(x, cfg.tubelet, cfg.patch));
-      const loss = cudaOn
-        ? torch.autocast(
-          "bf16",
-          () => maskedMse(model.forward(x, mask.keep, mask.masked).float(), target, mask.masked),
-        )
-        : maskedMse(model.forward(x, mask.keep, mask.masked), target, mask.masked);
+      const { loss, mask } = s.forward();
       const t1 = now();
       loss.backward();
       disposeMask(mask);
       const t2 = now();
-      opt.step();
-      opt.zeroGrad();
+      s.opt.step();
+      s.opt.zeroGrad();
       const t3 = now();
       phases.forward = Math.min(phases.forward, t1 - t0);
       phases.backward = Math.min(phases.backward, t2 - t1);
       phases.optimizer = Math.min(phases.optimizer, t3 - t2);
     });
   }
-  const params = model.numParameters();
-  x.dispose();
-  opt.dispose();
-  model.dispose();
+  const params = s.model.numParameters();
+  s.dispose();
   return { msPerStep: best, peakBytes: peak, params, phases };
 }
 

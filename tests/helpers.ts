@@ -1,9 +1,10 @@
 /**
- * Shared test helpers: leak checks around a test body, and numeric comparison.
+ * Shared test helpers: leak checks around a test body, numeric comparison, small training runs.
  * @module
  */
 import assert from "node:assert/strict";
-import { liveTensors, type Tensor } from "../mod.ts";
+import { liveTensors, type Tensor, train, type TrainConfig } from "../mod.ts";
+import { makeBatchSource } from "../src/data/source.ts";
 
 /** Runs fn and asserts that the live native tensor count returns to its value before the call. */
 export function noLeak<T>(fn: () => T): T {
@@ -75,6 +76,28 @@ export const SMALL_DATA = { frames: 4, size: 16, prefetch: 0 } as const;
 export async function tempDir(prefix: string): Promise<string> {
   await Deno.mkdir("runs/tmp", { recursive: true });
   return await Deno.makeTempDir({ dir: "runs/tmp", prefix });
+}
+
+/**
+ * Trains `cfg` in a temporary folder (removed afterwards) and returns how much `counter` (e.g. `hostReads`) grew
+ * over each logging window after the first, which also holds the run's set-up.
+ */
+export async function growthPerWindow(cfg: TrainConfig, counter: () => number): Promise<number[]> {
+  const dir = await tempDir("per_window_");
+  const marks: number[] = [];
+  try {
+    await train(cfg, {
+      runDir: dir,
+      resume: false,
+      data: makeBatchSource,
+      onEvent: (e) => {
+        if (e.kind === "log") marks.push(counter());
+      },
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  return marks.slice(1).map((m, i) => m - marks[i]);
 }
 
 /** The permissions a test gives a `deno run` of a command-line tool: FFI to the shim, read, env, write to runs. */

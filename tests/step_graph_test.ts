@@ -22,7 +22,7 @@ import {
 import { train } from "../src/train/trainer.ts";
 import { latentTargets } from "../src/layerlock/objective.ts";
 import { VideoMAE } from "../src/models/video_mae.ts";
-import { noLeak, tempDir } from "./helpers.ts";
+import { growthPerWindow, noLeak, tempDir } from "./helpers.ts";
 
 /** A backend that logs what is asked of it; `failCapture` makes captures throw. */
 function countingBackend(log: string[], failCapture = false): GraphBackend {
@@ -216,25 +216,13 @@ for (const mode of ["layerlock", "mae"]) {
 }
 
 Deno.test("graphs.mode=emulate: no host read per step (reads per logging window do not grow with its length)", async () => {
-  const readsPerWindow = async (every: number) => {
-    const marks: number[] = [];
-    const cfg = config("layerlock", "emulate", {
+  const runOf = (every: number) =>
+    config("layerlock", "emulate", {
       optim: { batchSize: 2, steps: 4 * every, warmupSteps: 1, clipGrad: 1 },
       log: { every, checkpointEvery: 1000, floorClips: 0 },
     });
-    const dir = await tempDir("graphs_reads_");
-    await train(cfg, {
-      runDir: dir,
-      resume: false,
-      data: makeBatchSource,
-      onEvent: (e) => {
-        if (e.kind === "log") marks.push(torch.hostReads());
-      },
-    });
-    await Deno.remove(dir, { recursive: true });
-    return marks.slice(1).map((m, i) => m - marks[i]);
-  };
-  const short = await readsPerWindow(4), long = await readsPerWindow(8);
+  const short = await growthPerWindow(runOf(4), torch.hostReads);
+  const long = await growthPerWindow(runOf(8), torch.hostReads);
   assert.deepEqual(long, short, `reads per window of 8 steps ${long} vs of 4 steps ${short}`);
 });
 

@@ -9,9 +9,7 @@
 import assert from "node:assert/strict";
 import * as torch from "../mod.ts";
 import { parseConfig } from "../src/config.ts";
-import { makeBatchSource } from "../src/data/source.ts";
-import { train } from "../src/train/trainer.ts";
-import { tempDir } from "./helpers.ts";
+import { growthPerWindow } from "./helpers.ts";
 
 Deno.test("hostReads counts reads of tensor data, not computation", () => {
   using a = torch.ones([4]);
@@ -24,68 +22,33 @@ Deno.test("hostReads counts reads of tensor data, not computation", () => {
   assert.equal(torch.hostReads(), r0 + 3);
 });
 
+/** The run whose logging windows are compared: a 2-block LayerLock model that freezes at half of 4 windows. */
+function runOf(every: number, clipGrad: number) {
+  return parseConfig({
+    model: {
+      encoderDim: 48,
+      encoderDepth: 2,
+      encoderHeads: 3,
+      decoderDim: 24,
+      decoderDepth: 1,
+      decoderHeads: 3,
+    },
+    data: { frames: 4, size: 16, prefetch: 0 },
+    optim: { batchSize: 2, steps: 4 * every, warmupSteps: 1, clipGrad },
+    log: { every, checkpointEvery: 1000, floorClips: 0 },
+  });
+}
+
 for (const clip of [0, 1]) {
   Deno.test(`a training step makes no host read (LayerLock through a freeze, clipGrad ${clip})`, async () => {
-    const readsPerWindow = async (every: number) => {
-      const dir = await tempDir("syncfree_");
-      const cfg = parseConfig({
-        model: {
-          encoderDim: 48,
-          encoderDepth: 2,
-          encoderHeads: 3,
-          decoderDim: 24,
-          decoderDepth: 1,
-          decoderHeads: 3,
-        },
-        data: { frames: 4, size: 16, prefetch: 0 },
-        optim: { batchSize: 2, steps: 4 * every, warmupSteps: 1, clipGrad: clip },
-        log: { every, checkpointEvery: 1000, floorClips: 0 },
-      });
-      const marks: number[] = [];
-      await train(cfg, {
-        runDir: dir,
-        resume: false,
-        data: makeBatchSource,
-        onEvent: (e) => {
-          if (e.kind === "log") marks.push(torch.hostReads());
-        },
-      });
-      // the windows after the first (which includes the run's own set-up); a freeze happens at half the run
-      return marks.slice(1).map((m, i) => m - marks[i]);
-    };
-    const short = await readsPerWindow(2), long = await readsPerWindow(8);
+    const short = await growthPerWindow(runOf(2, clip), torch.hostReads);
+    const long = await growthPerWindow(runOf(8, clip), torch.hostReads);
     assert.equal(short.length, 3);
     assert.deepEqual(long, short, `reads per window of 8 steps ${long} vs of 2 steps ${short}`);
   });
 }
 
 Deno.test("a training step uploads one thing, its batch (hostWrites per logging window = its steps)", async () => {
-  const writesPerWindow = async (every: number) => {
-    const dir = await tempDir("syncfree_w_");
-    const cfg = parseConfig({
-      model: {
-        encoderDim: 48,
-        encoderDepth: 2,
-        encoderHeads: 3,
-        decoderDim: 24,
-        decoderDepth: 1,
-        decoderHeads: 3,
-      },
-      data: { frames: 4, size: 16, prefetch: 0 },
-      optim: { batchSize: 2, steps: 4 * every, warmupSteps: 1, clipGrad: 1 },
-      log: { every, checkpointEvery: 1000, floorClips: 0 },
-    });
-    const marks: number[] = [];
-    await train(cfg, {
-      runDir: dir,
-      resume: false,
-      data: makeBatchSource,
-      onEvent: (e) => {
-        if (e.kind === "log") marks.push(torch.hostWrites());
-      },
-    });
-    return marks.slice(1).map((m, i) => m - marks[i]);
-  };
-  assert.deepEqual(await writesPerWindow(2), [2, 2, 2]);
-  assert.deepEqual(await writesPerWindow(8), [8, 8, 8]);
+  assert.deepEqual(await growthPerWindow(runOf(2, 1), torch.hostWrites), [2, 2, 2]);
+  assert.deepEqual(await growthPerWindow(runOf(8, 1), torch.hostWrites), [8, 8, 8]);
 });
