@@ -21,7 +21,6 @@ import { VideoMAE } from "../src/models/video_mae.ts";
 const { cudaOn, device, preset, batch, cfg } = trainBenchSetup(Deno.args);
 const steps = cudaOn ? 10 : 4;
 const depth = cfg.encoderDepth;
-const sync = () => cudaOn && torch.cuda.synchronize();
 
 interface Row {
   frozenDepth: number;
@@ -82,19 +81,13 @@ function measure(mode: "mae-freeze" | "layerlock", frozen: number, targetStream 
   }
   let targetPassMs: number | null = null, targetPassNoGradMs: number | null = null;
   if (mode === "layerlock" && frozen > 0) {
-    const timePass = (run: () => unknown) => {
-      const pass = () => torch.scope(() => cudaOn ? torch.autocast("bf16", run) : run());
-      pass();
-      sync();
-      let best = Infinity;
-      for (let r = 0; r < 3; r++) {
-        const t0 = performance.now();
-        for (let i = 0; i < steps; i++) pass();
-        sync();
-        best = Math.min(best, (performance.now() - t0) / steps);
-      }
-      return best;
-    };
+    const timePass = (run: () => unknown) =>
+      timeSteps(() => torch.scope(() => cudaOn ? torch.autocast("bf16", run) : run()), {
+        warmup: 1,
+        steps,
+        cudaOn,
+      })
+        .msPerStep;
     targetPassMs = timePass(() => latentTargets(model, x, [frozen], "layernorm"));
     targetPassNoGradMs = timePass(() =>
       torch.noGrad(() => {
