@@ -211,6 +211,14 @@ export const TrainConfigSchema = z.object({
     nanRank: z.number().int().nonnegative().optional(),
     /** graphs.mode=emulate: every capture fails, to exercise the fallback to eager steps. */
     failCapture: z.boolean().default(false),
+    /**
+     * After this step (its logging and checkpoint done) the run announces `holding after step N` and waits for a
+     * signal (SIGINT/SIGTERM stop it as usual; SIGKILL ends it there): tests interrupt a run at a known step,
+     * whatever the machine's speed, instead of racing a printed line.
+     */
+    holdAt: z.number().int().positive().optional(),
+    /** Data parallel: only this rank holds at `holdAt` (default every rank). */
+    holdRank: z.number().int().nonnegative().optional(),
   }).strict().default({}),
   /**
    * Data-parallel training, used when the job is launched by torchrun (WORLD_SIZE set; src/train/launch.ts):

@@ -253,7 +253,9 @@ async function trainRun(
   try {
     await Deno.mkdir(runDir, { recursive: true });
     if (!values.resume && rank0) {
-      await Deno.writeTextFile(`${runDir}/config.json`, JSON.stringify(cfg, null, 2) + "\n");
+      // a hold (debug.holdAt) is for the invocation that asks for it: a resumed run does not inherit it
+      const { holdAt: _h, holdRank: _r, ...debug } = cfg.debug;
+      await Deno.writeTextFile(`${runDir}/config.json`, JSON.stringify({ ...cfg, debug }, null, 2) + "\n");
     }
   } catch (e) {
     throw new IoError(runDir, `cannot write the run folder ${runDir}: ${(e as Error).message}`, { cause: e });

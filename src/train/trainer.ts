@@ -718,6 +718,16 @@ async function trainOnce(
         due ||= dp ? dp.any(late) : late;
       }
       if (due && step < endStep && !interrupted) save();
+      if (
+        cfg.debug.holdAt === step && step < endStep &&
+        (cfg.debug.holdRank ?? dp?.rank ?? 0) === (dp?.rank ?? 0)
+      ) {
+        // a testing aid, announced on stderr by the rank that holds (the event sink is rank 0's alone)
+        console.error(
+          `${dp ? `rank ${dp.rank}: ` : ""}holding after step ${step} until a signal (debug.holdAt)`,
+        );
+        while (!requested) await new Promise((r) => setTimeout(r, 5));
+      }
     }
     save();
     emit({ kind: "end", step, interrupted, checkpoint: lastCheckpoint });
