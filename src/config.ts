@@ -5,8 +5,9 @@
  */
 import { z } from "zod";
 import { PRESETS } from "./models/presets.ts";
-import { LayerLockConfigSchema } from "./layerlock/schedule.ts";
+import { LayerLockSectionSchema } from "./layerlock/schedule.ts";
 import { ConfigError } from "./errors.ts";
+import { LR_SCHEDULES } from "./optim/schedule.ts";
 
 export { ConfigError };
 
@@ -140,6 +141,14 @@ export const TrainConfigSchema = z.object({
     /** VideoMAE's rule: lr × batch / 256, with the global batch (every process's clips) in data-parallel runs. */
     scaleLr: z.boolean().default(false),
     minLr: z.number().finite().nonnegative().default(1e-5),
+    /**
+     * The learning rate after the warmup (src/optim/schedule.ts): `cosine` decays to `minLr` over the run; `constant`
+     * stays at `lr`, so LayerLock's later stages train at the same rate as its first; `wsd` stays at `lr`, then
+     * decays linearly to `minLr` over the last `decayFraction` of the run.
+     */
+    schedule: z.enum(LR_SCHEDULES).default("cosine"),
+    /** `wsd`: the share of the run over which the learning rate decays at the end. */
+    decayFraction: z.number().finite().gt(0).lt(1).default(0.2),
     /** Linear warmup steps; default 60, or a tenth of `steps` for runs shorter than 600 steps. */
     warmupSteps: z.number().int().nonnegative().optional(),
     weightDecay: z.number().finite().nonnegative().default(0.05),
@@ -151,7 +160,7 @@ export const TrainConfigSchema = z.object({
     warmupSteps: o.warmupSteps ?? Math.min(60, Math.floor(o.steps / 10)),
   })).default({}),
   /** What is trained and how layers are frozen (src/layerlock/schedule.ts documents each key). */
-  layerlock: LayerLockConfigSchema.default({}),
+  layerlock: LayerLockSectionSchema.default({}),
   log: z.object({
     /** Steps between progress lines and metrics.jsonl records. */
     every: positiveInt.default(10),

@@ -168,7 +168,14 @@ cudaTest(
         const mask = torch.makeMask("tube", 2, model.encoder.grid, 0.75, "cuda");
         const tgt = torch.noGrad(() => torch.pixelTargets(x, cfg.tubelet, cfg.patch));
         const ll = LayerLockConfigSchema.parse({ mode: "layerlock" });
-        const state = { stage: 1, frozenDepth: 1, targetLayers: [1], lrFactor: 1, stageStart: 0 };
+        const state = {
+          stage: 1,
+          frozenDepth: 1,
+          targetLayers: [1],
+          lrFactor: 1,
+          pixelWeight: 0,
+          stageStart: 0,
+        };
         const loss = (targetStream: torch.CudaStream | null) =>
           torch.autocast(
             "bf16",

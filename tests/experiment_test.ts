@@ -13,7 +13,7 @@ import {
   runConfig,
 } from "../src/eval/experiment_config.ts";
 import { claims, convergenceOrder, summaryRows } from "../src/eval/experiment_report.ts";
-import { learningVerdict } from "../src/eval/learning.ts";
+import { learningVerdict } from "../src/layerlock/learning.ts";
 import { checkReport } from "../src/eval/report.ts";
 import { compare, differenceSpread, formatDifference, spreadOf, spreadOfProbes } from "../src/eval/seeds.ts";
 

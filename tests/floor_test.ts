@@ -5,7 +5,7 @@ import * as torch from "../mod.ts";
 import { parseConfig } from "../src/config.ts";
 import { batchToTensor, type ClipBatch, IMAGENET_MEAN, IMAGENET_STD } from "../src/data/clip.ts";
 import { floorClips, makeBatchSource } from "../src/data/source.ts";
-import { LEARNING_RATIO, learningVerdict } from "../src/eval/learning.ts";
+import { LEARNING_RATIO, learningVerdict } from "../src/layerlock/learning.ts";
 import { floorLoss } from "../src/models/targets.ts";
 import { meanTarget, TargetFloor } from "../src/layerlock/floor.ts";
 import { train } from "../src/train/trainer.ts";

@@ -175,7 +175,14 @@ Deno.test("freezing: frozen parameters stay bit-identical through further steps,
           torch.scope(() => {
             const mask = makeMask("tube", 2, s.model.encoder.grid, 0.75);
             const tgt = torch.noGrad(() => pixelTargets(s.x, 2, 8, false));
-            const st = { stage: d, frozenDepth: d, targetLayers: d ? [d] : [], lrFactor: 1, stageStart: 0 };
+            const st = {
+              stage: d,
+              frozenDepth: d,
+              targetLayers: d ? [d] : [],
+              lrFactor: 1,
+              pixelWeight: d ? 0 : 1,
+              stageStart: 0,
+            };
             const l = computeLosses(s.model, s.x, mask, {
               cfg: s.cfg.layerlock,
               pixelTargets: tgt,
@@ -431,6 +438,7 @@ Deno.test("scheduleFrom: stages begin at the given steps; the fixed schedule is 
     frozenDepth: 1,
     targetLayers: [1],
     lrFactor: 1 / s.miniWarmupSteps,
+    pixelWeight: 0,
     stageStart: 100,
   });
   assert.deepEqual([scheduleFrom(s, 260, starts).frozenDepth, scheduleFrom(s, 260, starts).stageStart], [

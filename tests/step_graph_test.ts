@@ -253,7 +253,7 @@ Deno.test("graphs: refused where they cannot run, naming why; auto on the CPU is
           layerlock: { mode: "latent-unfrozen", unfrozenWeight: "cosine" },
         }),
       ),
-    /graphs.mode=emulate: .*cosine latent weight changes at every step/,
+    /graphs.mode=emulate: .*a loss weight changes at every step \(latent-unfrozen's cosine weight/,
   );
   assert.equal(torch.liveTensors(), before, "a refused run leaves no tensors behind");
   const events: TrainEvent[] = [];
@@ -315,7 +315,7 @@ Deno.test("graphs.mode=emulate = eager with every target, re-initialised heads, 
   const layerlock = {
     mode: "layerlock",
     target: "all",
-    reinitHead: true,
+    headInit: "reinit",
     keepPixelLoss: true,
     latentLossOn: "all",
   };

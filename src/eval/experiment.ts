@@ -37,7 +37,7 @@ import {
 import { renderExperimentReport } from "./experiment_report.ts";
 import { reconstructionGrid } from "./reconstruction.ts";
 import { extractFeatures } from "./features.ts";
-import { type LearningVerdict, learningVerdict } from "./learning.ts";
+import { type LearningVerdict, learningVerdict } from "../layerlock/learning.ts";
 import type { SeedStats } from "./probe.ts";
 import { writeReport } from "./report.ts";
 import {

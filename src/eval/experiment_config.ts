@@ -74,6 +74,11 @@ export const ExperimentConfigSchema = z.object({
   seeds: seedList.default([0, 1]),
   /** Overrides of the training configuration of every run (any key of `train --set`). */
   train: z.record(z.unknown()).default({}),
+  /**
+   * Overrides of one mode's runs, applied over `train` (e.g. `{ "layerlock": { "layerlock": { "keepPixelLoss":
+   * true } } }`): where the validation split chose a setting for one mode alone.
+   */
+  trainByMode: z.record(z.enum(EXPERIMENT_MODES), z.record(z.unknown())).default({}),
   /** The probes. */
   probe: z.object({
     /**
@@ -157,8 +162,12 @@ export function runName(mode: ExperimentMode, seed: number): string {
 /** The training configuration of `mode` from training seed `seed`: the defaults, the overrides, then the run. */
 export function runConfig(e: ExperimentConfig, mode: ExperimentMode, seed: number): TrainConfig {
   const variant = VARIANTS[mode];
-  const merged = deepMerge(
+  const base = deepMerge(
     deepMerge(EXPERIMENT_TRAIN_DEFAULTS as unknown as Record<string, unknown>, e.train),
+    e.trainByMode[mode] ?? {},
+  );
+  const merged = deepMerge(
+    base,
     {
       name: `${e.name}-${runName(mode, seed)}`.replace(/[^A-Za-z0-9._-]/g, "_"),
       seed,

@@ -11,7 +11,7 @@ import type { ExperimentMode } from "./experiment_config.ts";
 import type { ExperimentResults, RunResult } from "./experiment.ts";
 import type { ProbeName, ProbeSummary } from "./experiment_probes.ts";
 import type { StepRecord } from "../train/events.ts";
-import { LEARNING_RATIO } from "./learning.ts";
+import { LEARNING_RATIO } from "../layerlock/learning.ts";
 import { barChart, lineChart, type LineSeries } from "./charts.ts";
 import { escapeHtml, table } from "./html.ts";
 import { renderReport } from "./report.ts";
@@ -171,7 +171,10 @@ export function claims(r: ExperimentResults): Claim[] {
         `target), ending at most ${Math.round(100 * LEARNING_RATIO)}% of it`,
       measured: allRuns.map((x) =>
         `${x.mode}-s${x.seed}: ${
-          x.learning.phases.map((p) => `${p.phase} ${(100 * p.ratio).toFixed(0)}%`).join(", ") || "no floor"
+          [
+            ...x.learning.phases.map((p) => `${p.phase} ${(100 * p.ratio).toFixed(0)}%`),
+            ...(x.learning.stages ?? []).map((st) => `${st.target} ${(100 * st.ratio).toFixed(0)}%`),
+          ].join(", ") || "no floor"
         }`
       ).join("; "),
       verdict: unknown.length === allRuns.length
@@ -441,6 +444,18 @@ export function renderExperimentReport(r: ExperimentResults, imageNames: string[
     }
     return out;
   };
+  const stageRows = trainedRuns.flatMap((m) =>
+    m.runs.flatMap((x) =>
+      (x.learning.stages ?? []).map((st) => [
+        `${m.mode}-s${x.seed}`,
+        st.target,
+        `${st.fromStep}–${st.toStep}`,
+        `${st.shock.toFixed(2)}×`,
+        `${st.ratio.toFixed(2)}×`,
+        st.left ? "learning" : "not learning",
+      ])
+    )
+  );
   const latentModes = trainedRuns.filter((m) =>
     m.runs.some((x) => x.metrics.some((k) => k.latentLoss != null))
   );
@@ -465,6 +480,17 @@ export function renderExperimentReport(r: ExperimentResults, imageNames: string[
         },
       ),
     },
+    ...(stageRows.length
+      ? [{
+        heading: "LayerLock's latent stages: each target against its own floor",
+        html: table(["run", "target", "steps", "after the switch", "last fifth", "verdict"], stageRows, {
+          caption:
+            `loss / floor of the stage's first logged window ("after the switch": how far above its floor ` +
+            `the new target starts) and over its last fifth; a stage has left its floor at ≤ ` +
+            `${LEARNING_RATIO.toFixed(2)}×`,
+        }),
+      }]
+      : []),
     {
       heading: "Loss curves (mean over training seeds; dashed: the trivial floor)",
       html: lineChart({

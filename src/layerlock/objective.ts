@@ -94,7 +94,7 @@ export function computeLosses(model: VideoMAE, x: Tensor, mask: Mask, ctx: Objec
   const stream = latent ? ctx.targetStream ?? null : null;
   const early = stream ? stream.run(() => latentTargets(model, x, latentLayers, cfg.latentNorm)) : null;
   const encoded = encodeVisible(model, x, mask.keep, state.frozenDepth, cfg.embedding);
-  const pixel = !latent || cfg.keepPixelLoss || cfg.mode === "latent-unfrozen";
+  const pixel = !latent || state.pixelWeight > 0;
   const nm = mask.masked.shape[1];
   const allTokens = latent && cfg.latentLossOn === "all";
   const feats = model.decoderFeatures(
@@ -129,7 +129,7 @@ export function computeLosses(model: VideoMAE, x: Tensor, mask: Mask, ctx: Objec
       latentFloor = noGrad(() => meanOf(targets.map((t, i) => floorLoss(means[i], t, ids))));
     }
   }
-  const weightedPixel = pixelLoss === null ? null : pixelLoss.mul(latent ? cfg.pixelWeight : 1);
+  const weightedPixel = pixelLoss === null ? null : pixelLoss.mul(latent ? state.pixelWeight : 1);
   const weightedLatent = latentLoss === null ? null : latentLoss.mul(latentWeight);
   const total = weightedPixel && weightedLatent
     ? weightedPixel.add(weightedLatent)

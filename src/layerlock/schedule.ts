@@ -12,9 +12,9 @@
  *   a mini-warmup at each switch helps (about +1% on SSv2); the ViT-G run froze up to 2/3 of the depth
  *   (32 of 48 layers), after pixel training for about 1/3 of its steps (160K), then 1 layer every 10K steps.
  * - open: whether the patch embedding freezes with the first layer (default: yes); whether the pixel loss is
- *   kept after the switch (default: no) and the loss weights (default 1); normalisation of latent targets
- *   (default: a LayerNorm without affine parameters); the mini-warmup length (default: 1/5 of an interval);
- *   whether the latent head is re-initialised at a switch (default: no); when `pixelSteps`/`interval` are not
+ *   kept after the switch, or faded out (default: no) and the loss weights (default 1); normalisation of latent
+ *   targets (default: a LayerNorm without affine parameters); the mini-warmup length (default: 1/5 of an
+ *   interval); where the latent head starts at a switch (default: where it is); when `pixelSteps`/`interval` are not
  *   given they are derived from the run length: pixels for 1/3 of the steps, then `maxFrozen` stages spread
  *   evenly over the remaining 2/3 (the ViT-G proportions).
  * @module
@@ -45,7 +45,12 @@ export const LayerLockConfigSchema = z.object({
   target: z.enum(["last", "all"]).default("last"),
   /** Keep the pixel loss beside the latent loss after the switch. */
   keepPixelLoss: z.boolean().default(false),
-  /** Weight of the pixel loss (when it is kept). */
+  /**
+   * A blend from pixels to latents: after each switch the pixel loss is kept, its weight falling linearly from
+   * `pixelWeight` to 0 over this many steps (0: none; with `keepPixelLoss` it is kept at full weight instead).
+   */
+  pixelFade: z.number().int().nonnegative().default(0),
+  /** Weight of the pixel loss (when it is kept, or at the start of a fade). */
   pixelWeight: z.number().finite().nonnegative().default(1),
   /** Weight of the latent loss. */
   latentWeight: z.number().finite().nonnegative().default(1),
@@ -60,8 +65,15 @@ export const LayerLockConfigSchema = z.object({
    * are independent until the loss). No effect on the CPU. Off until its gain is measured on a GPU.
    */
   targetStream: z.boolean().default(false),
-  /** Re-initialise the latent head at each switch. */
-  reinitHead: z.boolean().default(false),
+  /**
+   * Where a latent head starts when its target changes at a switch: `continue` from where it is (the previous
+   * stage's head; at the first switch a new head); `reinit`, a freshly initialised head; `ridge`, the best
+   * linear predictor of the new target from the decoder's features, fitted in closed form (ridge regression)
+   * on the held-out clips the floors use, so the latent loss starts near what a linear head can reach.
+   */
+  headInit: z.enum(["continue", "reinit", "ridge"]).default("continue"),
+  /** `headInit: "ridge"`: the ridge strength, relative to the mean variance of the decoder's features. */
+  ridgeLambda: z.number().finite().positive().default(1),
   /** latent-unfrozen: the block (1-based) whose own output is the target (default: half the depth). */
   unfrozenLayer: z.number().int().positive().optional(),
   /** latent-unfrozen: the latent loss weight is constant, or ramps up along a half cosine over the run. */
@@ -80,6 +92,17 @@ export const LayerLockConfigSchema = z.object({
   /** convergence trigger: held-out clips the block outputs are computed on. */
   convergenceClips: z.number().int().positive().default(16),
 }).strict();
+
+/** The `layerlock` section as written before `headInit` replaced `reinitHead` (a boolean): still accepted. */
+function upgradeLegacy(v: unknown): unknown {
+  if (typeof v !== "object" || v === null || !("reinitHead" in v)) return v;
+  const { reinitHead, ...rest } = v as Record<string, unknown>;
+  return typeof reinitHead === "boolean" && !("headInit" in rest)
+    ? { ...rest, headInit: reinitHead ? "reinit" : "continue" }
+    : v; // anything else is left for the schema to refuse
+}
+/** The `layerlock` section, legacy spellings upgraded. */
+export const LayerLockSectionSchema = z.preprocess(upgradeLegacy, LayerLockConfigSchema);
 
 /** The `layerlock` section of a training configuration. */
 export type LayerLockConfig = z.infer<typeof LayerLockConfigSchema>;
@@ -104,6 +127,12 @@ export interface ResolvedSchedule {
   miniWarmupSteps: number;
   /** Target kind. */
   target: "last" | "all";
+  /** The pixel loss's weight in latent stages, kept (`keepPixelLoss`) or at the start of a fade. */
+  pixelWeight: number;
+  /** Whether the pixel loss is kept at full weight in latent stages. */
+  keepPixelLoss: boolean;
+  /** Steps over which the pixel loss fades out after each switch (0: none). */
+  pixelFade: number;
 }
 
 /** What the schedule says at one step. */
@@ -116,6 +145,11 @@ export interface ScheduleState {
   targetLayers: number[];
   /** Multiplier of the scheduled learning rate (the mini-warmup). */
   lrFactor: number;
+  /**
+   * The pixel loss's weight: 1 where pixels are the target, `pixelWeight` for latent-unfrozen and where the
+   * pixel loss is kept, falling during a fade, 0 where only latents are predicted (the pixel loss is not computed).
+   */
+  pixelWeight: number;
   /** The step at which the current stage began (0 in stage 0). */
   stageStart: number;
 }
@@ -142,6 +176,9 @@ export function resolveSchedule(c: LayerLockConfig, depth: number, steps: number
     maxFrozen,
     miniWarmupSteps: c.miniWarmupSteps ?? Math.floor(interval / 5),
     target: c.target,
+    pixelWeight: c.pixelWeight,
+    keepPixelLoss: c.keepPixelLoss,
+    pixelFade: c.pixelFade,
   };
 }
 
@@ -177,7 +214,8 @@ export function scheduleFrom(
 ): ScheduleState {
   const stage = Math.min(stageStarts.filter((t) => t <= step).length, stageCount(s));
   if (!freezes(s.mode) || stage === 0) {
-    return { stage: 0, frozenDepth: 0, targetLayers: [], lrFactor: 1, stageStart: 0 };
+    const pixelWeight = s.mode === "latent-unfrozen" ? s.pixelWeight : 1;
+    return { stage: 0, frozenDepth: 0, targetLayers: [], lrFactor: 1, pixelWeight, stageStart: 0 };
   }
   const frozenDepth = Math.min(stage * s.layersPerStage, s.maxFrozen);
   const stageStart = stageStarts[stage - 1];
@@ -191,5 +229,12 @@ export function scheduleFrom(
   const lrFactor = latent && s.miniWarmupSteps > 0 && since < s.miniWarmupSteps
     ? (since + 1) / s.miniWarmupSteps
     : 1;
-  return { stage, frozenDepth, targetLayers, lrFactor, stageStart };
+  const pixelWeight = !latent
+    ? 1
+    : s.keepPixelLoss
+    ? s.pixelWeight
+    : since < s.pixelFade
+    ? s.pixelWeight * (1 - since / s.pixelFade)
+    : 0;
+  return { stage, frozenDepth, targetLayers, lrFactor, pixelWeight, stageStart };
 }

@@ -22,6 +22,7 @@ import type { NamedParam, ParamOptimizer } from "../optim/adamw.ts";
 import { TargetFloor } from "./floor.ts";
 import { Freezer } from "./freeze.ts";
 import { LatentHeads } from "./heads.ts";
+import { fitHeads } from "./head_fit.ts";
 import { computeLosses, type Losses } from "./objective.ts";
 import {
   fixedStageStarts,
@@ -54,6 +55,14 @@ function usesTrigger(cfg: TrainConfig): boolean {
   return cfg.layerlock.trigger === "convergence" && freezes(cfg.layerlock.mode);
 }
 
+/** Whether `cfg` fits latent heads by ridge regression at its switches. */
+function usesRidge(cfg: TrainConfig): boolean {
+  return cfg.layerlock.headInit === "ridge" && cfg.layerlock.mode === "layerlock";
+}
+
+/** Held-out clips the ridge fit of a head reads (at least; it reads all there are, `log.floorClips` of them). */
+export const RIDGE_CLIPS = 64;
+
 /** The first `n` clips of a batch (all of them when it holds fewer). */
 export function firstClips(b: ClipBatch, n: number): ClipBatch {
   const m = Math.min(n, b.batch), per = b.frames * b.height * b.width * 3;
@@ -69,12 +78,16 @@ export function firstClips(b: ClipBatch, n: number): ClipBatch {
 /** The LayerLock step of one run: owns the freezer, the latent heads, the trigger and the floors. */
 export class LayerLockStep {
   /**
-   * How many held-out clips the step of `cfg` needs (for the floors and the convergence trigger): the trainer
-   * fetches them before anything native is made.
+   * How many held-out clips the step of `cfg` needs (for the floors, the convergence trigger and the ridge fits
+   * of the heads): the trainer fetches them before anything native is made.
    */
   static heldOutClips(cfg: TrainConfig): number {
     const ll = cfg.layerlock;
-    return Math.max(cfg.log.floorClips, usesTrigger(cfg) ? ll.convergenceClips : 0);
+    return Math.max(
+      cfg.log.floorClips,
+      usesTrigger(cfg) ? ll.convergenceClips : 0,
+      usesRidge(cfg) ? RIDGE_CLIPS : 0,
+    );
   }
 
   /** The resolved freezing schedule. */
@@ -94,6 +107,7 @@ export class LayerLockStep {
   readonly #shard: Shard;
   readonly #floor: TargetFloor | null;
   readonly #targetStream: CudaStream | null;
+  readonly #heldOut: ClipBatch | null;
   #freezer: Freezer | null = null;
   #stage: number | null = null;
   #state: ScheduleState | null = null; // the schedule at the step `begin` prepared
@@ -129,6 +143,13 @@ export class LayerLockStep {
       throw new TorchError(
         "train",
         'layerlock.trigger "convergence" needs held-out clips (TrainOptions.floorClips)',
+      );
+    }
+    this.#heldOut = heldOut;
+    if (usesRidge(cfg) && !heldOut) {
+      throw new TorchError(
+        "train",
+        'layerlock.headInit "ridge" needs held-out clips (TrainOptions.floorClips)',
       );
     }
     const latentMode = ll.mode === "layerlock" || ll.mode === "latent-unfrozen";
@@ -212,6 +233,11 @@ export class LayerLockStep {
       this.trigger.restore(extra.trigger);
     }
     this.#freezer!.freezeTo(scheduleFrom(this.schedule, step, this.stageStarts).frozenDepth);
+    // the stage of the last step trained, so a switch at the very step the run resumes at is seen as one
+    if (step > 0) {
+      this.#state = scheduleFrom(this.schedule, step - 1, this.stageStarts);
+      this.#stage = this.#state.stage;
+    }
   }
 
   /** The schedule at `step` (for naming what a logged step trained on). */
@@ -230,7 +256,8 @@ export class LayerLockStep {
 
   /**
    * Prepares step `step`: runs a due convergence check, freezes the blocks the schedule has reached, and at a
-   * stage change reinitialises the new targets' heads (layerlock.reinitHead), releasing their optimiser state.
+   * stage change starts the heads whose target is new where `layerlock.headInit` says (releasing their
+   * optimiser state unless they continue).
    */
   begin(step: number, opt: ParamOptimizer): StepStart {
     if (this.trigger?.due(step)) {
@@ -240,26 +267,41 @@ export class LayerLockStep {
     const st = this.stateAt(step);
     if (st.frozenDepth > this.frozenDepth) this.#freezer!.freezeTo(st.frozenDepth);
     const stageChanged = this.#stage !== null && st.stage !== this.#stage;
-    if (stageChanged && this.#cfg.layerlock.reinitHead && this.heads) {
-      const heads = this.heads;
-      for (const l of st.targetLayers) {
-        heads.reinit(l);
-        opt.releaseState(
-          heads.namedParameters().filter(([n]) => n.startsWith(heads.prefix(l))).map(([n]) => `heads.${n}`),
-        );
-      }
-    }
+    if (stageChanged) this.#startHeads(st, this.#state?.targetLayers ?? [], opt);
     this.#stage = st.stage;
     this.#state = st;
     return { state: st, stageChanged };
+  }
+
+  /** At a switch: the heads whose target is new (the one head of `target: "last"`) start as `headInit` says. */
+  #startHeads(st: ScheduleState, before: readonly number[], opt: ParamOptimizer): void {
+    const how = this.#cfg.layerlock.headInit, heads = this.heads;
+    if (how === "continue" || !heads || st.targetLayers.length === 0) return;
+    const fresh = heads.target === "last"
+      ? st.targetLayers
+      : st.targetLayers.filter((l) => !before.includes(l));
+    if (how === "reinit") { for (const l of fresh) heads.reinit(l); }
+    else {
+      const cfg = this.#cfg;
+      fitHeads(this.#model, heads, this.#heldOut!, fresh, st.frozenDepth, cfg.layerlock, {
+        maskKind: cfg.mask.kind,
+        maskRatio: cfg.mask.ratio,
+        chunk: cfg.optim.batchSize,
+      }, this.#device);
+    }
+    for (const l of fresh) {
+      opt.releaseState(
+        heads.namedParameters().filter(([n]) => n.startsWith(heads.prefix(l))).map(([n]) => `heads.${n}`),
+      );
+    }
   }
 
   /**
    * The losses of the clips `x` [B, 3, T, H, W] (normalised, on the step's device; see `batchToTensor`) at `step`
    * (call inside a scope, after `begin(step)`): mask, pixel targets, the forward pass with its frozen prefix under
    * no-grad, latent targets from the frozen blocks, and the floors on the same tokens. Device work only, with no
-   * host read: a CUDA graph can capture it (the host values it bakes in are those of the stage, and the latent
-   * weight of latent-unfrozen's cosine ramp, which `hostScalarsVary` reports).
+   * host read: a CUDA graph can capture it (the host values it bakes in are those of the stage, and the loss
+   * weights that change within one — latent-unfrozen's cosine ramp, a pixel fade — which `hostScalarsVary` reports).
    */
   loss(x: Tensor, step: number): Losses {
     const cfg = this.#cfg, ll = cfg.layerlock, m = this.#model.cfg, model = this.#model;
@@ -322,10 +364,12 @@ export class LayerLockStep {
 
   /**
    * Whether `loss` bakes in a host number that changes from step to step within a stage (latent-unfrozen's cosine
-   * latent weight): such a step cannot be replayed from a CUDA graph.
+   * latent weight, the pixel weight of a fade): such a step cannot be replayed from a CUDA graph.
    */
   get hostScalarsVary(): boolean {
-    return this.#cfg.layerlock.mode === "latent-unfrozen" && this.#cfg.layerlock.unfrozenWeight === "cosine";
+    const ll = this.#cfg.layerlock;
+    return (ll.mode === "latent-unfrozen" && ll.unfrozenWeight === "cosine") ||
+      (ll.mode === "layerlock" && ll.pixelFade > 0 && !ll.keepPixelLoss);
   }
 
   /** Frees the heads, the trigger and its clips, and the floors' means. */

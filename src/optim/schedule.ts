@@ -1,5 +1,6 @@
 /**
- * Learning-rate schedules: linear warmup then cosine decay (MAE/VideoMAE), and VideoMAE's linear scaling rule.
+ * Learning-rate schedules: linear warmup then cosine decay (MAE/VideoMAE), constant, or warmup–stable–decay;
+ * and VideoMAE's linear scaling rule.
  * @module
  */
 import { TorchError } from "../errors.ts";
@@ -45,6 +46,53 @@ export function warmupCosine(opts: WarmupCosineOptions): (step: number) => numbe
     if (step < warmupSteps) return baseLr * step / warmupSteps;
     if (step >= totalSteps) return minLr;
     return minLr + (baseLr - minLr) * 0.5 * (1 + Math.cos(Math.PI * (step - warmupSteps) / decaySteps));
+  };
+}
+
+/** The shapes of `lrSchedule` after its warmup. */
+export const LR_SCHEDULES = ["cosine", "constant", "wsd"] as const;
+/** A schedule's shape: cosine decay, constant, or warmup–stable–decay. */
+export type LrScheduleKind = (typeof LR_SCHEDULES)[number];
+
+/** Options of `lrSchedule`: those of `warmupCosine`, its shape, and (wsd) the length of the final decay. */
+export interface LrScheduleOptions extends WarmupCosineOptions {
+  /** After the warmup: `cosine` (warmupCosine), `constant` (baseLr to the end), `wsd` (constant, then decay). */
+  kind: LrScheduleKind;
+  /** wsd: the last this-many steps decay linearly from baseLr to minLr (default a fifth of the steps). */
+  decaySteps?: number;
+}
+
+/**
+ * The learning rate at each step (0-based) under one of three shapes, all with the same linear warmup from 0:
+ * - `cosine`: `warmupCosine`, decaying to `minLr` at `totalSteps`;
+ * - `constant`: `baseLr` from the end of the warmup on (a schedule whose every stage trains at the same rate);
+ * - `wsd` (warmup–stable–decay): `baseLr` until `totalSteps - decaySteps`, then linear to `minLr` at
+ *   `totalSteps`, and `minLr` afterwards.
+ */
+export function lrSchedule(opts: LrScheduleOptions): (step: number) => number {
+  const cosine = warmupCosine(opts); // validates the shared options
+  if (opts.kind === "cosine") return cosine;
+  const { baseLr, warmupSteps, totalSteps } = opts;
+  const minLr = opts.minLr ?? 1e-5;
+  const decaySteps = opts.decaySteps ?? Math.floor(totalSteps / 5);
+  if (
+    opts.kind === "wsd" &&
+    !(Number.isInteger(decaySteps) && decaySteps > 0 && decaySteps <= totalSteps - warmupSteps)
+  ) {
+    throw new TorchError(
+      "lrSchedule",
+      `decaySteps must be an integer in 1..${
+        totalSteps - warmupSteps
+      } (the steps after warmup), got ${decaySteps}`,
+    );
+  }
+  const decayStart = totalSteps - decaySteps;
+  return (step: number): number => {
+    if (Number.isNaN(step)) throw new TorchError("lrSchedule", "step is NaN");
+    if (step < warmupSteps) return cosine(step); // the shared warmup (0 before step 0)
+    if (opts.kind === "constant" || step < decayStart) return baseLr;
+    if (step >= totalSteps) return minLr;
+    return baseLr + (minLr - baseLr) * (step - decayStart) / decaySteps;
   };
 }
 

@@ -4,6 +4,7 @@
  * progress line, the experiment) read fields, never printed text; `formatEvent` is the one rendering.
  * @module
  */
+import { formatStage, type StageVerdict } from "../layerlock/learning.ts";
 
 /** The record of a logging step: the means over the steps since the previous one (a line of metrics.jsonl). */
 export interface StepRecord {
@@ -55,6 +56,7 @@ export interface StepRecord {
 export type TrainEvent =
   | { kind: "resume"; step: number; checkpoint: string }
   | { kind: "stage"; step: number; stage: number; frozenDepth: number; target: string }
+  | { kind: "stageEnd"; verdict: StageVerdict }
   | { kind: "log"; record: StepRecord; totalSteps: number; eta: number }
   | { kind: "checkpoint"; step: number; path: string }
   | { kind: "slowData"; step: number; share: number; waitMs: number }
@@ -70,7 +72,11 @@ function fmtTime(s: number): string {
 /** The progress line of a logging step. */
 export function formatRecord(r: StepRecord, totalSteps: number, eta: number): string {
   const term = (name: string, v: number | null, floor: number | null) =>
-    v === null ? "" : `${name} ${v.toFixed(4)}${floor !== null ? ` floor ${floor.toFixed(4)}` : ""}`;
+    v === null
+      ? ""
+      : `${name} ${v.toFixed(4)}${
+        floor !== null ? ` floor ${floor.toFixed(4)} = ${(v / floor).toFixed(2)}×` : ""
+      }`;
   const terms = [term("pix", r.pixelLoss, r.pixelFloor), term("lat", r.latentLoss, r.latentFloor)]
     .filter(Boolean).join(" ");
   return `step ${r.step}/${totalSteps}  loss ${r.loss.toFixed(4)} (${terms})  frozen ${r.frozenDepth}  ` +
@@ -102,6 +108,8 @@ export function formatEvent(e: TrainEvent): { text: string; final: boolean } | n
       };
     case "warning":
       return { text: `warning: ${e.message}`, final: true };
+    case "stageEnd":
+      return { text: `\nlatent stage ${formatStage(e.verdict)}`, final: true };
     case "end":
       return {
         text: e.interrupted

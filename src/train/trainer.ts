@@ -21,7 +21,7 @@ import { PRESETS } from "../models/presets.ts";
 import type { Module } from "../nn/module.ts";
 import { AdamW, type ParamOptimizer } from "../optim/adamw.ts";
 import { ZeroAdamW } from "../optim/zero.ts";
-import { scaledLr, warmupCosine } from "../optim/schedule.ts";
+import { lrSchedule, scaledLr } from "../optim/schedule.ts";
 import {
   listCheckpoints,
   loadCheckpoint,
@@ -30,6 +30,7 @@ import {
   verifyCheckpoint,
 } from "./checkpoint.ts";
 import { printEvent, type StepRecord, type TrainEvent } from "./events.ts";
+import { StageTracker } from "../layerlock/learning.ts";
 import type { DataParallel } from "./data_parallel.ts";
 import { cudaBackend, emulatedBackend, GraphCaptureError, StaticInput, StepGraphs } from "./step_graph.ts";
 import type { Shard } from "../data/sampler.ts";
@@ -221,7 +222,11 @@ function stepGraphsFor(
   if (dp) against.push("data-parallel steps run eagerly (their all-reduce is not captured)");
   if (!(opt instanceof AdamW)) against.push("the optimiser is not AdamW");
   else if (opt.impl === "foreach") against.push('the "foreach" AdamW reads its step count on the host');
-  if (llStep.hostScalarsVary) against.push("latent-unfrozen's cosine latent weight changes at every step");
+  if (llStep.hostScalarsVary) {
+    against.push(
+      "a loss weight changes at every step (latent-unfrozen's cosine weight, layerlock.pixelFade)",
+    );
+  }
   if (against.length > 0) {
     const why = `CUDA graphs cannot be used: ${against.join("; ")}`;
     if (mode !== "auto") throw new TorchError("train", `graphs.mode=${mode}: ${why}`);
@@ -455,11 +460,16 @@ async function trainOnce(
   const opt: ParamOptimizer = zero ?? new AdamW(params, optOpts);
   llStep.attach(opt);
   let graphs: StepGraphs | null = null;
-  const lrAt = warmupCosine({
+  const lrAt = lrSchedule({
+    kind: cfg.optim.schedule,
     baseLr,
     minLr: cfg.optim.minLr,
     warmupSteps: cfg.optim.warmupSteps,
     totalSteps: cfg.optim.steps,
+    decaySteps: Math.min(
+      cfg.optim.steps - cfg.optim.warmupSteps,
+      Math.max(1, Math.round(cfg.optim.decayFraction * cfg.optim.steps)),
+    ),
   });
   let step = 0, dataState: unknown = null, data: BatchSource;
   try {
@@ -546,6 +556,7 @@ async function trainOnce(
   const trainable = () => params.filter((p) => p.param.requiresGrad).map((p) => p.param);
 
   const losses: TrainResult["losses"] = [];
+  const stages = new StageTracker(); // each latent stage's loss against its floor, reported when it ends
   const meter = new LossMeter(device);
   // The step's device-side inputs and outputs: the learning rate (a device tensor, read by the fused AdamW on
   // the device) and the step's loss and gradient norm, copied into perStep after the step.
@@ -630,6 +641,8 @@ async function trainOnce(
       const ev = opts.evaluate;
       record.eval = evaluateIn(model, () => ev.fn(model, step));
     }
+    const ended = stages.add(record);
+    if (ended) emit({ kind: "stageEnd", verdict: ended });
     const { loss, pixelLoss: pixel, latentLoss: latent, frozenDepth } = record;
     losses.push({ step, loss, pixel, latent, frozenDepth });
     metrics?.writeSync(enc.encode(JSON.stringify(record) + "\n"));
@@ -730,6 +743,8 @@ async function trainOnce(
       }
     }
     save();
+    const last = stages.finish();
+    if (last) emit({ kind: "stageEnd", verdict: last });
     emit({ kind: "end", step, interrupted, checkpoint: lastCheckpoint });
   } catch (e) {
     // a failed collective: name the ranks that stopped, from the steps they recorded in the store
