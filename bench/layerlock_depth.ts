@@ -52,6 +52,7 @@ function measure(mode: "mae-freeze" | "layerlock", frozen: number, targetStream 
     frozenDepth: frozen,
     targetLayers: mode === "layerlock" && frozen > 0 ? [frozen] : [],
     lrFactor: 1,
+    pixelWeight: mode === "layerlock" && frozen > 0 ? 0 : 1, // LayerLock's latent stages predict latents alone
     stageStart: 0,
   };
   const lr = torch.zeros([], { device }).fill_(1e-4);
