@@ -8,6 +8,7 @@ import { PRESETS } from "./models/presets.ts";
 import { LayerLockSectionSchema } from "./layerlock/schedule.ts";
 import { ConfigError } from "./errors.ts";
 import { LR_SCHEDULES } from "./optim/schedule.ts";
+import type { VideoMAEConfig } from "./models/video_mae.ts";
 
 export { ConfigError };
 
@@ -293,4 +294,28 @@ export function parseConfig(raw: unknown, source = "config"): TrainConfig {
     return `  ${key}: ${i.message}${extra}`;
   });
   throw new ConfigError(`invalid ${source}:\n${lines.join("\n")}`);
+}
+
+/** The model configuration a training configuration describes. */
+export function modelConfig(cfg: TrainConfig): VideoMAEConfig {
+  const m = cfg.model;
+  const size = PRESETS[m.preset];
+  return {
+    encoderDim: m.encoderDim ?? size.encoderDim,
+    encoderDepth: m.encoderDepth ?? size.encoderDepth,
+    encoderHeads: m.encoderHeads ?? size.encoderHeads,
+    mlpRatio: m.mlpRatio ?? size.mlpRatio,
+    decoderDim: m.decoderDim ?? size.decoderDim,
+    decoderDepth: m.decoderDepth ?? size.decoderDepth,
+    decoderHeads: m.decoderHeads ?? size.decoderHeads,
+    inChans: 3,
+    frames: cfg.data.frames,
+    height: cfg.data.size,
+    width: cfg.data.size,
+    patch: m.patch,
+    tubelet: m.tubelet,
+    qkvBias: m.qkvBias,
+    posEmbed: m.posEmbed,
+    gelu: m.gelu === "tanh" ? "tanh" : "none",
+  };
 }

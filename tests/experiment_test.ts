@@ -4,15 +4,15 @@
 import assert from "node:assert/strict";
 import * as torch from "../mod.ts";
 import { experimentConfigFromArgs } from "../src/cli/experiment.ts";
-import { type ExperimentResults, runExperiment } from "../src/eval/experiment.ts";
-import { probeDatasets } from "../src/eval/experiment_probes.ts";
+import { type ExperimentResults, runExperiment } from "../src/experiment/run.ts";
+import { probeDatasets } from "../src/experiment/probes.ts";
 import {
   EXPERIMENT_TRAIN_DEFAULTS,
   ExperimentConfigError,
   parseExperimentConfig,
   runConfig,
-} from "../src/eval/experiment_config.ts";
-import { claims, convergenceOrder, summaryRows } from "../src/eval/experiment_report.ts";
+} from "../src/experiment/config.ts";
+import { claims, convergenceOrder, summaryRows } from "../src/experiment/report.ts";
 import { learningVerdict } from "../src/layerlock/learning.ts";
 import { checkReport } from "../src/eval/report.ts";
 import { compare, differenceSpread, formatDifference, spreadOf, spreadOfProbes } from "../src/eval/seeds.ts";

@@ -22,7 +22,8 @@ import {
 import { disposeMask, gatherTokens, makeMask } from "../src/models/masking.ts";
 import { pixelTargets } from "../src/models/targets.ts";
 import { VideoMAE } from "../src/models/video_mae.ts";
-import { modelConfig, train } from "../src/train/trainer.ts";
+import { train } from "../src/train/trainer.ts";
+import { modelConfig } from "../src/config.ts";
 import type { TrainEvent } from "../src/train/events.ts";
 import { noLeak, SMALL_DATA, SMALL_MODEL, tempDir } from "./helpers.ts";
 

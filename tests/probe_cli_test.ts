@@ -14,7 +14,7 @@ import { chanceLevel, extractClipFeatures, probeSplits } from "../src/eval/folde
 import { VideoMAE } from "../src/models/video_mae.ts";
 import { saveSafetensors } from "../src/torch/safetensors.ts";
 import { CHECKPOINT_FORMAT } from "../src/train/checkpoint.ts";
-import { modelConfig } from "../src/train/trainer.ts";
+import { modelConfig } from "../src/config.ts";
 import { CLI_PERMISSIONS, SMALL_MODEL, tempDir } from "./helpers.ts";
 
 const haveFfmpeg = await ffmpegAvailable() && await ffmpegAvailable("ffprobe");

@@ -21,7 +21,8 @@ import { disposeMask, gatherTokens, makeMask } from "../src/models/masking.ts";
 import { VideoMAE } from "../src/models/video_mae.ts";
 import { lrSchedule } from "../src/optim/schedule.ts";
 import { formatEvent, type TrainEvent } from "../src/train/events.ts";
-import { modelConfig, train } from "../src/train/trainer.ts";
+import { train } from "../src/train/trainer.ts";
+import { modelConfig } from "../src/config.ts";
 import { noLeak, SMALL_DATA, SMALL_MODEL, tempDir } from "./helpers.ts";
 
 const close = (a: number, b: number, tol = 1e-12) => assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);

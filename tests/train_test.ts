@@ -10,7 +10,8 @@ import { disposeMask, makeMask } from "../src/models/masking.ts";
 import { maskedMse, pixelTargets } from "../src/models/targets.ts";
 import { VideoMAE } from "../src/models/video_mae.ts";
 import { AdamW } from "../src/optim/adamw.ts";
-import { modelConfig, train } from "../src/train/trainer.ts";
+import { train } from "../src/train/trainer.ts";
+import { modelConfig } from "../src/config.ts";
 import { formatEvent, type StepRecord, type TrainEvent } from "../src/train/events.ts";
 import { CLI_PERMISSIONS, noLeak, tempDir } from "./helpers.ts";
 

@@ -21,9 +21,9 @@ import {
   probeClips,
   probeFeatures,
   type ProbeName,
-} from "../src/eval/experiment_probes.ts";
-import { loadModel } from "../src/eval/experiment.ts";
-import { parseExperimentConfig, runConfig } from "../src/eval/experiment_config.ts";
+} from "../src/experiment/probes.ts";
+import { loadModel } from "../src/experiment/run.ts";
+import { parseExperimentConfig, runConfig } from "../src/experiment/config.ts";
 import { manualSeed, modelConfig, noGrad, scope, tensor, trainLinearProbe, VideoMAE } from "../mod.ts";
 
 const { raw, positionals } = await experimentConfigFromArgs(Deno.args, true);

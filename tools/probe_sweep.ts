@@ -19,9 +19,9 @@ import {
   featuresOf,
   pixelFeaturesOf,
   probeClips,
-} from "../src/eval/experiment_probes.ts";
-import { loadModel } from "../src/eval/experiment.ts";
-import { parseExperimentConfig, runConfig } from "../src/eval/experiment_config.ts";
+} from "../src/experiment/probes.ts";
+import { loadModel } from "../src/experiment/run.ts";
+import { parseExperimentConfig, runConfig } from "../src/experiment/config.ts";
 import {
   manualSeed,
   modelConfig,

@@ -5,8 +5,8 @@
  *   deno run --allow-read tools/results_table.ts docs/results/results.json
  * @module
  */
-import type { ExperimentResults } from "../src/eval/experiment.ts";
-import { claims, summaryRows } from "../src/eval/experiment_report.ts";
+import type { ExperimentResults } from "../src/experiment/run.ts";
+import { claims, summaryRows } from "../src/experiment/report.ts";
 import type { Spread } from "../src/eval/seeds.ts";
 
 const path = Deno.args[0] ?? "runs/experiment/results.json";

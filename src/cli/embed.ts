@@ -24,7 +24,8 @@ import { depthFromFraction, extractFeatures } from "../eval/features.ts";
 import { loadSafetensors, saveSafetensors } from "../torch/safetensors.ts";
 import { VideoMAE } from "../models/video_mae.ts";
 import { listCheckpoints } from "../train/checkpoint.ts";
-import { modelConfig, resolveDevice } from "../train/trainer.ts";
+import { modelConfig } from "../config.ts";
+import { resolveDevice } from "../train/device.ts";
 import { runMain } from "./run.ts";
 
 async function main(): Promise<number> {

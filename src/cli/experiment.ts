@@ -21,14 +21,14 @@
 import { parseArgs } from "node:util";
 import * as torch from "../../mod.ts";
 import { parseValue, setPath, TRAIN_FLAG_PATHS } from "./flags.ts";
-import { rerenderReport, runExperiment } from "../eval/experiment.ts";
+import { rerenderReport, runExperiment } from "../experiment/run.ts";
 import {
   BASELINES,
   ExperimentConfigError,
   ExperimentConfigSchema,
   parseExperimentConfig,
   runConfig,
-} from "../eval/experiment_config.ts";
+} from "../experiment/config.ts";
 import { runMain } from "./run.ts";
 
 /** Experiment flags and the experiment keys they set (lists are comma-separated). */

@@ -53,7 +53,7 @@ import type { Normalization } from "../data/clip.ts";
 import { defaultIndex } from "../data/registry.ts";
 import { VIDEO_EXTENSIONS, VideoFolder } from "../data/video_folder.ts";
 import { ConfigError, DataError, LayerlockError } from "../errors.ts";
-import { ExperimentConfigSchema } from "../eval/experiment_config.ts";
+import { ExperimentConfigSchema } from "../experiment/config.ts";
 import { depthFromFraction } from "../eval/features.ts";
 import {
   chanceLevel,
@@ -70,7 +70,8 @@ import {
 import { VideoMAE } from "../models/video_mae.ts";
 import { loadSafetensors, readSafetensorsMetadata, saveSafetensors } from "../torch/safetensors.ts";
 import { listCheckpoints } from "../train/checkpoint.ts";
-import { modelConfig, resolveDevice } from "../train/trainer.ts";
+import { modelConfig } from "../config.ts";
+import { resolveDevice } from "../train/device.ts";
 import { runMain } from "./run.ts";
 
 const USAGE = "usage: deno task probe (--run NAME | --checkpoint FILE|none) [--untrained] [--baseline] " +

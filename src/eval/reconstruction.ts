@@ -12,7 +12,7 @@ import { IMAGENET_MEAN, IMAGENET_STD } from "../data/clip.ts";
 import { makeMask } from "../models/masking.ts";
 import { patchify } from "../models/targets.ts";
 import type { VideoMAE } from "../models/video_mae.ts";
-import { modelConfig } from "../train/trainer.ts";
+import { modelConfig } from "../config.ts";
 import { encodePng, imageGrid, type RgbImage, upscale } from "./png.ts";
 
 /** Frames of clips [B, C, T, H, W] (ImageNet-normalised) as RGB images, one per (clip, frame index). */

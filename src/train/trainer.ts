@@ -9,15 +9,15 @@ import { IoError, LayerlockError, TorchError } from "../errors.ts";
 import { noGrad } from "../torch/autograd.ts";
 import type { Device } from "../torch/dtype.ts";
 import { scope } from "../torch/scope.ts";
-import { cuda, liveTensors, manualSeed, setNumThreads } from "../torch/runtime.ts";
+import { liveTensors, manualSeed, setNumThreads } from "../torch/runtime.ts";
 import { zeros } from "../torch/creation.ts";
 import type { Tensor } from "../torch/tensor.ts";
-import type { TrainConfig } from "../config.ts";
+import { modelConfig, type TrainConfig } from "../config.ts";
+import { resolveDevice } from "./device.ts";
 import { type ClipBatch, normalizeClips } from "../data/clip.ts";
 import type { Losses } from "../layerlock/objective.ts";
 import { LayerLockStep, type StepCheckpoint } from "../layerlock/step.ts";
-import { VideoMAE, type VideoMAEConfig } from "../models/video_mae.ts";
-import { PRESETS } from "../models/presets.ts";
+import { VideoMAE } from "../models/video_mae.ts";
 import type { Module } from "../nn/module.ts";
 import { AdamW, type ParamOptimizer } from "../optim/adamw.ts";
 import { ZeroAdamW } from "../optim/zero.ts";
@@ -95,45 +95,6 @@ export interface TrainResult {
   skippedSteps: number[];
   /** Rollbacks after non-finite steps in this invocation (nonFinite.policy "rollback"). */
   rollbacks: number;
-}
-
-/** The model configuration a training configuration describes. */
-export function modelConfig(cfg: TrainConfig): VideoMAEConfig {
-  const m = cfg.model;
-  const size = PRESETS[m.preset];
-  return {
-    encoderDim: m.encoderDim ?? size.encoderDim,
-    encoderDepth: m.encoderDepth ?? size.encoderDepth,
-    encoderHeads: m.encoderHeads ?? size.encoderHeads,
-    mlpRatio: m.mlpRatio ?? size.mlpRatio,
-    decoderDim: m.decoderDim ?? size.decoderDim,
-    decoderDepth: m.decoderDepth ?? size.decoderDepth,
-    decoderHeads: m.decoderHeads ?? size.decoderHeads,
-    inChans: 3,
-    frames: cfg.data.frames,
-    height: cfg.data.size,
-    width: cfg.data.size,
-    patch: m.patch,
-    tubelet: m.tubelet,
-    qkvBias: m.qkvBias,
-    posEmbed: m.posEmbed,
-    gelu: m.gelu === "tanh" ? "tanh" : "none",
-  };
-}
-
-/**
- * The device a configuration asks for ("auto": cuda when available); with `localRank` (data parallel), that
- * rank's GPU.
- */
-export function resolveDevice(cfg: TrainConfig, localRank?: number): Device {
-  if (cfg.device === "cuda" && !cuda.isAvailable()) {
-    throw new TorchError(
-      "train",
-      'device: "cuda" was requested but CUDA is not available (is torch a CUDA build?)',
-    );
-  }
-  const d = cfg.device === "auto" ? (cuda.isAvailable() ? "cuda" : "cpu") : cfg.device;
-  return d === "cuda" && localRank !== undefined ? `cuda:${localRank}` : d;
 }
 
 /** Running sums of the loss terms and their floors on the device, read once per logging window (its only syncs). */

@@ -22,10 +22,12 @@ import { floorClips, makeBatchSource } from "../data/source.ts";
 import { loadSafetensors } from "../torch/safetensors.ts";
 import { VideoMAE } from "../models/video_mae.ts";
 import { listCheckpoints } from "../train/checkpoint.ts";
-import { modelConfig, resolveDevice, train } from "../train/trainer.ts";
+import { train } from "../train/trainer.ts";
+import { modelConfig } from "../config.ts";
+import { resolveDevice } from "../train/device.ts";
 import { formatEvent, type StepRecord } from "../train/events.ts";
-import { collapseMetrics } from "./collapse.ts";
-import { layerOutputs, linearCka } from "./convergence.ts";
+import { collapseMetrics } from "../eval/collapse.ts";
+import { layerOutputs, linearCka } from "../eval/convergence.ts";
 import {
   type Baseline,
   type ExperimentConfig,
@@ -33,13 +35,13 @@ import {
   parseExperimentConfig,
   runConfig,
   runName,
-} from "./experiment_config.ts";
-import { renderExperimentReport } from "./experiment_report.ts";
-import { reconstructionGrid } from "./reconstruction.ts";
-import { extractFeatures } from "./features.ts";
+} from "./config.ts";
+import { renderExperimentReport } from "./report.ts";
+import { reconstructionGrid } from "../eval/reconstruction.ts";
+import { extractFeatures } from "../eval/features.ts";
 import { type LearningVerdict, learningVerdict } from "../layerlock/learning.ts";
-import type { SeedStats } from "./probe.ts";
-import { writeReport } from "./report.ts";
+import type { SeedStats } from "../eval/probe.ts";
+import { writeReport } from "../eval/report.ts";
 import {
   disposeClips,
   type LabelledClips,
@@ -48,7 +50,7 @@ import {
   probeFeatures,
   probeModel,
   type ProbeSummary,
-} from "./experiment_probes.ts";
+} from "./probes.ts";
 
 /** One trained run: a mode from one training seed. */
 export interface RunResult extends ProbeSummary {

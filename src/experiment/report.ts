@@ -7,14 +7,14 @@
 import { FASHION_CLASSES } from "../data/fashion_mnist.ts";
 import { DIRECTION_NAMES } from "../data/moving_shapes.ts";
 import { resolveSchedule } from "../layerlock/schedule.ts";
-import type { ExperimentMode } from "./experiment_config.ts";
-import type { ExperimentResults, RunResult } from "./experiment.ts";
-import type { ProbeName, ProbeSummary } from "./experiment_probes.ts";
+import type { ExperimentMode } from "./config.ts";
+import type { ExperimentResults, RunResult } from "./run.ts";
+import type { ProbeName, ProbeSummary } from "./probes.ts";
 import type { StepRecord } from "../train/events.ts";
 import { LEARNING_RATIO } from "../layerlock/learning.ts";
-import { barChart, lineChart, type LineSeries } from "./charts.ts";
-import { escapeHtml, table } from "./html.ts";
-import { renderReport } from "./report.ts";
+import { barChart, lineChart, type LineSeries } from "../eval/charts.ts";
+import { escapeHtml, table } from "../eval/html.ts";
+import { renderReport } from "../eval/report.ts";
 import {
   compare,
   type Comparison,
@@ -22,7 +22,7 @@ import {
   type Spread,
   spreadOf,
   spreadOfProbes,
-} from "./seeds.ts";
+} from "../eval/seeds.ts";
 
 const PROBE_NAMES: readonly ProbeName[] = [
   "linearShape",

@@ -14,16 +14,16 @@ import { batchToTensor } from "../data/clip.ts";
 import { MovingFashionMnist } from "../data/moving_fashion_mnist.ts";
 import { pixelTargets } from "../models/targets.ts";
 import type { VideoMAE } from "../models/video_mae.ts";
-import { type CollapseMetrics, collapseMetrics } from "./collapse.ts";
-import { type ExperimentConfig, runConfig } from "./experiment_config.ts";
-import { extractFeatures } from "./features.ts";
+import { type CollapseMetrics, collapseMetrics } from "../eval/collapse.ts";
+import { type ExperimentConfig, runConfig } from "./config.ts";
+import { extractFeatures } from "../eval/features.ts";
 import {
   type ProbeResult,
   probeWithSeeds,
   type SeedStats,
   trainAttentiveProbes,
   trainLinearProbe,
-} from "./probe.ts";
+} from "../eval/probe.ts";
 
 /** The four probes: linear / attentive × garment class / motion direction. */
 export const PROBES = ["linearShape", "linearDirection", "attentiveShape", "attentiveDirection"] as const;
