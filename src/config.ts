@@ -293,7 +293,7 @@ export function parseConfig(raw: unknown, source = "config"): TrainConfig {
     const extra = i.code === "unrecognized_keys" ? ` (${i.keys.join(", ")})` : "";
     return `  ${key}: ${i.message}${extra}`;
   });
-  throw new ConfigError(`invalid ${source}:\n${lines.join("\n")}`);
+  throw new ConfigError(source, `invalid ${source}:\n${lines.join("\n")}`);
 }
 
 /** The model configuration a training configuration describes. */

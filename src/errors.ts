@@ -2,15 +2,17 @@
  * The project's error family, in a module with no imports, so that the pure modules (the configuration, the
  * LayerLock schedule, the data generators) can throw and catch them without loading the native shim.
  *
- * Every error is a {@link LayerlockError} with a `code` that says what kind of thing went wrong and a `where`
- * that names the operation, key or file:
+ * Every error the library throws on purpose is a {@link LayerlockError} (never a bare `Error`, `RangeError` or
+ * `TypeError`: tests/errors_scan_test.ts fails on one) with a `code` that says what kind of thing went wrong and
+ * a `where` that names the operation, key or file. Every class is built the same way, `new X(where, message,
+ * options?)`:
  *
- * | class           | code       | where                                  |
- * | --------------- | ---------- | -------------------------------------- |
- * | `TorchError`    | `"native"` | the tensor operation (`matmul`, …)     |
- * | `ConfigError`   | `"config"` | the configuration (`config`, a flag)   |
- * | `DataError`     | `"data"`   | the dataset or file that was read      |
- * | `IoError`       | `"io"`     | the file or folder written or read     |
+ * | class         | code       | where                                | thrown for                            |
+ * | ------------- | ---------- | ------------------------------------ | ------------------------------------- |
+ * | `TorchError`  | `"native"` | the tensor operation (`matmul`, …)   | libtorch's errors, bad tensor args    |
+ * | `ConfigError` | `"config"` | the configuration, flag or function  | a bad configuration or option, misuse |
+ * | `DataError`   | `"data"`   | the dataset, file or function        | a missing, malformed or empty dataset |
+ * | `IoError`     | `"io"`     | the file or folder written or read   | a file-system failure                 |
  *
  * ```ts
  * try { train(cfg); } catch (e) { if (e instanceof LayerlockError && e.code === "config") usage(e); else throw e; }
@@ -49,10 +51,10 @@ export class TorchError extends LayerlockError {
   }
 }
 
-/** An invalid configuration or flag; the message names each offending key. */
+/** An invalid configuration, flag or option, or a usage mistake; the message names each offending key. */
 export class ConfigError extends LayerlockError {
-  /** Builds the error; `where` names the configuration that was being read (default `config`). */
-  constructor(message: string, where = "config", options?: ErrorOptions) {
+  /** Builds the error; `where` names the configuration, flag, option or function (`config`, `--steps`, …). */
+  constructor(where: string, message: string, options?: ErrorOptions) {
     super("config", where, message, options);
     this.name = "ConfigError";
   }

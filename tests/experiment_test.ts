@@ -16,6 +16,7 @@ import { claims, convergenceOrder, summaryRows } from "../src/experiment/report.
 import { learningVerdict } from "../src/layerlock/learning.ts";
 import { checkReport } from "../src/eval/report.ts";
 import { compare, differenceSpread, formatDifference, spreadOf, spreadOfProbes } from "../src/eval/seeds.ts";
+import { DataError } from "../src/errors.ts";
 
 // ------------------------------------------------------------------------------------------ configuration
 
@@ -202,7 +203,7 @@ Deno.test("seeds: mean and Bessel-corrected spread over training seeds, probe se
   assert.equal(compare(b, a), "below");
   assert.equal(compare(spreadOf([0.6, 0.7]), spreadOf([0.6, 0.64])), "within"); // 0.07 < 0.0762
   assert.equal(formatDifference(a, b), "+11.0 ± 5.1");
-  assert.throws(() => spreadOf([]), RangeError);
+  assert.throws(() => spreadOf([]), (e) => e instanceof DataError && /spreadOf: no values/.test(e.message));
 });
 
 /** Constructed results: each mode's runs with the given probe means (one per seed), ranks and speeds. */

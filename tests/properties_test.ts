@@ -499,7 +499,7 @@ leakFreeTest("a scope whose callback throws still frees everything", () => {
   );
 });
 
-Deno.test("scope refuses an async callback with a TypeError and leaves nothing behind", () => {
+Deno.test("scope refuses an async callback with a TorchError and leaves nothing behind", () => {
   noLeak(() => {
     let ran = false;
     const before = currentScope();
@@ -511,7 +511,7 @@ Deno.test("scope refuses an async callback with a TypeError and leaves nothing b
             return await Promise.resolve(torch.ones([2]));
           }) as unknown as () => Tensor,
         ),
-      TypeError,
+      (e) => e instanceof TorchError && e.op === "scope" && /async callbacks are refused/.test(e.message),
     );
     assert.equal(ran, false, "the async callback never ran");
     assert.equal(currentScope(), before, "the current scope is restored");
@@ -525,7 +525,7 @@ Deno.test("scope refuses an async callback with a TypeError and leaves nothing b
         made = torch.ones([2]);
         p = Promise.resolve(made);
         return p;
-      }), TypeError);
+      }), (e) => e instanceof TorchError && /scope: the callback returned a promise/.test(e.message));
     assert.ok((made as Tensor | null)?.disposed);
     assert.equal(currentScope(), null);
   });

@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { clipRng, cropBox, fixedOffsets, frameIndices } from "../src/data/clip_sampling.ts";
 import { BatchSampler } from "../src/data/sampler.ts";
+import { ConfigError, DataError } from "../src/errors.ts";
 
 Deno.test("sampling: dense clips at a stride — centred, spread views, and a video shorter than the clip", () => {
   // n = 100, 4 frames every 3: the clip covers 12 frames, so 89 offsets (0..88); the centred one is 44
@@ -56,12 +57,29 @@ Deno.test("sampling: a fixed output rate takes source frames at srcFps / fps", (
   assert.deepEqual(frameIndices(100, 25, { frames: 4, stride: 1, fps: 10 }, null), [45, 48, 50, 53]);
 });
 
-Deno.test("sampling: bad sizes are RangeErrors", () => {
-  assert.throws(() => frameIndices(0, 30, { frames: 4, stride: 2 }, null), RangeError);
-  assert.throws(() => frameIndices(10, 30, { frames: 0, stride: 2 }, null), RangeError);
-  assert.throws(() => frameIndices(10, 30, { frames: 2, stride: 2 }, null, 3, 2), RangeError);
-  assert.throws(() => cropBox(1, 10, { width: 8, height: 8 }, null), RangeError);
-  assert.throws(() => cropBox(64, 64, { width: 8, height: 8, scales: [1.5] }, clipRng(0, 0, 0)), RangeError);
+Deno.test("sampling: a bad source is a DataError, bad options a ConfigError", () => {
+  const is = (cls: typeof DataError | typeof ConfigError, where: string, re: RegExp) => (e: unknown) =>
+    e instanceof cls && e.where === where && re.test(e.message);
+  assert.throws(
+    () => frameIndices(0, 30, { frames: 4, stride: 2 }, null),
+    is(DataError, "frameIndices", /frame count must be ≥ 1, got 0/),
+  );
+  assert.throws(
+    () => frameIndices(10, 30, { frames: 0, stride: 2 }, null),
+    is(ConfigError, "frameIndices", /frames must be ≥ 1/),
+  );
+  assert.throws(
+    () => frameIndices(10, 30, { frames: 2, stride: 2 }, null, 3, 2),
+    is(ConfigError, "frameIndices", /view 3 of 2/),
+  );
+  assert.throws(
+    () => cropBox(1, 10, { width: 8, height: 8 }, null),
+    is(DataError, "cropBox", /at least 2×2, got 1×10/),
+  );
+  assert.throws(
+    () => cropBox(64, 64, { width: 8, height: 8, scales: [1.5] }, clipRng(0, 0, 0)),
+    is(ConfigError, "cropBox", /scales must be in \(0, 1\], got \[1\.5\]/),
+  );
 });
 
 Deno.test("crop: evaluation is a short-side resize and centre crop", () => {

@@ -63,7 +63,7 @@ function flagValue(flag: string, text: string, kind: string): unknown {
   const int = (v: string) => {
     const n = Number(v);
     if (v.trim() === "" || !Number.isInteger(n) || n < 0) {
-      throw new ExperimentConfigError(`--${flag}: '${v}' is not a non-negative integer`);
+      throw new ExperimentConfigError(`--${flag}`, `--${flag}: '${v}' is not a non-negative integer`);
     }
     return n;
   };
@@ -75,7 +75,7 @@ function flagValue(flag: string, text: string, kind: string): unknown {
     case "number": {
       const x = Number(text);
       if (text.trim() === "" || !Number.isFinite(x)) {
-        throw new ExperimentConfigError(`--${flag}: '${text}' is not a number`);
+        throw new ExperimentConfigError(`--${flag}`, `--${flag}: '${text}' is not a number`);
       }
       return x;
     }
@@ -107,10 +107,11 @@ export async function experimentConfigFromArgs(
   try {
     ({ values: v, positionals } = parseArgs({ args, options, allowPositionals }));
   } catch (e) {
-    throw new ExperimentConfigError((e as Error).message);
+    throw new ExperimentConfigError("experiment", (e as Error).message, { cause: e });
   }
   if (v.seed !== undefined) {
     throw new ExperimentConfigError(
+      "--seed",
       "--seed: the experiment takes training seeds as --seeds (e.g. --seeds 0,1)",
     );
   }
@@ -119,10 +120,11 @@ export async function experimentConfigFromArgs(
     try {
       raw = JSON.parse(await Deno.readTextFile(v.config as string));
     } catch (e) {
-      throw new ExperimentConfigError(`cannot read --config ${v.config}: ${(e as Error).message}`);
+      const why = (e as Error).message;
+      throw new ExperimentConfigError("--config", `cannot read --config ${v.config}: ${why}`, { cause: e });
     }
     if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
-      throw new ExperimentConfigError(`--config ${v.config}: expected a JSON object`);
+      throw new ExperimentConfigError("--config", `--config ${v.config}: expected a JSON object`);
     }
   }
   for (const [flag, { path, kind }] of Object.entries(EXPERIMENT_FLAGS)) {
@@ -130,7 +132,7 @@ export async function experimentConfigFromArgs(
   }
   if (v["no-baseline"]) {
     if (v.baselines !== undefined) {
-      throw new ExperimentConfigError("--no-baseline and --baselines contradict");
+      throw new ExperimentConfigError("--no-baseline", "--no-baseline and --baselines contradict");
     }
     raw.baselines = [];
   }
@@ -141,7 +143,7 @@ export async function experimentConfigFromArgs(
   }
   for (const kv of (v.set as string[] | undefined) ?? []) {
     const i = kv.indexOf("=");
-    if (i <= 0) throw new ExperimentConfigError(`--set expects key.path=value, got '${kv}'`);
+    if (i <= 0) throw new ExperimentConfigError("--set", `--set expects key.path=value, got '${kv}'`);
     const key = kv.slice(0, i);
     const top = key.split(".")[0];
     setPath(raw, EXPERIMENT_KEYS.has(top) ? key : `train.${key}`, parseValue(kv.slice(i + 1)));

@@ -28,7 +28,7 @@ export function setPath(obj: Record<string, unknown>, path: string, value: unkno
   const keys = path.split(".");
   // own properties only: `__proto__` (or `constructor.prototype`) must name a key, never reach a prototype
   if (keys.some((k) => k === "__proto__" || k === "prototype" || k === "constructor")) {
-    throw new ConfigError(`'${path}' is not a configuration key`, path);
+    throw new ConfigError(path, `'${path}' is not a configuration key`);
   }
   let o = obj;
   for (const k of keys.slice(0, -1)) {

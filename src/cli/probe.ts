@@ -109,7 +109,7 @@ interface EncoderSpec {
 }
 
 function fail(message: string): never {
-  throw new ConfigError(message, "probe");
+  throw new ConfigError("probe", message);
 }
 
 /** A user mistake found by the data modules (a bad list line, a missing file, …) is a usage error (exit 2). */

@@ -1,7 +1,7 @@
 /**
  * Installing a missing Debian package on the fly: `aptInstall(pkg)` runs `apt-get install -y pkg` (and
  * `apt-get update` then a retry if that fails) when running as root, printing what it does, and otherwise throws
- * an Error that says what is missing and how to install it by hand. Used for ffmpeg (`ensureFfmpeg`) and the
+ * a DataError that says what is missing and how to install it by hand. Used for ffmpeg (`ensureFfmpeg`) and the
  * Fashion-MNIST files (`ensureFashionMnist`). Pure TypeScript plus subprocesses: no tensors, usable in workers.
  * @module
  */
@@ -24,7 +24,7 @@ export function permissionError(e: unknown): boolean {
 }
 
 /**
- * Whether this process runs as root (`id -u` prints 0). False where `id` is missing; throws an Error naming
+ * Whether this process runs as root (`id -u` prints 0). False where `id` is missing; throws a DataError naming
  * `--allow-run` when Deno's permissions forbid running it.
  */
 export async function isRoot(): Promise<boolean> {
@@ -46,7 +46,7 @@ export async function isRoot(): Promise<boolean> {
 /**
  * Installs Debian package `pkg` with apt-get, as root only: runs `apt-get install -y pkg` (waiting up to five
  * minutes for another apt/dpkg to release its lock), and on failure `apt-get update` and the install again,
- * printing each command and letting apt-get's own output through. Throws an Error that starts with `why` and
+ * printing each command and letting apt-get's own output through. Throws a DataError that starts with `why` and
  * ends with `hint` when we are not root, apt-get is missing or not permitted, or the install fails.
  */
 export async function aptInstall(pkg: string, opts: AptInstallOptions): Promise<void> {

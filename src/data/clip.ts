@@ -11,6 +11,7 @@ import type { Device } from "../torch/dtype.ts";
 import { empty, tensor } from "../torch/creation.ts";
 import { scope } from "../torch/scope.ts";
 import type { Tensor } from "../torch/tensor.ts";
+import { ConfigError, DataError } from "../errors.ts";
 
 /** A batch of RGB video clips on the host, with optional per-clip labels. */
 export interface ClipBatch {
@@ -47,22 +48,23 @@ export const IMAGENET_MEAN: readonly [number, number, number] = [0.485, 0.456, 0
 /** ImageNet per-channel standard deviation (RGB), applied to pixels scaled to [0, 1]. */
 export const IMAGENET_STD: readonly [number, number, number] = [0.229, 0.224, 0.225];
 
-/** Checks that a batch's sizes agree with its data and labels; throws a RangeError naming the mismatch. */
+/** Checks that a batch's sizes agree with its data and labels; throws a DataError naming the mismatch. */
 export function checkBatch(b: ClipBatch): void {
   const n = b.batch * b.frames * b.height * b.width * 3;
   for (const [k, v] of [["batch", b.batch], ["frames", b.frames], ["height", b.height], ["width", b.width]]) {
     if (!Number.isInteger(v) || (v as number) < 1) {
-      throw new RangeError(`ClipBatch: ${k} must be ≥ 1, got ${v}`);
+      throw new DataError("ClipBatch", `ClipBatch: ${k} must be ≥ 1, got ${v}`);
     }
   }
   if (b.data.length !== n) {
-    throw new RangeError(
+    throw new DataError(
+      "ClipBatch",
       `ClipBatch: data holds ${b.data.length} bytes, expected B·T·H·W·3 = ${b.batch}·${b.frames}·${b.height}·` +
         `${b.width}·3 = ${n}`,
     );
   }
   if (b.labels !== null && (b.labels.shape.length !== b.batch || b.labels.direction.length !== b.batch)) {
-    throw new RangeError(`ClipBatch: labels must have one entry per clip (${b.batch})`);
+    throw new DataError("ClipBatch", `ClipBatch: labels must have one entry per clip (${b.batch})`);
   }
 }
 
@@ -70,7 +72,7 @@ export function checkBatch(b: ClipBatch): void {
 export function batchNormalization(b: ClipBatch, norm?: Normalization): Normalization {
   const n = norm ?? b.norm ?? { mean: IMAGENET_MEAN, std: IMAGENET_STD };
   if (n.std.some((s) => !(s > 0))) {
-    throw new RangeError(`batchToTensor: std must be > 0, got [${n.std.join(", ")}]`);
+    throw new ConfigError("batchToTensor", `batchToTensor: std must be > 0, got [${n.std.join(", ")}]`);
   }
   return n;
 }

@@ -22,6 +22,7 @@
  * @module
  */
 import { hash32, Rng } from "./rng.ts";
+import { ConfigError, DataError } from "../errors.ts";
 
 /** VideoMAE's crop scales, as fractions of the short side. */
 export const VIDEOMAE_SCALES: readonly number[] = [1, 0.875, 0.75, 0.66];
@@ -70,10 +71,14 @@ export function frameIndices(
   view = 0,
   views = 1,
 ): number[] {
-  if (!Number.isInteger(n) || n < 1) throw new RangeError(`frameIndices: frame count must be ≥ 1, got ${n}`);
-  if (!Number.isInteger(o.frames) || o.frames < 1) throw new RangeError("frameIndices: frames must be ≥ 1");
+  if (!Number.isInteger(n) || n < 1) {
+    throw new DataError("frameIndices", `frameIndices: frame count must be ≥ 1, got ${n}`);
+  }
+  if (!Number.isInteger(o.frames) || o.frames < 1) {
+    throw new ConfigError("frameIndices", "frameIndices: frames must be ≥ 1");
+  }
   if (!Number.isInteger(views) || views < 1 || !Number.isInteger(view) || view < 0 || view >= views) {
-    throw new RangeError(`frameIndices: view ${view} of ${views}`);
+    throw new ConfigError("frameIndices", `frameIndices: view ${view} of ${views}`);
   }
   const T = o.frames;
   if (o.segments) {
@@ -84,7 +89,7 @@ export function frameIndices(
     });
   }
   const step = o.fps ? srcFps / o.fps : o.stride;
-  if (!(step > 0)) throw new RangeError(`frameIndices: step must be > 0, got ${step}`);
+  if (!(step > 0)) throw new ConfigError("frameIndices", `frameIndices: step must be > 0, got ${step}`);
   // As VideoMAE: the clip covers T·step source frames from its offset, so the offset has n − T·step + 1
   // choices; a video shorter than that starts at 0 and repeats the last frame its stride reaches.
   const room = Math.max(0, n - Math.round(T * step));
@@ -120,7 +125,9 @@ export interface CropOptions {
  * Left and top edges are even (chroma planes of 4:2:0 video are then cut on their own pixel grid).
  */
 export function cropBox(W: number, H: number, o: CropOptions, rng: Rng | null): CropBox {
-  if (!(W >= 2 && H >= 2)) throw new RangeError(`cropBox: source must be at least 2×2, got ${W}×${H}`);
+  if (!(W >= 2 && H >= 2)) {
+    throw new DataError("cropBox", `cropBox: source must be at least 2×2, got ${W}×${H}`);
+  }
   if (!rng) {
     const scale = Math.max(o.width / W, o.height / H);
     const w = Math.min(W, Math.round(o.width / scale)), h = Math.min(H, Math.round(o.height / scale));
@@ -128,7 +135,7 @@ export function cropBox(W: number, H: number, o: CropOptions, rng: Rng | null): 
   }
   const scales = o.scales ?? VIDEOMAE_SCALES, maxDistort = o.maxDistort ?? 1;
   if (scales.length === 0 || scales.some((s) => !(s > 0 && s <= 1))) {
-    throw new RangeError(`cropBox: scales must be in (0, 1], got [${scales.join(", ")}]`);
+    throw new ConfigError("cropBox", `cropBox: scales must be in (0, 1], got [${scales.join(", ")}]`);
   }
   const base = Math.min(W, H);
   const sizes = scales.map((s) => Math.max(1, Math.floor(base * s)));

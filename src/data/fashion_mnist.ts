@@ -7,7 +7,7 @@
  */
 import { aptInstall } from "./apt.ts";
 import { gunzip, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, type IdxArray, parseIdx } from "./idx.ts";
-import { DataError } from "../errors.ts";
+import { ConfigError, DataError } from "../errors.ts";
 
 /** Debian's package holding the Fashion-MNIST files. */
 export const FASHION_MNIST_PACKAGE = "dataset-fashion-mnist";
@@ -85,7 +85,7 @@ async function missingFiles(dir: string): Promise<string[]> {
 /**
  * Makes sure the four Fashion-MNIST files are in `dir` and returns it. When some are missing from the default
  * folder and `install` is on: as root on a system with apt-get, installs Debian's `dataset-fashion-mnist` (see
- * `aptInstall`), printing what it does; otherwise throws an Error that names the missing files and says how to
+ * `aptInstall`), printing what it does; otherwise throws a DataError that names the missing files and says how to
  * install them.
  */
 export async function ensureFashionMnist(opts: EnsureFashionMnistOptions = {}): Promise<string> {
@@ -195,13 +195,15 @@ const cache = new Map<string, Promise<FashionMnistData>>();
 /**
  * The decoded `split` of the Fashion-MNIST files in `dir` (default `fashionMnistDir()`), decoded once per
  * process (or worker) and cached; a failed decode is not cached. Does not install anything: see
- * `ensureFashionMnist`. Throws an Error naming the file when one is missing, corrupt, truncated or invalid.
+ * `ensureFashionMnist`. Throws a DataError naming the file when one is missing, corrupt, truncated or invalid.
  */
 export function loadFashionMnist(
   split: FashionFile = "train",
   dir = fashionMnistDir(),
 ): Promise<FashionMnistData> {
-  if (!(split in FASHION_MNIST_FILES)) throw new RangeError(`Fashion-MNIST: unknown split '${split}'`);
+  if (!(split in FASHION_MNIST_FILES)) {
+    throw new ConfigError("loadFashionMnist", `Fashion-MNIST: unknown split '${split}'`);
+  }
   const key = `${dir}\0${split}`;
   let p = cache.get(key);
   if (p === undefined) {

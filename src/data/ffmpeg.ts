@@ -67,7 +67,7 @@ export async function ffmpegAvailable(ffmpeg = "ffmpeg"): Promise<boolean> {
 /**
  * Makes sure ffmpeg is available. When it is not found and `install` is on: as root on a system with apt-get,
  * runs `apt-get install -y ffmpeg` (and `apt-get update` first if that fails), printing what it does; otherwise
- * throws an Error that says how to install it.
+ * throws a DataError that says how to install it.
  */
 export async function ensureFfmpeg(opts: EnsureFfmpegOptions = {}): Promise<void> {
   const ffmpeg = opts.ffmpeg ?? "ffmpeg", log = opts.log ?? ((l: string) => console.log(l));

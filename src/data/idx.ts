@@ -41,7 +41,7 @@ const hex8 = (v: number) => `0x${v.toString(16).padStart(8, "0")}`;
 
 /**
  * Parses an IDX file of unsigned bytes (magic 0x0000 08 nd, then nd big-endian u32 dimensions, then the
- * values). Throws an Error that starts with `name` when the magic number is not `expectMagic` (when given) or
+ * values). Throws a DataError that starts with `name` when the magic number is not `expectMagic` (when given) or
  * not that of unsigned bytes, or when the file is shorter or longer than its header says.
  */
 export function parseIdx(bytes: Uint8Array, name = "IDX data", expectMagic?: number): IdxArray {

@@ -39,6 +39,7 @@ import {
 import { bounce, directionOf, heading, hsv } from "./motion.ts";
 import { hash32, Rng } from "./rng.ts";
 import { BatchSampler, type Shard } from "./sampler.ts";
+import { ConfigError, DataError } from "../errors.ts";
 
 /**
  * Which clips: garments from the training file less the held-out images ("train"), from the held-out training
@@ -142,7 +143,10 @@ function resolve(o: MovingFashionMnistOptions): Resolved {
   const int = (k: keyof Resolved, min: number, max = Infinity) => {
     const v = r[k] as number;
     if (!Number.isInteger(v) || v < min || v > max) {
-      throw new RangeError(`MovingFashionMnist: ${k} must be an integer in [${min}, ${max}], got ${v}`);
+      throw new ConfigError(
+        "MovingFashionMnist",
+        `MovingFashionMnist: ${k} must be an integer in [${min}, ${max}], got ${v}`,
+      );
     }
   };
   int("frames", 1);
@@ -152,14 +156,20 @@ function resolve(o: MovingFashionMnistOptions): Resolved {
   int("maxObjects", r.minObjects);
   int("length", 1, 2 ** 32);
   if (!FASHION_SPLITS.includes(r.split)) {
-    throw new RangeError(`MovingFashionMnist: split must be "train", "val" or "test", got '${r.split}'`);
+    throw new ConfigError(
+      "MovingFashionMnist",
+      `MovingFashionMnist: split must be "train", "val" or "test", got '${r.split}'`,
+    );
   }
   int("valImages", 0, FASHION_MNIST_FILES.train.count - 1);
   if (r.split === "val" && r.valImages === 0) {
-    throw new RangeError('MovingFashionMnist: split "val" needs valImages ≥ 1 (held-out training images)');
+    throw new ConfigError(
+      "MovingFashionMnist",
+      'MovingFashionMnist: split "val" needs valImages ≥ 1 (held-out training images)',
+    );
   }
   if (!(r.speed[0] >= 0 && r.speed[0] <= r.speed[1])) {
-    throw new RangeError("MovingFashionMnist: bad speed range");
+    throw new ConfigError("MovingFashionMnist", "MovingFashionMnist: bad speed range");
   }
   return r;
 }
@@ -333,7 +343,7 @@ export class MovingFashionMnist implements ClipDataset {
   // Draws clip `index` into out[offset ...], which must be zero (black); returns its labels and ground truth.
   #draw(src: FashionMnistData, index: number, out: Uint8Array, offset: number): Omit<FashionClip, "data"> {
     if (!Number.isInteger(index) || index < 0) {
-      throw new RangeError(`MovingFashionMnist: bad clip index ${index}`);
+      throw new DataError("MovingFashionMnist", `MovingFashionMnist: bad clip index ${index}`);
     }
     const o = this.#o, S = o.size, T = o.frames, G = o.garment;
     const rng = new Rng(hash32(o.seed, index, FASHION_SPLITS.indexOf(o.split)));

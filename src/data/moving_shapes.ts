@@ -23,6 +23,7 @@ import type { ClipDataset, DatasetSpec } from "./dataset.ts";
 import { hash32, Rng } from "./rng.ts";
 import { BatchSampler, type Shard } from "./sampler.ts";
 import { bounce, heading, hsv } from "./motion.ts";
+import { ConfigError, DataError } from "../errors.ts";
 
 /** Shape class names, indexed by the `shape` label. */
 export const SHAPE_NAMES: readonly string[] = ["circle", "square", "triangle", "cross"];
@@ -144,7 +145,7 @@ function resolve(o: MovingShapesOptions): Resolved {
   const int = (k: keyof Resolved, min: number) => {
     const v = r[k] as number;
     if (!Number.isInteger(v) || v < min) {
-      throw new RangeError(`MovingShapes: ${k} must be an integer ≥ ${min}`);
+      throw new ConfigError("MovingShapes", `MovingShapes: ${k} must be an integer ≥ ${min}`);
     }
   };
   int("frames", 1);
@@ -152,15 +153,25 @@ function resolve(o: MovingShapesOptions): Resolved {
   int("minObjects", 1);
   int("maxObjects", r.minObjects);
   int("length", 1);
-  if (r.length > 2 ** 32) throw new RangeError("MovingShapes: length must be ≤ 2^32");
+  if (r.length > 2 ** 32) throw new ConfigError("MovingShapes", "MovingShapes: length must be ≤ 2^32");
   if (!(r.radius[0] > 0 && r.radius[0] <= r.radius[1] && r.radius[1] * 1.2 < 0.45)) {
-    throw new RangeError("MovingShapes: radius must satisfy 0 < lo ≤ hi < 0.375 (fractions of size)");
+    throw new ConfigError(
+      "MovingShapes",
+      "MovingShapes: radius must satisfy 0 < lo ≤ hi < 0.375 (fractions of size)",
+    );
   }
-  if (!(r.speed[0] >= 0 && r.speed[0] <= r.speed[1])) throw new RangeError("MovingShapes: bad speed range");
+  if (!(r.speed[0] >= 0 && r.speed[0] <= r.speed[1])) {
+    throw new ConfigError("MovingShapes", "MovingShapes: bad speed range");
+  }
   if (r.backgrounds.length === 0 || r.backgrounds.some((b) => !(b in BACKGROUND_NAMES))) {
-    throw new RangeError(`MovingShapes: backgrounds must be indices into [${BACKGROUND_NAMES.join(", ")}]`);
+    throw new ConfigError(
+      "MovingShapes",
+      `MovingShapes: backgrounds must be indices into [${BACKGROUND_NAMES.join(", ")}]`,
+    );
   }
-  if (!(r.grain >= 0 && r.temporalNoise >= 0)) throw new RangeError("MovingShapes: noise must be ≥ 0");
+  if (!(r.grain >= 0 && r.temporalNoise >= 0)) {
+    throw new ConfigError("MovingShapes", "MovingShapes: noise must be ≥ 0");
+  }
   return r;
 }
 
@@ -233,7 +244,9 @@ export class MovingShapes implements ClipDataset {
 
   // Draws clip `index` into out[offset ...]; returns its labels and ground truth.
   #draw(index: number, out: Uint8Array, offset: number): Omit<ShapesClip, "data"> {
-    if (!Number.isInteger(index) || index < 0) throw new RangeError(`MovingShapes: bad clip index ${index}`);
+    if (!Number.isInteger(index) || index < 0) {
+      throw new DataError("MovingShapes", `MovingShapes: bad clip index ${index}`);
+    }
     const o = this.#o, S = o.size, T = o.frames;
     const rng = new Rng(hash32(o.seed, index));
 

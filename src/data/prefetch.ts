@@ -14,6 +14,7 @@ import type { ClipBatch } from "./clip.ts";
 import type { ClipDataset } from "./dataset.ts";
 import type { BatchMessage, ErrorMessage, InitMessage, MoreMessage } from "./prefetch_worker.ts";
 import type { BatchSampler, Shard } from "./sampler.ts";
+import { ConfigError } from "../errors.ts";
 
 /** Options of `createLoader`. */
 export interface LoaderOptions {
@@ -103,7 +104,9 @@ export class PrefetchLoader implements ClipLoader {
   /** Starts a worker that prepares up to `opts.prefetch` (default 4) batches of `dataset` ahead. */
   constructor(dataset: ClipDataset, opts: LoaderOptions) {
     const ahead = opts.prefetch ?? 4;
-    if (!Number.isInteger(ahead) || ahead < 1) throw new RangeError(`PrefetchLoader: prefetch must be ≥ 1`);
+    if (!Number.isInteger(ahead) || ahead < 1) {
+      throw new ConfigError("PrefetchLoader", `PrefetchLoader: prefetch must be ≥ 1`);
+    }
     // Validates the options and state here, where a mistake is easy to trace, and gives the initial state.
     const sampler = dataset.sampler(opts.batchSize, opts.seed ?? 0, opts.state, opts.shard);
     this.#batchSize = opts.batchSize;

@@ -6,6 +6,7 @@
  * @module
  */
 import { hash32 } from "./rng.ts";
+import { ConfigError, DataError } from "../errors.ts";
 
 /** Largest dataset length a sampler accepts (the Feistel domain is at most 32 bits). */
 export const MAX_SAMPLER_LENGTH = 2 ** 32;
@@ -16,10 +17,10 @@ export const MAX_SAMPLER_LENGTH = 2 ** 32;
  */
 export function permuteIndex(i: number, n: number, key: number): number {
   if (!Number.isInteger(n) || n < 1 || n > MAX_SAMPLER_LENGTH) {
-    throw new RangeError(`permuteIndex: n must be an integer in [1, 2^32], got ${n}`);
+    throw new ConfigError("permuteIndex", `permuteIndex: n must be an integer in [1, 2^32], got ${n}`);
   }
   if (!Number.isInteger(i) || i < 0 || i >= n) {
-    throw new RangeError(`permuteIndex: index ${i} not in [0, ${n})`);
+    throw new ConfigError("permuteIndex", `permuteIndex: index ${i} not in [0, ${n})`);
   }
   if (n === 1) return 0;
   const bits = n === MAX_SAMPLER_LENGTH ? 32 : 32 - Math.clz32(n - 1);
@@ -71,14 +72,20 @@ export class BatchSampler {
   ) {
     const { rank, size } = shard;
     if (!Number.isInteger(size) || size < 1 || !Number.isInteger(rank) || rank < 0 || rank >= size) {
-      throw new RangeError(`BatchSampler: rank ${rank} is not in a world of size ${size}`);
+      throw new ConfigError("BatchSampler", `BatchSampler: rank ${rank} is not in a world of size ${size}`);
     }
     this.#shard = { rank, size };
     if (!Number.isInteger(length) || length < 1 || length > MAX_SAMPLER_LENGTH) {
-      throw new RangeError(`BatchSampler: length must be an integer in [1, 2^32], got ${length}`);
+      throw new ConfigError(
+        "BatchSampler",
+        `BatchSampler: length must be an integer in [1, 2^32], got ${length}`,
+      );
     }
     if (!Number.isInteger(batchSize) || batchSize < 1) {
-      throw new RangeError(`BatchSampler: batchSize must be a positive integer, got ${batchSize}`);
+      throw new ConfigError(
+        "BatchSampler",
+        `BatchSampler: batchSize must be a positive integer, got ${batchSize}`,
+      );
     }
     if (state !== undefined) this.setState(state);
   }
@@ -122,12 +129,18 @@ export class BatchSampler {
   /** Restores a state from `state()`; throws if it belongs to a sampler with another seed or length. */
   setState(s: readonly number[]): void {
     const [pos, seed, length] = s;
-    if (!Number.isInteger(pos) || pos < 0) throw new RangeError(`BatchSampler: bad state [${s.join(", ")}]`);
+    if (!Number.isInteger(pos) || pos < 0) {
+      throw new DataError("BatchSampler", `BatchSampler: bad state [${s.join(", ")}]`);
+    }
     if (seed !== undefined && seed !== this.seed) {
-      throw new RangeError(`BatchSampler: the state is for seed ${seed}, this sampler has seed ${this.seed}`);
+      throw new ConfigError(
+        "BatchSampler",
+        `BatchSampler: the state is for seed ${seed}, this sampler has seed ${this.seed}`,
+      );
     }
     if (length !== undefined && length !== this.length) {
-      throw new RangeError(
+      throw new ConfigError(
+        "BatchSampler",
         `BatchSampler: the state is for a dataset of length ${length}, this one has ${this.length}`,
       );
     }

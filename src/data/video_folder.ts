@@ -33,7 +33,7 @@ import { ensureFfmpeg, FfmpegDecoder } from "./ffmpeg.ts";
 import { type FrameRequest, LibavDecoder, libavLibrary } from "./libav.ts";
 import { BatchSampler, type Shard } from "./sampler.ts";
 import type { VideoInfo } from "./video_info.ts";
-import { DataError } from "../errors.ts";
+import { ConfigError, DataError } from "../errors.ts";
 
 /** File extensions the folder dataset picks up (lower case, compared case-insensitively). */
 export const VIDEO_EXTENSIONS: readonly string[] = [".mp4", ".webm", ".avi", ".mkv"];
@@ -354,14 +354,17 @@ export class VideoFolder implements ClipDataset {
     const o = spec.options;
     for (const k of ["frames", "height", "width", "stride", "clipsPerVideo", "workers"] as const) {
       if (!Number.isInteger(o[k]) || o[k] < 1) {
-        throw new RangeError(`VideoFolder: ${k} must be an integer ≥ 1, got ${o[k]}`);
+        throw new ConfigError("VideoFolder", `VideoFolder: ${k} must be an integer ≥ 1, got ${o[k]}`);
       }
     }
-    if (o.fps !== null && !(o.fps > 0)) throw new RangeError("VideoFolder: fps must be > 0");
+    if (o.fps !== null && !(o.fps > 0)) throw new ConfigError("VideoFolder", "VideoFolder: fps must be > 0");
     if (o.scales.length === 0 || o.scales.some((s) => !(s > 0 && s <= 1))) {
-      throw new RangeError(`VideoFolder: scales must be in (0, 1], got [${o.scales.join(", ")}]`);
+      throw new ConfigError(
+        "VideoFolder",
+        `VideoFolder: scales must be in (0, 1], got [${o.scales.join(", ")}]`,
+      );
     }
-    if (spec.videos.length === 0) throw new RangeError("VideoFolder: no videos");
+    if (spec.videos.length === 0) throw new DataError("VideoFolder", "VideoFolder: no videos");
     this.#spec = structuredClone(spec);
     this.#slots = new Semaphore(o.workers);
   }
@@ -402,7 +405,9 @@ export class VideoFolder implements ClipDataset {
 
   /** Where clip `index` of epoch `epoch` comes from (a pure function of seed, index and epoch). */
   plan(index: number, epoch = 0): ClipPlan {
-    if (!Number.isInteger(index) || index < 0) throw new RangeError(`VideoFolder: bad clip index ${index}`);
+    if (!Number.isInteger(index) || index < 0) {
+      throw new DataError("VideoFolder", `VideoFolder: bad clip index ${index}`);
+    }
     const { videos, options: o } = this.#spec;
     const video = videos[index % videos.length];
     const rng = o.augment ? clipRng(o.seed, index, epoch) : null;

@@ -10,6 +10,7 @@
  * @module
  */
 import { batchToTensor, type ClipBatch, type Normalization } from "../data/clip.ts";
+import { ConfigError, DataError } from "../errors.ts";
 import type { VideoMAEEncoder } from "../models/video_mae.ts";
 import { tensor, zeros } from "../torch/creation.ts";
 import type { Device } from "../torch/dtype.ts";
@@ -69,7 +70,7 @@ export async function extractClipFeatures(
   o: ExtractClipOptions = {},
 ): Promise<{ features: ClipFeatures[]; classes: Int32Array; skipped: string[] }> {
   const n = source.length, bs = o.batchSize ?? 16, device = o.device ?? "cpu", withTokens = o.tokens ?? true;
-  if (n === 0) throw new RangeError("extractClipFeatures: the source has no clips");
+  if (n === 0) throw new DataError("extractClipFeatures", "extractClipFeatures: the source has no clips");
   const classes = new Int32Array(n).fill(-1);
   const skipped = new Set<string>();
   const out: { pooled: Tensor | null; tokens: Tensor | null }[] = encoders.map(() => ({
@@ -235,7 +236,12 @@ export function probeSplits(
     out[name] = scope(() => {
       const x = (s: SplitFeatures) => {
         const t = name === "linear" ? s.pooled : s.tokens;
-        if (t === null) throw new Error(`probeSplits: the attentive probe needs tokens`);
+        if (t === null) {
+          throw new ConfigError(
+            "probeSplits",
+            "probeSplits: the attentive probe needs tokens (features extracted with tokens: false)",
+          );
+        }
         return t.to({ device });
       };
       const y = (s: SplitFeatures) => tensor(s.classes, { device }).long();

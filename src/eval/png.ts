@@ -6,6 +6,8 @@
  * @module
  */
 
+import { ConfigError, DataError } from "../errors.ts";
+
 /** An 8-bit RGB image: `rgb` holds width·height·3 bytes, row-major, channels interleaved (R, G, B). */
 export interface RgbImage {
   /** Pixels, [height, width, 3] row-major. */
@@ -39,9 +41,10 @@ export function crc32(bytes: Uint8Array, crc = 0): number {
   return (c ^ 0xffffffff) >>> 0;
 }
 
-function checkSize(what: string, v: number): void {
+// `fn` is the function checking (the error's `where`), `what` the size it checks, e.g. `image 2: width`.
+function checkSize(fn: string, what: string, v: number): void {
   if (!Number.isInteger(v) || v < 1 || v > 0x7fffffff) {
-    throw new RangeError(`${what} must be an integer from 1 to 2^31 − 1, got ${v}`);
+    throw new DataError(fn, `${fn}: ${what} must be an integer from 1 to 2^31 − 1, got ${v}`);
   }
 }
 
@@ -67,7 +70,7 @@ function chunk(type: string, data: Uint8Array): Uint8Array {
 /**
  * Encodes 8-bit pixels as a PNG file. `pixels` holds width·height·channels bytes, row-major: interleaved RGB
  * for `channels` 3 (colour type 2), one grey level per pixel for `channels` 1 (colour type 0). Every row is
- * written with filter type 0 (none); no ancillary chunks. Throws a RangeError when the sizes disagree.
+ * written with filter type 0 (none); no ancillary chunks. Throws a DataError when the sizes disagree.
  */
 export async function encodePng(
   pixels: Uint8Array,
@@ -75,14 +78,15 @@ export async function encodePng(
   height: number,
   channels: 1 | 3 = 3,
 ): Promise<Uint8Array> {
-  checkSize("encodePng: width", width);
-  checkSize("encodePng: height", height);
+  checkSize("encodePng", "width", width);
+  checkSize("encodePng", "height", height);
   if (channels !== 1 && channels !== 3) {
-    throw new RangeError(`encodePng: channels must be 1 or 3, got ${channels}`);
+    throw new ConfigError("encodePng", `encodePng: channels must be 1 or 3, got ${channels}`);
   }
   const stride = width * channels;
   if (pixels.length !== stride * height) {
-    throw new RangeError(
+    throw new DataError(
+      "encodePng",
       `encodePng: expected width·height·channels = ${width}·${height}·${channels} = ${
         stride * height
       } bytes, ` +
@@ -118,11 +122,14 @@ export async function encodePng(
   return out;
 }
 
-function checkImage(what: string, img: RgbImage): void {
-  checkSize(`${what}: width`, img.width);
-  checkSize(`${what}: height`, img.height);
+// `fn` is the function checking (the error's `where`), `which` the image (`image 2`) when it takes several.
+function checkImage(fn: string, which: string, img: RgbImage): void {
+  const what = which ? `${fn}: ${which}` : fn;
+  checkSize(fn, which ? `${which}: width` : "width", img.width);
+  checkSize(fn, which ? `${which}: height` : "height", img.height);
   if (img.rgb.length !== img.width * img.height * 3) {
-    throw new RangeError(
+    throw new DataError(
+      fn,
       `${what}: expected width·height·3 = ${
         img.width * img.height * 3
       } bytes for ${img.width}×${img.height} ` +
@@ -135,7 +142,7 @@ function checkImage(what: string, img: RgbImage): void {
  * Tiles equal-size RGB images into one, `cols` to a row (fewer when there are fewer images), left to right
  * then top to bottom, with `pad` pixels of `background` between tiles and around the edge (as torchvision's
  * `make_grid`). `background` is a grey level or an [r, g, b] triple. Unused cells of the last row stay
- * background. Throws a RangeError for an empty list, unequal sizes or a bad `cols`/`pad`.
+ * background. Throws a DataError for an empty list or unequal sizes, a ConfigError for a bad `cols`/`pad`.
  */
 export function imageGrid(
   images: RgbImage[],
@@ -143,14 +150,21 @@ export function imageGrid(
   pad = 2,
   background: number | readonly [number, number, number] = 0,
 ): RgbImage {
-  if (images.length === 0) throw new RangeError("imageGrid: no images");
-  if (!Number.isInteger(cols) || cols < 1) throw new RangeError(`imageGrid: cols must be ≥ 1, got ${cols}`);
-  if (!Number.isInteger(pad) || pad < 0) throw new RangeError(`imageGrid: pad must be ≥ 0, got ${pad}`);
+  if (images.length === 0) throw new DataError("imageGrid", "imageGrid: no images");
+  if (!Number.isInteger(cols) || cols < 1) {
+    throw new ConfigError("imageGrid", `imageGrid: cols must be ≥ 1, got ${cols}`);
+  }
+  if (!Number.isInteger(pad) || pad < 0) {
+    throw new ConfigError("imageGrid", `imageGrid: pad must be ≥ 0, got ${pad}`);
+  }
   const { width: w, height: h } = images[0];
   images.forEach((img, i) => {
-    checkImage(`imageGrid: image ${i}`, img);
+    checkImage("imageGrid", `image ${i}`, img);
     if (img.width !== w || img.height !== h) {
-      throw new RangeError(`imageGrid: image ${i} is ${img.width}×${img.height}, image 0 is ${w}×${h}`);
+      throw new DataError(
+        "imageGrid",
+        `imageGrid: image ${i} is ${img.width}×${img.height}, image 0 is ${w}×${h}`,
+      );
     }
   });
   const nc = Math.min(cols, images.length), nr = Math.ceil(images.length / nc);
@@ -175,9 +189,9 @@ export function imageGrid(
 
 /** Enlarges an RGB image by an integer `factor` (each pixel becomes a factor×factor block: nearest neighbour). */
 export function upscale(img: RgbImage, factor: number): RgbImage {
-  checkImage("upscale", img);
+  checkImage("upscale", "", img);
   if (!Number.isInteger(factor) || factor < 1) {
-    throw new RangeError(`upscale: factor must be an integer ≥ 1, got ${factor}`);
+    throw new ConfigError("upscale", `upscale: factor must be an integer ≥ 1, got ${factor}`);
   }
   if (factor === 1) return { rgb: img.rgb.slice(), width: img.width, height: img.height };
   const width = img.width * factor, height = img.height * factor;

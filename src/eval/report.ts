@@ -7,6 +7,7 @@
  */
 import { dirname, isAbsolute, join, relative } from "node:path";
 import { escapeHtml, unescapeHtml } from "./html.ts";
+import { ConfigError } from "../errors.ts";
 
 /** One section of the report: a heading (escaped) and HTML built with the helpers of this module. */
 export interface ReportSection {
@@ -91,7 +92,7 @@ export interface ReportImage {
 
 /**
  * Writes the images (creating subdirectories) and then `report.html` into `dir` (created if needed); returns
- * the report's path. Throws a RangeError for an image name that is absolute, has `..` or odd characters.
+ * the report's path. Throws a ConfigError for an image name that is absolute, has `..` or odd characters.
  */
 export async function writeReport(dir: string, html: string, images: ReportImage[] = []): Promise<string> {
   for (const { name } of images) {
@@ -99,7 +100,8 @@ export async function writeReport(dir: string, html: string, images: ReportImage
       !/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/.test(name) ||
       name.split("/").some((p) => p === ".." || p === ".")
     ) {
-      throw new RangeError(
+      throw new ConfigError(
+        "writeReport",
         `writeReport: image name must be a plain relative path, got ${JSON.stringify(name)}`,
       );
     }

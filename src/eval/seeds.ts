@@ -12,6 +12,8 @@
  * @module
  */
 
+import { DataError } from "../errors.ts";
+
 /** A probe's accuracy over probe seeds (src/eval/probe.ts's `SeedStats`). */
 export interface ProbeSeedStats {
   /** Mean accuracy over probe seeds. */
@@ -48,13 +50,13 @@ function sampleStd(v: readonly number[]): number {
 
 /** The spread of plain numbers, one per training seed. */
 export function spreadOf(values: readonly number[]): Spread {
-  if (values.length === 0) throw new RangeError("spreadOf: no values");
+  if (values.length === 0) throw new DataError("spreadOf", "spreadOf: no values");
   return { mean: mean(values), std: sampleStd(values), n: values.length, values: [...values], probeStd: 0 };
 }
 
 /** The spread over training seeds of a probe, given each run's probe-seed statistics. */
 export function spreadOfProbes(runs: readonly ProbeSeedStats[]): Spread {
-  if (runs.length === 0) throw new RangeError("spreadOfProbes: no runs");
+  if (runs.length === 0) throw new DataError("spreadOfProbes", "spreadOfProbes: no runs");
   const s = spreadOf(runs.map((r) => r.mean));
   return { ...s, probeStd: mean(runs.map((r) => r.std)) };
 }

@@ -131,9 +131,9 @@ export function deepMerge(
 
 /** An experiment-level error: a bad setting, named. */
 export class ExperimentConfigError extends ConfigError {
-  /** Builds the error. */
-  constructor(message: string) {
-    super(message, "experiment");
+  /** Builds the error; `where` names the flag or configuration (`--config`, `experiment`, …). */
+  constructor(where: string, message: string, options?: ErrorOptions) {
+    super(where, message, options);
     this.name = "ExperimentConfigError";
   }
 }
@@ -147,7 +147,7 @@ export function parseExperimentConfig(raw: unknown): ExperimentConfig {
       const extra = i.code === "unrecognized_keys" ? ` (${i.keys.join(", ")})` : "";
       return `  ${key}: ${i.message}${extra}`;
     });
-    throw new ExperimentConfigError(`invalid experiment configuration:\n${lines.join("\n")}`);
+    throw new ExperimentConfigError("experiment", `invalid experiment configuration:\n${lines.join("\n")}`);
   }
   // resolve one run now, so a bad training key is reported before anything runs
   runConfig(r.data, r.data.modes[0], r.data.seeds[0]);
@@ -191,10 +191,12 @@ export function runConfig(e: ExperimentConfig, mode: ExperimentMode, seed: numbe
   } catch (err) {
     // name the keys as the experiment's configuration spells them (train.optim.lr)
     throw new ExperimentConfigError(
+      "experiment",
       (err as Error).message.replace(/^ {2}(?=\S)/gm, "  train.").replace(
         "invalid training configuration",
         "invalid experiment configuration (training keys)",
       ),
+      { cause: err },
     );
   }
 }

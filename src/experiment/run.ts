@@ -17,7 +17,7 @@ import { scope } from "../torch/scope.ts";
 import type { Tensor } from "../torch/tensor.ts";
 import { cuda, liveTensors, manualSeed } from "../torch/runtime.ts";
 import type { TrainConfig } from "../config.ts";
-import { IoError } from "../errors.ts";
+import { DataError, IoError } from "../errors.ts";
 import { floorClips, makeBatchSource } from "../data/source.ts";
 import { loadSafetensors } from "../torch/safetensors.ts";
 import { VideoMAE } from "../models/video_mae.ts";
@@ -350,7 +350,8 @@ export async function rerenderReport(name: string): Promise<void> {
   const dir = `runs/${name}`;
   const results = JSON.parse(await Deno.readTextFile(`${dir}/results.json`));
   if (results.version !== 2) {
-    throw new Error(
+    throw new DataError(
+      `${dir}/results.json`,
       `${dir}/results.json was written by an earlier version (one training seed, no loss floor); ` +
         "rerun the experiment to get a report of this version",
     );

@@ -25,7 +25,7 @@ function withGrad<T>(name: string, enabled: boolean, fn: () => T): T {
   setGradEnabled(enabled);
   try {
     const r = fn();
-    if (r instanceof Promise) throw new TypeError(`${name}: the callback returned a promise`);
+    if (r instanceof Promise) throw new TorchError(name, `${name}: the callback returned a promise`);
     return r;
   } finally {
     setGradEnabled(prev);
@@ -55,7 +55,7 @@ export function autocast<T>(dtype: DType, fn: () => T, device: "cuda" | "cpu" = 
   const prev = checkStatus(lib.ll_autocast_enter(dt, dtypeCode(dtype)), "autocast");
   try {
     const r = fn();
-    if (r instanceof Promise) throw new TypeError("autocast: the callback returned a promise");
+    if (r instanceof Promise) throw new TorchError("autocast", "autocast: the callback returned a promise");
     return r;
   } finally {
     checkStatus(lib.ll_autocast_exit(dt, prev), "autocast");
@@ -78,7 +78,9 @@ export function inferenceMode<T>(fn: () => T): T {
   checkStatus(lib.ll_inference_mode_enter(), "inferenceMode");
   try {
     const r = fn();
-    if (r instanceof Promise) throw new TypeError("inferenceMode: the callback returned a promise");
+    if (r instanceof Promise) {
+      throw new TorchError("inferenceMode", "inferenceMode: the callback returned a promise");
+    }
     return r;
   } finally {
     checkStatus(lib.ll_inference_mode_exit(), "inferenceMode");

@@ -4,6 +4,7 @@
  * @module
  */
 import { DEVICE_TYPE, DTYPE } from "../../ffi/symbols.ts";
+import { TorchError } from "../errors.ts";
 
 /** The element types the binding supports. */
 export type DType = "u8" | "i32" | "i64" | "f16" | "f32" | "f64" | "bool" | "bf16";
@@ -31,11 +32,14 @@ export function isFloating(d: DType): boolean {
   return d === "f16" || d === "f32" || d === "f64" || d === "bf16";
 }
 
-/** The shim's code for a dtype; throws a TypeError naming the bad value. */
+/** The shim's code for a dtype; throws a TorchError (op `dtype`) naming the bad value. */
 export function dtypeCode(d: DType): number {
   const c = Object.hasOwn(CODES, d) ? CODES[d] : undefined;
   if (c === undefined) {
-    throw new TypeError(`unknown dtype '${String(d)}'; expected one of ${Object.keys(CODES).join(", ")}`);
+    throw new TorchError(
+      "dtype",
+      `unknown dtype '${String(d)}'; expected one of ${Object.keys(CODES).join(", ")}`,
+    );
   }
   return c;
 }
@@ -43,24 +47,24 @@ export function dtypeCode(d: DType): number {
 /** The dtype of a shim code. */
 export function dtypeOf(code: number): DType {
   const d = BY_CODE.get(code);
-  if (d === undefined) throw new TypeError(`the shim returned an unsupported dtype code ${code}`);
+  if (d === undefined) throw new TorchError("dtype", `the shim returned an unsupported dtype code ${code}`);
   return d;
 }
 
-/** Splits a device string into the shim's (type, index) pair; throws a TypeError naming the bad value. */
+/** Splits a device string into the shim's (type, index) pair; throws a TorchError naming the bad value. */
 export function deviceCodes(d: Device): [number, number] {
   if (d === "cpu") return [DEVICE_TYPE.cpu, -1];
   if (d === "cuda") return [DEVICE_TYPE.cuda, -1];
   const m = typeof d === "string" ? d.match(/^cuda:(\d+)$/) : null;
   if (m) return [DEVICE_TYPE.cuda, Number(m[1])];
-  throw new TypeError(`unknown device '${String(d)}'; expected "cpu", "cuda" or "cuda:N"`);
+  throw new TorchError("device", `unknown device '${String(d)}'; expected "cpu", "cuda" or "cuda:N"`);
 }
 
 /** The device string of a shim (type, index) pair. */
 export function deviceOf(type: number, index: number): Device {
   if (type === DEVICE_TYPE.cpu) return "cpu";
   if (type === DEVICE_TYPE.cuda) return index < 0 ? "cuda" : `cuda:${index}`;
-  throw new TypeError(`the shim returned an unsupported device type ${type}`);
+  throw new TorchError("device", `the shim returned an unsupported device type ${type}`);
 }
 
 /** The typed array that holds a dtype's elements when copied to the host (f16/bf16 are widened to f32). */
@@ -77,7 +81,8 @@ export function dtypeOfArray(a: ArrayBufferView): DType {
   if (a instanceof Int32Array) return "i32";
   if (a instanceof BigInt64Array) return "i64";
   if (a instanceof Uint8Array) return "u8";
-  throw new TypeError(
+  throw new TorchError(
+    "tensor",
     `unsupported typed array ${a.constructor.name}; use Float32Array, Float64Array, ` +
       "Int32Array, BigInt64Array or Uint8Array",
   );

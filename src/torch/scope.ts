@@ -6,6 +6,8 @@
  * @module
  */
 
+import { TorchError } from "../errors.ts";
+
 /** Anything a scope can own: tensors. */
 export interface ScopeOwned {
   /** The scope that owns this object, or null. */
@@ -46,7 +48,10 @@ function isThenable(v: unknown): boolean {
 /** Throws if `fn` is an async function (used by scope, noGrad, enableGrad, autocast). */
 export function refuseAsync(name: string, fn: (...a: never[]) => unknown): void {
   if (fn.constructor?.name === "AsyncFunction") {
-    throw new TypeError(`${name}: async callbacks are refused; the state it sets must not span an await`);
+    throw new TorchError(
+      name,
+      `${name}: async callbacks are refused; the state it sets must not span an await`,
+    );
   }
 }
 
@@ -83,7 +88,7 @@ export function scope<T>(fn: () => T): T {
   try {
     result = fn();
     if (isThenable(result)) {
-      throw new TypeError("scope: the callback returned a promise; scopes are synchronous");
+      throw new TorchError("scope", "scope: the callback returned a promise; scopes are synchronous");
     }
     adopt(result, s, s.parent, new Set());
   } finally {

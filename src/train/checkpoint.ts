@@ -20,6 +20,9 @@ import type { ParamOptimizer } from "../optim/adamw.ts";
 import { cuda, getRngState, setRngState } from "../torch/runtime.ts";
 import { scope } from "../torch/scope.ts";
 import type { Tensor } from "../torch/tensor.ts";
+import type { Device } from "../torch/dtype.ts";
+import { modelConfig, parseConfig, type TrainConfig } from "../config.ts";
+import { VideoMAE } from "../models/video_mae.ts";
 
 /** The format tag written into every checkpoint's metadata. */
 export const CHECKPOINT_FORMAT = "layerlock-checkpoint-1";
@@ -39,6 +42,13 @@ export interface CheckpointMeta {
 /** The file name of the checkpoint of a step. */
 export function checkpointName(step: number): string {
   return `step_${String(step).padStart(7, "0")}.safetensors`;
+}
+
+/** The step a checkpoint file was saved at, from its name (`step_0000120.safetensors` → 120). */
+export function checkpointStep(path: string): number {
+  const m = path.match(/(?:^|\/)step_(\d+)\.safetensors$/);
+  if (!m) throw new IoError(path, `${path} is not named as a checkpoint (step_<N>.safetensors)`);
+  return Number(m[1]);
 }
 
 /** Checkpoint files in a directory, oldest first. */
@@ -206,4 +216,44 @@ export function loadCheckpoint(
       extra: JSON.parse(metadata.extra ?? "null"),
     };
   });
+}
+
+/** The training configuration a checkpoint was written with (its metadata), validated. */
+export function readCheckpointConfig(path: string): TrainConfig {
+  const metadata = readSafetensorsMetadata(path);
+  if (metadata.config === undefined) {
+    throw new IoError(path, `${path} records no training configuration (not a layerlock checkpoint?)`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(metadata.config);
+  } catch (e) {
+    throw new IoError(path, `${path}: its configuration is not JSON (${(e as Error).message})`, { cause: e });
+  }
+  return parseConfig(raw, `${path} metadata`);
+}
+
+/**
+ * The video MAE of a checkpoint, on `device`: built from `cfg` (default: the configuration the checkpoint
+ * records) and loaded with the checkpoint's `model.*` tensors. Whatever was made is freed when it fails.
+ */
+export function loadModelCheckpoint(
+  path: string,
+  device: Device,
+  cfg: TrainConfig = readCheckpointConfig(path),
+): { model: VideoMAE; cfg: TrainConfig } {
+  const model = new VideoMAE(modelConfig(cfg), device);
+  try {
+    scope(() => {
+      const { tensors } = loadSafetensors(path, { device });
+      const sd: Record<string, Tensor> = {};
+      for (const [k, t] of Object.entries(tensors)) if (k.startsWith("model.")) sd[k.slice(6)] = t;
+      if (Object.keys(sd).length === 0) throw new IoError(path, `${path} holds no model weights (model.*)`);
+      model.loadStateDict(sd);
+    });
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return { model, cfg };
 }
