@@ -319,3 +319,18 @@ export function modelConfig(cfg: TrainConfig): VideoMAEConfig {
     gelu: m.gelu === "tanh" ? "tanh" : "none",
   };
 }
+
+/** Sets `value` at a dotted path of a plain object, creating objects on the way. */
+export function setPath(obj: Record<string, unknown>, path: string, value: unknown): void {
+  const keys = path.split(".");
+  // own properties only: `__proto__` (or `constructor.prototype`) must name a key, never reach a prototype
+  if (keys.some((k) => k === "__proto__" || k === "prototype" || k === "constructor")) {
+    throw new ConfigError(path, `'${path}' is not a configuration key`);
+  }
+  let o = obj;
+  for (const k of keys.slice(0, -1)) {
+    if (typeof o[k] !== "object" || o[k] === null) o[k] = {};
+    o = o[k] as Record<string, unknown>;
+  }
+  o[keys[keys.length - 1]] = value;
+}

@@ -1,5 +1,5 @@
 /**
- * Verified checkpoints (src/train/checkpoint.ts, src/train/checksum.ts): CRC-32 against its check value and
+ * Verified checkpoints (src/train/checkpoint.ts, src/checksum.ts): CRC-32 against its check value and
  * chaining; the recorded checksums equal a CRC-32 computed here from the file's own byte ranges; a flipped byte
  * in the tensor data or an edited configuration is refused naming the file, and resume falls back to the
  * previous intact checkpoint with a warning; a disk that fills up during a save (a real 1.x-checkpoint tmpfs,
@@ -12,7 +12,7 @@ import * as torch from "../mod.ts";
 import { parseConfig, type TrainConfig } from "../src/config.ts";
 import { makeBatchSource } from "../src/data/source.ts";
 import { listCheckpoints, verifyCheckpoint } from "../src/train/checkpoint.ts";
-import { crc32, crc32Tag } from "../src/train/checksum.ts";
+import { crc32, crc32Tag } from "../src/checksum.ts";
 import type { TrainEvent } from "../src/train/events.ts";
 import { train } from "../src/train/trainer.ts";
 import { tempDir } from "./helpers.ts";

@@ -117,6 +117,8 @@ Deno.test("moving shapes: deterministic per (seed, index), independent of order;
     x.direction,
     a.clip(2).direction,
   ]);
+  assert.deepEqual(Object.keys(batch.labels!), Object.keys(a.labelTasks));
+  assert.deepEqual(a.labelTasks, { shape: SHAPE_NAMES, direction: DIRECTION_NAMES });
   assert.deepEqual(
     [batch.batch, batch.frames, batch.height, batch.width],
     [3, 16, 32, 32],
@@ -360,9 +362,9 @@ Deno.test("prefetch: the worker's module graph never reaches the FFI shim", asyn
   await visit(new URL("../src/data/prefetch_worker.ts", import.meta.url));
   const files = [...seen].map((u) => u.replace(/^.*\/src\//, "src/"));
   assert.ok(files.includes("src/data/moving_shapes.ts") && files.includes("src/data/video_folder.ts"));
-  // only the data modules (not clip.ts, which makes tensors) and the error family, which imports nothing
+  // only the data modules (not clip_tensor.ts, which makes tensors) and the error family, which imports nothing
   const allowed = (f: string) =>
-    (f.startsWith("src/data/") && f !== "src/data/clip.ts") || f === "src/errors.ts";
+    (f.startsWith("src/data/") && f !== "src/data/clip_tensor.ts") || f === "src/errors.ts";
   assert.deepEqual(files.filter((f) => !allowed(f)), []);
 });
 
@@ -532,7 +534,8 @@ Deno.test({
       const byFolder = await VideoFolder.open(dir, { ...opts, classFolders: true });
       assert.deepEqual(byFolder.classes, { run: 0, walk: 1 });
       const b = await byFolder.batch([0, 1, 2, 3, 4, 5]); // clip i is video i % 3: r1, w1, w2, r1, w1, w2
-      assert.deepEqual(Array.from(b.classes!), [0, 1, 1, 0, 1, 1]);
+      assert.deepEqual(Array.from(b.labels!.class), [0, 1, 1, 0, 1, 1]);
+      assert.deepEqual(byFolder.labelTasks, { class: ["run", "walk"] });
       // a list: only the listed videos, their labels (integer ids kept)
       await Deno.writeTextFile(`${dir}/train.txt`, "walk/w2.mp4 4\nrun/r1.mp4 9\n");
       const listed = await VideoFolder.open(dir, { ...opts, list: `${dir}/train.txt` });
@@ -543,13 +546,16 @@ Deno.test({
           9,
         ],
       ]);
-      assert.deepEqual(Array.from((await listed.batch([0, 1])).classes!), [4, 9]);
+      assert.deepEqual(Array.from((await listed.batch([0, 1])).labels!.class), [4, 9]);
+      assert.deepEqual(listed.labelTasks, { class: ["", "", "", "", "4", "", "", "", "", "9"] });
       // the worker's copy (from the spec) keeps the labels; an unlabelled folder has none
       const fresh = VideoFolder.fromSpec(
         (listed.spec() as { spec: Parameters<typeof VideoFolder.fromSpec>[0] }).spec,
       );
-      assert.deepEqual(Array.from((await fresh.batch([1])).classes!), [9]);
-      assert.equal((await VideoFolder.open(dir, opts)).classes, null);
+      assert.deepEqual(Array.from((await fresh.batch([1])).labels!.class), [9]);
+      const unlabelled = await VideoFolder.open(dir, opts);
+      assert.equal(unlabelled.classes, null);
+      assert.deepEqual(unlabelled.labelTasks, {});
       // a listed file that is missing, and an unknown label against a given mapping, are errors naming the line
       await Deno.writeTextFile(`${dir}/val.txt`, "walk/w1.mp4,walk\nwalk/gone.mp4,walk\n");
       await assert.rejects(
@@ -658,11 +664,10 @@ Deno.test("video folder: a missing ffmpeg is a clear error that says how to inst
 
 Deno.test("video folder: the tasks permit ffmpeg where apt installs it, even when it is missing at start-up", async () => {
   // Deno resolves --allow-run names at start-up, so a binary apt installs mid-run is covered only by its path
-  const tasks = JSON.parse(await Deno.readTextFile("deno.json")).tasks as Record<string, string>;
-  for (const name of ["train-worker", "embed"]) {
-    for (const bin of ["/usr/bin/ffmpeg", "/usr/bin/ffprobe"]) {
-      assert.ok(tasks[name].includes(bin), `${name}: ${bin}`);
-    }
+  const config = JSON.parse(await Deno.readTextFile("deno.json"));
+  for (const name of ["train-worker", "embed"]) assert.match(config.tasks[name], /-P=run /, name);
+  for (const bin of ["/usr/bin/ffmpeg", "/usr/bin/ffprobe"]) {
+    assert.ok(config.permissions.run.run.includes(bin), `the run tasks' permission set: ${bin}`);
   }
   // without that permission, asking for ffmpeg is a DataError naming the permitted paths, not Deno's bare error
   const out = await new Deno.Command(Deno.execPath(), {

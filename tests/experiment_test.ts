@@ -12,7 +12,7 @@ import {
   parseExperimentConfig,
   runConfig,
 } from "../src/experiment/config.ts";
-import { claims, convergenceOrder, summaryRows } from "../src/experiment/report.ts";
+import { claims, convergenceOrder, summaryRows } from "../src/experiment/verdicts.ts";
 import { learningVerdict } from "../src/layerlock/learning.ts";
 import { checkReport } from "../src/eval/report.ts";
 import { compare, differenceSpread, formatDifference, spreadOf, spreadOfProbes } from "../src/eval/seeds.ts";

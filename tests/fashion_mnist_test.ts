@@ -12,6 +12,7 @@ import {
   batchToTensor,
   createLoader,
   datasetFromSpec,
+  DIRECTION_NAMES,
   directionOf,
   DirectLoader,
   ensureFashionMnist,
@@ -94,8 +95,9 @@ fashionTest(
     assert.deepEqual(batch.data.subarray(x.data.length, 2 * x.data.length), x.data);
     const c5 = await a.clip(5), c2 = await a.clip(2);
     assert.deepEqual(batch.data.subarray(0, x.data.length), c5.data);
-    assert.deepEqual(Array.from(batch.labels!.shape), [c5.shape, x.shape, c2.shape]);
+    assert.deepEqual(Array.from(batch.labels!.garment), [c5.shape, x.shape, c2.shape]);
     assert.deepEqual(Array.from(batch.labels!.direction), [c5.direction, x.direction, c2.direction]);
+    assert.deepEqual(a.labelTasks, { garment: FASHION_CLASSES, direction: DIRECTION_NAMES });
     // Gray by default: R = G = B everywhere; tinted garments are coloured; one or two garments.
     assert.ok(x.data.every((v, i) => i % 3 !== 0 || (v === x.data[i + 1] && v === x.data[i + 2])));
     const counts = new Set<number>();

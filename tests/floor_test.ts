@@ -3,7 +3,8 @@
 import assert from "node:assert/strict";
 import * as torch from "../mod.ts";
 import { parseConfig } from "../src/config.ts";
-import { batchToTensor, type ClipBatch, IMAGENET_MEAN, IMAGENET_STD } from "../src/data/clip.ts";
+import { type ClipBatch, IMAGENET_MEAN, IMAGENET_STD } from "../src/data/clip.ts";
+import { batchToTensor } from "../src/data/clip_tensor.ts";
 import { floorClips, makeBatchSource } from "../src/data/source.ts";
 import { LEARNING_RATIO, learningVerdict } from "../src/layerlock/learning.ts";
 import { floorLoss } from "../src/models/targets.ts";

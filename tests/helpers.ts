@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { liveTensors, type Tensor, train, type TrainConfig } from "../mod.ts";
 import { makeBatchSource } from "../src/data/source.ts";
+import { Rng } from "../src/data/rng.ts";
 
 /** Runs fn and asserts that the live native tensor count returns to its value before the call. */
 export function noLeak<T>(fn: () => T): T {
@@ -44,16 +45,13 @@ export function assertClose(
   }
 }
 
-/** A small deterministic PRNG (mulberry32) for test data, so every run checks the same points. */
+/**
+ * Uniform numbers in [0, 1) from the library's seeded generator (mulberry32, src/data/rng.ts) for test data, so
+ * every run checks the same points.
+ */
 export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed);
+  return () => rng.float();
 }
 
 /** The number of elements of a shape. */
@@ -100,10 +98,5 @@ export async function growthPerWindow(cfg: TrainConfig, counter: () => number): 
   return marks.slice(1).map((m, i) => m - marks[i]);
 }
 
-/** The permissions a test gives a `deno run` of a command-line tool: FFI to the shim, read, env, write to runs. */
-export const CLI_PERMISSIONS = [
-  "--allow-ffi=native/build",
-  "--allow-read",
-  "--allow-env",
-  "--allow-write=runs",
-];
+/** The permissions a test gives a `deno run` of a command-line tool: those of its task (deno.json's "run" set). */
+export const CLI_PERMISSIONS = ["-q", "-P=run"];

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import * as torch from "../mod.ts";
 import { parseConfig, type TrainConfig } from "../src/config.ts";
-import { batchToTensor } from "../src/data/clip.ts";
+import { batchToTensor } from "../src/data/clip_tensor.ts";
 import { MovingShapes } from "../src/data/moving_shapes.ts";
 import { floorClips, makeBatchSource } from "../src/data/source.ts";
 import { Freezer } from "../src/layerlock/freeze.ts";

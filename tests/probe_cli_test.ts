@@ -83,13 +83,11 @@ function cli(args: string[]): Promise<Deno.CommandOutput> {
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
 
 Deno.test("probe task: runs src/cli/probe.ts with ffmpeg permitted where apt installs it, writing to runs/ only", async () => {
-  const task = JSON.parse(await Deno.readTextFile("deno.json")).tasks.probe as string;
-  assert.match(task, /^deno task build && deno run .*src\/cli\/probe\.ts$/);
-  for (
-    const p of ["/usr/bin/ffmpeg", "/usr/bin/ffprobe", "--allow-write=runs ", "--allow-ffi=native/build "]
-  ) {
-    assert.ok(task.includes(p), p);
-  }
+  const config = JSON.parse(await Deno.readTextFile("deno.json"));
+  assert.match(config.tasks.probe, /^deno task build && deno run -q -P=run src\/cli\/probe\.ts$/);
+  const set = config.permissions.run;
+  for (const p of ["/usr/bin/ffmpeg", "/usr/bin/ffprobe"]) assert.ok(set.run.includes(p), p);
+  assert.deepEqual([set.write, set.ffi], [["runs"], ["native/build"]]);
 });
 
 Deno.test({

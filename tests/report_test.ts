@@ -7,7 +7,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { crc32, encodePng, imageGrid, PNG_SIGNATURE, type RgbImage, upscale } from "../src/eval/png.ts";
+import { encodePng, imageGrid, PNG_SIGNATURE, type RgbImage, upscale } from "../src/eval/png.ts";
+import { crc32 } from "../src/checksum.ts";
 import { barChart, lineChart } from "../src/eval/charts.ts";
 import { checkReport, renderReport, writeReport } from "../src/eval/report.ts";
 import { escapeHtml, formatNumber, image, table } from "../src/eval/html.ts";

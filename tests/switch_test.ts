@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import * as torch from "../mod.ts";
 import { parseConfig, type TrainConfig } from "../src/config.ts";
-import { batchToTensor } from "../src/data/clip.ts";
+import { batchToTensor } from "../src/data/clip_tensor.ts";
 import { MovingShapes } from "../src/data/moving_shapes.ts";
 import { floorClips, makeBatchSource } from "../src/data/source.ts";
 import { LatentHeads } from "../src/layerlock/heads.ts";

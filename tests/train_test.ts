@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import * as torch from "../mod.ts";
 import { ConfigError, parseConfig, type TrainConfig } from "../src/config.ts";
-import { batchToTensor } from "../src/data/clip.ts";
+import { batchToTensor } from "../src/data/clip_tensor.ts";
 import { MovingShapes } from "../src/data/moving_shapes.ts";
 import { makeBatchSource } from "../src/data/source.ts";
 import { disposeMask, makeMask } from "../src/models/masking.ts";

@@ -16,7 +16,7 @@ import { type FrameRequest, LibavDecoder, libavLibrary } from "../src/data/libav
 import { createLoader } from "../src/data/prefetch.ts";
 import { VideoFolder } from "../src/data/video_folder.ts";
 import { ensureFfmpeg } from "../src/data/ffmpeg.ts";
-import { batchToTensor } from "../src/data/clip.ts";
+import { batchToTensor } from "../src/data/clip_tensor.ts";
 import { liveTensors } from "../mod.ts";
 
 let haveFfmpeg = true;

@@ -52,22 +52,17 @@ import {
   tensorFromBytes,
   TorchError,
 } from "../mod.ts";
+import { Rng as Mulberry32 } from "../src/data/rng.ts";
 
 // ------------------------------------------------------------------------------------------- randomness
 
 /** A generator of uniform numbers in [0, 1). */
 export type Rng = () => number;
 
-/** mulberry32: a small, fast, seedable generator. */
+/** Uniform numbers from the library's seeded generator (mulberry32, src/data/rng.ts) seeded with `seed`. */
 export function makeRng(seed: number): Rng {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Mulberry32(seed);
+  return () => rng.float();
 }
 
 /** The generator of case `index` of a run seeded `seed` (independent of every other case). */

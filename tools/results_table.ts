@@ -6,13 +6,10 @@
  * @module
  */
 import type { ExperimentResults } from "../src/experiment/run.ts";
-import { claims, summaryRows } from "../src/experiment/report.ts";
-import type { Spread } from "../src/eval/seeds.ts";
+import { claims, num, pct, summaryRows } from "../src/experiment/verdicts.ts";
 
 const path = Deno.args[0] ?? "runs/experiment/results.json";
 const r = JSON.parse(await Deno.readTextFile(path)) as ExperimentResults;
-const pct = (s: Spread) => `${(100 * s.mean).toFixed(1)} ± ${(100 * s.std).toFixed(1)}`;
-const num = (s: Spread, d: number) => `${s.mean.toFixed(d)} ± ${s.std.toFixed(d)}`;
 const header = [
   "encoder",
   "seeds",

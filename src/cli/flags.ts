@@ -2,7 +2,7 @@
  * The command-line side of the configuration: which flag sets which key, and how a flag's text becomes a value.
  * @module
  */
-import { ConfigError } from "../errors.ts";
+export { setPath } from "../config.ts";
 
 /** The flags of `train` (and, but for name and seed, of `experiment`) and the configuration keys they set. */
 export const TRAIN_FLAG_PATHS: Readonly<Record<string, string>> = {
@@ -22,21 +22,6 @@ export const TRAIN_FLAG_PATHS: Readonly<Record<string, string>> = {
   size: "data.size",
   patch: "model.patch",
 };
-
-/** Sets `value` at a dotted path of a plain object, creating objects on the way. */
-export function setPath(obj: Record<string, unknown>, path: string, value: unknown): void {
-  const keys = path.split(".");
-  // own properties only: `__proto__` (or `constructor.prototype`) must name a key, never reach a prototype
-  if (keys.some((k) => k === "__proto__" || k === "prototype" || k === "constructor")) {
-    throw new ConfigError(path, `'${path}' is not a configuration key`);
-  }
-  let o = obj;
-  for (const k of keys.slice(0, -1)) {
-    if (typeof o[k] !== "object" || o[k] === null) o[k] = {};
-    o = o[k] as Record<string, unknown>;
-  }
-  o[keys[keys.length - 1]] = value;
-}
 
 /** Parses a flag's text value: JSON when it parses (numbers, booleans, arrays), else the string itself. */
 export function parseValue(text: string): unknown {

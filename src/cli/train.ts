@@ -11,27 +11,24 @@
  *   --set key.path=value    any other key, e.g. --set optim.clipGrad=1 --set log.every=5
  *   --print-config          print the resolved configuration and exit
  *
- * Data parallel: under torchrun (WORLD_SIZE set) each process is one rank (README, "Distributed training");
+ * Data parallel: under torchrun (WORLD_SIZE set) each process is one rank (docs/distributed.md);
  * `./layerlock train --nproc N` starts torchrun on this host.
  * @module
  */
 import { parseArgs } from "node:util";
 import * as torch from "../../mod.ts";
-import { parseConfig, type TrainConfig } from "../config.ts";
-import { parseValue, setPath, TRAIN_FLAG_PATHS } from "./flags.ts";
-import { train, type TrainOptions } from "../train/trainer.ts";
-import { modelConfig } from "../config.ts";
-import { resolveDevice } from "../train/device.ts";
-import { floorClips, makeBatchSource } from "../data/source.ts";
+import { modelConfig, parseConfig, type TrainConfig } from "../config.ts";
+import { ConfigError } from "../errors.ts";
 import { makeDataset } from "../data/registry.ts";
-import { batchToTensor } from "../data/clip.ts";
-import { collapseMetrics } from "../eval/collapse.ts";
-import { extractFeatures } from "../eval/features.ts";
-import { runMain } from "./run.ts";
-import { IoError } from "../errors.ts";
-import { launchEnv } from "../train/launch.ts";
-import { listCheckpoints } from "../train/checkpoint.ts";
+import { floorClips, makeBatchSource } from "../data/source.ts";
+import { collapseEvaluation } from "../eval/collapse_monitor.ts";
 import { DataParallel, distOptions } from "../train/data_parallel.ts";
+import { resolveDevice } from "../train/device.ts";
+import { launchEnv } from "../train/launch.ts";
+import { resolveRun, RunFolder } from "../train/run_folder.ts";
+import { train } from "../train/trainer.ts";
+import { parseValue, setPath, TRAIN_FLAG_PATHS } from "./flags.ts";
+import { runMain } from "./run.ts";
 
 function usage(): string {
   return "usage: deno task train [--config FILE] [--name NAME] [--resume] [--device auto|cpu|cuda] " +
@@ -72,15 +69,8 @@ function help(): string {
     `configuration keys and defaults (src/config.ts documents each; set with --set):\n${keys.join("\n")}`;
 }
 
-function existsDir(path: string): boolean {
-  try {
-    return Deno.statSync(path).isDirectory;
-  } catch {
-    return false;
-  }
-}
-
-async function main(): Promise<number> {
+/** The command line's flags (a ConfigError for an unknown or malformed one). */
+function parseFlags(): Record<string, unknown> {
   const options: Record<string, { type: "string" | "boolean"; multiple?: boolean }> = {
     config: { type: "string" },
     resume: { type: "boolean" },
@@ -90,119 +80,63 @@ async function main(): Promise<number> {
     nproc: { type: "string" },
   };
   for (const f of Object.keys(TRAIN_FLAG_PATHS)) options[f] = { type: "string" };
-  let values: Record<string, unknown>;
   try {
-    values = parseArgs({ args: Deno.args, options, allowPositionals: false }).values;
+    return parseArgs({ args: Deno.args, options, allowPositionals: false }).values;
   } catch (e) {
-    console.error(`train: ${(e as Error).message}\n${usage()}`);
-    return 2;
+    throw new ConfigError("flags", `${(e as Error).message}\n${usage()}`);
   }
+}
+
+/** The configuration the command line describes: --config, then the flags, then --set. */
+function rawConfig(values: Record<string, unknown>): Record<string, unknown> {
+  let raw: Record<string, unknown> = {};
+  if (values.config) {
+    try {
+      raw = JSON.parse(Deno.readTextFileSync(values.config as string));
+    } catch (e) {
+      throw new ConfigError("--config", `cannot read --config ${values.config}: ${(e as Error).message}`);
+    }
+  }
+  for (const [flag, path] of Object.entries(TRAIN_FLAG_PATHS)) {
+    const v = values[flag];
+    if (v !== undefined) {
+      setPath(raw, path, flag === "name" || flag === "data-path" ? v : parseValue(v as string));
+    }
+  }
+  for (const kv of (values.set as string[] | undefined) ?? []) {
+    const i = kv.indexOf("=");
+    if (i <= 0) throw new ConfigError("--set", `--set expects key.path=value, got '${kv}'`);
+    setPath(raw, kv.slice(0, i), parseValue(kv.slice(i + 1)));
+  }
+  return raw;
+}
+
+async function main(): Promise<number> {
+  const values = parseFlags();
   if (values.help) {
     console.log(help());
     return 0;
   }
   if (values.nproc !== undefined) {
-    console.error(
-      "train: --nproc is handled by ./layerlock train, which starts torchrun; under deno task, run " +
+    throw new ConfigError(
+      "--nproc",
+      "--nproc is handled by ./layerlock train, which starts torchrun; under deno task, run " +
         `torchrun --standalone --nproc-per-node=${values.nproc} --no-python deno task train-worker [flags]`,
     );
-    return 2;
   }
-
-  // The configuration the command line describes: --config, then the flags, then --set.
-  let raw: Record<string, unknown> = {};
-  let source = "configuration";
-  if (values.config) {
-    try {
-      raw = JSON.parse(await Deno.readTextFile(values.config as string));
-      source = `config file ${values.config}`;
-    } catch (e) {
-      console.error(`train: cannot read --config ${values.config}: ${(e as Error).message}`);
-      return 2;
-    }
-  }
-  for (const [flag, path] of Object.entries(TRAIN_FLAG_PATHS)) {
-    if (values[flag] !== undefined) {
-      setPath(
-        raw,
-        path,
-        flag === "name" || flag === "data-path" ? values[flag] : parseValue(values[flag] as string),
-      );
-    }
-  }
-  for (const kv of (values.set as string[] | undefined) ?? []) {
-    const i = kv.indexOf("=");
-    if (i <= 0) {
-      console.error(`train: --set expects key.path=value, got '${kv}'`);
-      return 2;
-    }
-    setPath(raw, kv.slice(0, i), parseValue(kv.slice(i + 1)));
-  }
-  const named = typeof raw.name === "string";
-  let name = named ? raw.name as string : "default";
-  parseConfig({ ...raw, name }, source); // refuse a bad name or value before touching runs/
-
-  // A run folder that holds checkpoints continues when it is named again (with --resume, or by re-running the
-  // same command: what a requeued cluster job does); keys given again must equal the saved ones, but for those
-  // that are safe to change (RESUME_CHANGEABLE).
-  let resume = !!values.resume;
-  if (
-    !resume && named && existsDir(`runs/${name}/checkpoints`) && hasCheckpoint(`runs/${name}/checkpoints`)
-  ) {
-    resume = true;
-  }
-  if (resume) {
-    const runDir = `runs/${name}`;
-    let saved: Record<string, unknown>;
-    try {
-      saved = JSON.parse(await Deno.readTextFile(`${runDir}/config.json`));
-    } catch {
-      console.error(`train: cannot resume: ${runDir}/config.json is missing or unreadable`);
-      return 2;
-    }
-    const { changed, refused } = compareToSaved(raw, saved);
-    if (refused.length) {
-      console.error(
-        `train: ${runDir} was trained with another configuration, which a resumed run keeps: ${
-          refused.map((d) => `${d.key} (saved ${JSON.stringify(d.saved)}, given ${JSON.stringify(d.given)})`)
-            .join(
-              "; ",
-            )
-        }. Drop these flags to continue it, or pass another --name to start a new run` +
-          ` (safe to change on resume: ${RESUME_CHANGEABLE.join(", ")})`,
-      );
-      return 2;
-    }
-    raw = saved;
-    for (const d of changed) {
-      setPath(raw, d.key, d.given);
-      console.log(
-        `train: resuming with ${d.key} = ${JSON.stringify(d.given)} (was ${JSON.stringify(d.saved)})`,
-      );
-    }
-    raw.name = name; // the folder named on the command line, whatever name a copied config.json holds
-    if (!values.resume) {
-      console.log(`train: runs/${name} holds a run; continuing it (another --name starts a new one)`);
-    }
-    source = `${runDir}/config.json`;
-    values.resume = true;
-  } else if (!named) {
-    // Named neither by --name nor by the config file: never collide with an earlier run (default, default-2, ...).
-    for (let i = 2; existsDir(`runs/${name}/checkpoints`); i++) name = `default-${i}`;
-    raw.name = name;
-  }
-
-  const cfg: TrainConfig = parseConfig(raw, source); // a ConfigError exits with 2 (runMain)
-  if (values.resume && existsDir(`runs/${cfg.name}/checkpoints`)) {
-    const ckpts = listCheckpoints(`runs/${cfg.name}/checkpoints`);
-    const done = ckpts.length ? Number(ckpts[ckpts.length - 1].match(/step_(\d+)/)![1]) : 0;
-    if (done >= cfg.optim.steps) {
-      console.log(
-        `train: runs/${cfg.name} is complete (step ${done} of ${cfg.optim.steps}); nothing to do (--steps N continues it ` +
-          "to N steps)",
-      );
-      return 0;
-    }
+  const raw = rawConfig(values);
+  const configured = typeof raw.name === "string" ? raw : { ...raw, name: "default" };
+  parseConfig(configured, values.config ? `config file ${values.config}` : "configuration"); // before runs/
+  const run = resolveRun(raw, !!values.resume);
+  for (const note of run.notes) console.log(`train: ${note}`);
+  const cfg: TrainConfig = parseConfig(run.raw, run.source);
+  const done = new RunFolder(`runs/${cfg.name}`).completedSteps();
+  if (run.resume && done >= cfg.optim.steps) {
+    console.log(
+      `train: runs/${cfg.name} is complete (step ${done} of ${cfg.optim.steps}); nothing to do ` +
+        "(--steps N continues it to N steps)",
+    );
+    return 0;
   }
   // Launched by torchrun (WORLD_SIZE > 1): join the job; rank 0 alone prints, writes and names the run.
   const env = launchEnv();
@@ -212,170 +146,85 @@ async function main(): Promise<number> {
       if (dp.rank === 0) dp.store.set("run/name", cfg.name);
       else cfg.name = dp.store.get("run/name");
     }
-    return await trainRun(cfg, values, dp);
+    return await trainRun(cfg, run.resume, !!values["print-config"], dp);
   } finally {
     dp?.dispose();
   }
 }
 
-/** Trains `cfg` (a resolved configuration) as this process's part of the job `dp` (null: alone). */
-async function trainRun(
-  cfg: TrainConfig,
-  values: Record<string, unknown>,
-  dp: DataParallel | null,
-): Promise<number> {
-  const name = cfg.name, runDir = `runs/${name}`, rank0 = !dp || dp.rank === 0;
-  const console = rank0 ? globalThis.console : { ...globalThis.console, log: () => {} };
-  const device = resolveDevice(cfg, dp?.localRank);
-  const m = modelConfig(cfg);
-  console.log(
-    `layerlock train: torch ${torch.torchVersion()}, device ${device}${
-      device !== "cpu" && cfg.amp === "bf16" ? " (bf16 autocast)" : ""
-    }`,
-  );
-  console.log(
-    `model: ${cfg.model.preset} (encoder ${m.encoderDim}x${m.encoderDepth}, ${m.encoderHeads} heads; decoder ${m.decoderDim}x${m.decoderDepth}), ` +
-      `clips ${cfg.data.frames}x${cfg.data.size}x${cfg.data.size} from ${cfg.data.source}, ${cfg.mask.kind} mask ${cfg.mask.ratio}`,
-  );
-  console.log(JSON.stringify(cfg));
-  if (dp) {
-    console.log(
-      `data parallel: ${dp.size} processes (${dp.group.backend}), ${cfg.optim.batchSize} clips each per step, ` +
+/** The lines that open a run: torch, device, model, data, the configuration. */
+function describe(cfg: TrainConfig, device: torch.Device, dp: DataParallel | null): string[] {
+  const m = modelConfig(cfg), amp = device !== "cpu" && cfg.amp === "bf16" ? " (bf16 autocast)" : "";
+  return [
+    `layerlock train: torch ${torch.torchVersion()}, device ${device}${amp}`,
+    `model: ${cfg.model.preset} (encoder ${m.encoderDim}x${m.encoderDepth}, ${m.encoderHeads} heads; decoder ` +
+    `${m.decoderDim}x${m.decoderDepth}), clips ${cfg.data.frames}x${cfg.data.size}x${cfg.data.size} from ` +
+    `${cfg.data.source}, ${cfg.mask.kind} mask ${cfg.mask.ratio}`,
+    JSON.stringify(cfg),
+    ...(dp
+      ? [
+        `data parallel: ${dp.size} processes (${dp.group.backend}), ${cfg.optim.batchSize} clips each per step, ` +
         `global batch ${dp.size * cfg.optim.batchSize}`,
-    );
-  }
-  if (values["print-config"]) return 0;
+      ]
+      : []),
+  ];
+}
 
-  if (!values.resume && existsDir(`${runDir}/checkpoints`) && hasCheckpoint(`${runDir}/checkpoints`)) {
-    console.error(
-      `train: ${runDir} already holds a run; continue it with --resume --name ${name}, or pick another --name`,
+/** Trains `cfg` (a resolved configuration) as this process's part of the job `dp` (null: alone). */
+async function trainRun(cfg: TrainConfig, resume: boolean, printOnly: boolean, dp: DataParallel | null) {
+  const folder = new RunFolder(`runs/${cfg.name}`), rank0 = !dp || dp.rank === 0;
+  const log = rank0 ? (s: string) => console.log(s) : () => {};
+  const device = resolveDevice(cfg, dp?.localRank);
+  describe(cfg, device, dp).forEach(log);
+  if (printOnly) return 0;
+  if (!resume && folder.checkpoints().length > 0) {
+    throw new ConfigError(
+      "--name",
+      `${folder.dir} already holds a run; continue it with --resume --name ${cfg.name}, or pick another --name`,
     );
-    return 2;
   }
-  try {
-    await Deno.mkdir(runDir, { recursive: true });
-    if (!values.resume && rank0) {
-      // a hold (debug.holdAt) is for the invocation that asks for it: a resumed run does not inherit it
-      const { holdAt: _h, holdRank: _r, ...debug } = cfg.debug;
-      await Deno.writeTextFile(`${runDir}/config.json`, JSON.stringify({ ...cfg, debug }, null, 2) + "\n");
-    }
-  } catch (e) {
-    throw new IoError(runDir, `cannot write the run folder ${runDir}: ${(e as Error).message}`, { cause: e });
-  }
-  console.log(`outputs: ${runDir}/config.json, ${runDir}/metrics.jsonl, ${runDir}/checkpoints/`);
-  let evaluate: TrainOptions["evaluate"];
-  let evalClips: torch.Tensor | null = null;
-  if (cfg.log.collapseEvery > 0) {
-    // 64 fixed clips (indices past any the sampler is likely to reach first) for the collapse metrics.
-    const ds = await makeDataset(cfg);
-    const b = await ds.batch(Array.from({ length: 64 }, (_, i) => ds.length - 1 - i));
-    evalClips = torch.keep(batchToTensor(b, resolveDevice(cfg)));
-    const x = evalClips;
-    evaluate = {
-      every: cfg.log.collapseEvery,
-      fn: (model) => ({ ...collapseMetrics(extractFeatures(model.encoder, x).pooled) }),
-    };
-  }
+  if (!resume && rank0) folder.writeConfig(cfg);
+  log(`outputs: ${folder.dir}/config.json, ${folder.dir}/metrics.jsonl, ${folder.checkpointDir}/`);
+  using collapse = cfg.log.collapseEvery > 0
+    ? await collapseEvaluation(await makeDataset(cfg), device)
+    : null;
   const r = await train(cfg, {
-    runDir,
-    resume: !!values.resume,
-    // a labelled folder's class ids are saved beside the run (reuse them for validation and test lists)
+    runDir: folder.dir,
+    resume,
     data: (c, state, shard) =>
       makeBatchSource(c, state, shard, (ds) => {
-        const folder = ds as {
+        const videos = ds as {
           classes?: Record<string, number> | null;
           decoderKind?: string;
           videos?: unknown[];
         };
-        if (folder.decoderKind) {
+        if (videos.decoderKind) {
           const workers = cfg.data.workers || navigator.hardwareConcurrency;
-          const how = folder.decoderKind === "libav" ? "in process (libav)" : "by the ffmpeg program";
-          console.log(
+          const how = videos.decoderKind === "libav" ? "in process (libav)" : "by the ffmpeg program";
+          log(
             `videos: ${
-              folder.videos!.length
+              videos.videos!.length
             } files, ${ds.length} clips per epoch, decoded ${how} by ${workers} workers`,
           );
         }
-        const classes = folder.classes;
-        if (classes && rank0) {
-          Deno.writeTextFileSync(`${runDir}/labels.json`, JSON.stringify(classes, null, 2) + "\n");
-        }
+        // a labelled folder's class ids are saved beside the run (reuse them for validation and test lists)
+        if (videos.classes && rank0) folder.writeLabels(videos.classes);
       }),
     dist: dp,
-    evaluate,
+    evaluate: collapse ? { every: cfg.log.collapseEvery, fn: collapse.measure } : undefined,
     floorClips: (n) => floorClips(cfg, n),
   });
-  evalClips?.dispose();
   if (r.skippedFiles.length) {
-    console.log(`skipped ${r.skippedFiles.length} unreadable file(s): ${r.skippedFiles.join(", ")}`);
+    log(`skipped ${r.skippedFiles.length} unreadable file(s): ${r.skippedFiles.join(", ")}`);
   }
   if (r.losses.length >= 2) {
-    const first = r.losses[0].loss, last = r.losses[r.losses.length - 1].loss;
-    console.log(
-      `loss ${first.toFixed(4)} (step ${r.losses[0].step}) -> ${
-        last.toFixed(4)
-      } (step ${r.step}); live tensors ${torch.liveTensors()}`,
+    const first = r.losses[0], last = r.losses[r.losses.length - 1];
+    log(
+      `loss ${first.loss.toFixed(4)} (step ${first.step}) -> ${last.loss.toFixed(4)} (step ${r.step}); ` +
+        `live tensors ${torch.liveTensors()}`,
     );
   }
   return r.signal === "SIGTERM" ? 143 : r.interrupted ? 130 : 0;
-}
-
-/** Keys a resumed run may change (printed when it does): logging, the total length, how data is read. */
-const RESUME_CHANGEABLE = [
-  "log.*",
-  "optim.steps",
-  "threads",
-  "device",
-  "data.path",
-  "data.workers",
-  "data.prefetch",
-  "data.decoder",
-  "data.index",
-  "dist.timeoutS",
-  "dist.bucketMb",
-  "dist.overlap",
-  "graphs.*",
-  "layerlock.targetStream",
-  "nonFinite.*",
-  "debug.*",
-];
-
-function changeable(key: string): boolean {
-  return RESUME_CHANGEABLE.some((k) => k.endsWith(".*") ? key.startsWith(k.slice(0, -1)) : key === k);
-}
-
-/** The leaves of `given` that differ from `saved`: those a resume may change, and those it refuses. */
-export function compareToSaved(
-  given: Record<string, unknown>,
-  saved: Record<string, unknown>,
-): { changed: Diff[]; refused: Diff[] } {
-  const changed: Diff[] = [], refused: Diff[] = [];
-  const walk = (g: unknown, s: unknown, key: string) => {
-    if (typeof g === "object" && g !== null && !Array.isArray(g)) {
-      for (const [k, v] of Object.entries(g)) {
-        walk(
-          v,
-          typeof s === "object" && s !== null ? (s as Record<string, unknown>)[k] : undefined,
-          key ? `${key}.${k}` : k,
-        );
-      }
-      return;
-    }
-    if (key === "name" || JSON.stringify(g) === JSON.stringify(s)) return;
-    (changeable(key) ? changed : refused).push({ key, saved: s, given: g });
-  };
-  walk(given, saved, "");
-  return { changed, refused };
-}
-
-interface Diff {
-  key: string;
-  saved: unknown;
-  given: unknown;
-}
-
-function hasCheckpoint(dir: string): boolean {
-  return [...Deno.readDirSync(dir)].some((e) => /^step_\d+\.safetensors$/.test(e.name));
 }
 
 await runMain("train", main);

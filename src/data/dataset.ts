@@ -15,6 +15,12 @@ export type DatasetSpec =
   | { kind: "moving_fashion_mnist"; options: MovingFashionMnistOptions }
   | { kind: "video_folder"; spec: VideoFolderSpec };
 
+/**
+ * A dataset's labelled tasks: task name → the class names by class id (`names[id]`; "" for an id no class has).
+ * Its batches' `labels` hold the class id of each clip for each of these tasks; unlabelled: {}.
+ */
+export type LabelTasks = Readonly<Record<string, readonly string[]>>;
+
 /** What a loader needs of a dataset: batches by index, a sampler, and a description to rebuild it. */
 export interface ClipDataset {
   /** Number of distinct items the sampler draws from. */
@@ -25,6 +31,8 @@ export interface ClipDataset {
   readonly height: number;
   /** Frame width in pixels. */
   readonly width: number;
+  /** The tasks its batches are labelled with, and their class names ({} for unlabelled data). */
+  readonly labelTasks: LabelTasks;
   /**
    * The clips at `indices`, as one batch; `epochs` (default all 0) are the sampler epochs they were drawn in, for
    * datasets whose clips are augmented anew each epoch.

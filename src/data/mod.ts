@@ -3,13 +3,14 @@
  * @module
  */
 export {
-  batchToTensor,
+  type BatchLabels,
   checkBatch,
   type ClipBatch,
   IMAGENET_MEAN,
   IMAGENET_STD,
   type Normalization,
 } from "./clip.ts";
+export { batchToTensor } from "./clip_tensor.ts";
 export { Rng } from "./rng.ts";
 export { BatchSampler } from "./sampler.ts";
 export { bounce, directionOf, heading } from "./motion.ts";
@@ -19,6 +20,7 @@ export {
   MovingShapes,
   type MovingShapesOptions,
   SHAPE_NAMES,
+  SHAPES_TASKS,
   type ShapesClip,
   type ShapeTrack,
 } from "./moving_shapes.ts";
@@ -26,6 +28,7 @@ export {
   type ClipPlan,
   type DecoderChoice,
   defaultWorkers,
+  FOLDER_TASK,
   VIDEO_EXTENSIONS,
   VideoFolder,
   type VideoFolderOptions,
@@ -50,7 +53,7 @@ export {
   type TemporalOptions,
   VIDEOMAE_SCALES,
 } from "./clip_sampling.ts";
-export type { ClipDataset, DatasetSpec } from "./dataset.ts";
+export type { ClipDataset, DatasetSpec, LabelTasks } from "./dataset.ts";
 export { datasetFromSpec, makeDataset, SOURCES } from "./registry.ts";
 export {
   type ClipLoader,
@@ -71,6 +74,7 @@ export {
   loadFashionMnist,
 } from "./fashion_mnist.ts";
 export {
+  FASHION_TASKS,
   type FashionClip,
   type FashionSplit,
   type GarmentTrack,

@@ -9,9 +9,9 @@
  * random saturated colour). The main garment, `objects[0]`, is drawn last, on top: wherever its pixel rounds to
  * a non-zero value it replaces what is below; its black pixels are transparent.
  *
- * Labels (per clip, of the main garment): `shape` = its Fashion-MNIST class (`FASHION_CLASSES`), `direction` =
- * the 8-bin compass direction of its initial velocity (`directionOf` of motion.ts: counter-clockwise
- * from east, north up; the angle is drawn within ±11.25° of a uniformly chosen bin's centre, as for the moving
+ * Labels (per clip, of the main garment; `FASHION_TASKS`): `garment` = its Fashion-MNIST class (`FASHION_CLASSES`;
+ * a `FashionClip`'s `shape`), `direction` = the 8-bin compass direction of its initial velocity (`directionOf` of
+ * motion.ts, `DIRECTION_NAMES`: counter-clockwise from east, north up; the angle is drawn within ±11.25° of a uniformly chosen bin's centre, as for the moving
  * shapes). Three splits, with independent motion (the generator is seeded with `hash32(seed, index, split)`):
  * "train" draws garments from the first 60000 − `valImages` official training images, "val" from the last
  * `valImages` of them (default 10000: images 50000..59999), and "test" from the 10000 official test images.
@@ -25,10 +25,11 @@
  */
 import type { ClipBatch } from "./clip.ts";
 import { labelledBatch } from "./labelled_batch.ts";
-import type { ClipDataset, DatasetSpec } from "./dataset.ts";
+import type { ClipDataset, DatasetSpec, LabelTasks } from "./dataset.ts";
 import {
   ensureFashionMnist,
   type EnsureFashionMnistOptions,
+  FASHION_CLASSES,
   FASHION_IMAGE_SIZE,
   FASHION_MNIST_FILES,
   type FashionFile,
@@ -37,6 +38,7 @@ import {
   loadFashionMnist,
 } from "./fashion_mnist.ts";
 import { bounce, directionOf, heading, hsv } from "./motion.ts";
+import { DIRECTION_NAMES } from "./moving_shapes.ts";
 import { hash32, Rng } from "./rng.ts";
 import { BatchSampler, type Shard } from "./sampler.ts";
 import { ConfigError, DataError } from "../errors.ts";
@@ -49,6 +51,9 @@ export type FashionSplit = "train" | "val" | "test";
 
 /** The splits, in the order of their generator keys. */
 export const FASHION_SPLITS: readonly FashionSplit[] = ["train", "val", "test"];
+
+/** The tasks a Moving Fashion-MNIST batch is labelled with: `garment` (`FASHION_CLASSES`) and `direction`. */
+export const FASHION_TASKS: LabelTasks = { garment: FASHION_CLASSES, direction: DIRECTION_NAMES };
 
 /** Training images held out as the validation split by default (the last 10000 of the training file). */
 export const DEFAULT_VAL_IMAGES = 10000;
@@ -240,6 +245,10 @@ export class MovingFashionMnist implements ClipDataset {
   get width(): number {
     return this.#o.size;
   }
+  /** The tasks its batches are labelled with: `garment` and `direction` (`FASHION_TASKS`). */
+  get labelTasks(): LabelTasks {
+    return FASHION_TASKS;
+  }
   /** Garment height and width in pixels. */
   get garment(): number {
     return this.#o.garment;
@@ -297,7 +306,7 @@ export class MovingFashionMnist implements ClipDataset {
     return { data, ...this.#draw(src, index, data, 0) };
   }
 
-  /** Generates the clips at `indices` into one batch, with their labels (garment class, direction). */
+  /** Generates the clips at `indices` into one batch, with their labels (`garment` class, `direction`). */
   async batch(indices: readonly number[]): Promise<ClipBatch> {
     const src = await this.load();
     return labelledBatch(
@@ -305,6 +314,7 @@ export class MovingFashionMnist implements ClipDataset {
       this.#o.frames,
       this.#o.size,
       (i, out, off) => this.#draw(src, i, out, off),
+      { garment: (c) => c.shape, direction: (c) => c.direction },
     );
   }
 

@@ -19,7 +19,7 @@
  */
 import type { ClipBatch } from "./clip.ts";
 import { labelledBatch } from "./labelled_batch.ts";
-import type { ClipDataset, DatasetSpec } from "./dataset.ts";
+import type { ClipDataset, DatasetSpec, LabelTasks } from "./dataset.ts";
 import { hash32, Rng } from "./rng.ts";
 import { BatchSampler, type Shard } from "./sampler.ts";
 import { bounce, heading, hsv } from "./motion.ts";
@@ -29,6 +29,8 @@ import { ConfigError, DataError } from "../errors.ts";
 export const SHAPE_NAMES: readonly string[] = ["circle", "square", "triangle", "cross"];
 /** Motion direction names, indexed by the `direction` label (counter-clockwise from east, north up). */
 export const DIRECTION_NAMES: readonly string[] = ["E", "NE", "N", "NW", "W", "SW", "S", "SE"];
+/** The tasks a moving-shapes batch is labelled with: `shape` (`SHAPE_NAMES`) and `direction` (`DIRECTION_NAMES`). */
+export const SHAPES_TASKS: LabelTasks = { shape: SHAPE_NAMES, direction: DIRECTION_NAMES };
 /** Background kinds, indexed by `ShapesClip.background`. */
 export const BACKGROUND_NAMES: readonly string[] = ["gradient", "stripes", "checker"];
 
@@ -202,6 +204,10 @@ export class MovingShapes implements ClipDataset {
   get width(): number {
     return this.#o.size;
   }
+  /** The tasks its batches are labelled with: `shape` and `direction` (`SHAPES_TASKS`). */
+  get labelTasks(): LabelTasks {
+    return SHAPES_TASKS;
+  }
   /** The dataset seed. */
   get seed(): number {
     return this.#o.seed;
@@ -232,9 +238,12 @@ export class MovingShapes implements ClipDataset {
     return { data, ...this.#draw(index, data, 0) };
   }
 
-  /** Generates the clips at `indices` into one batch, with their labels. */
+  /** Generates the clips at `indices` into one batch, with their labels (`shape`, `direction`). */
   batch(indices: readonly number[]): ClipBatch {
-    return labelledBatch(indices, this.#o.frames, this.#o.size, (i, out, off) => this.#draw(i, out, off));
+    return labelledBatch(indices, this.#o.frames, this.#o.size, (i, out, off) => this.#draw(i, out, off), {
+      shape: (c) => c.shape,
+      direction: (c) => c.direction,
+    });
   }
 
   /** An infinite deterministic sequence of batches of indices (see `BatchSampler`), optionally resumed. */

@@ -95,15 +95,9 @@ function pump(): void {
       if (failed) return;
       try {
         const batch = await made;
-        const transfer: Transferable[] = [batch.data.buffer as ArrayBuffer];
-        if (batch.labels !== null) {
-          transfer.push(
-            batch.labels.shape.buffer as ArrayBuffer,
-            batch.labels.direction.buffer as ArrayBuffer,
-          );
-        }
-        if (batch.classes) transfer.push(batch.classes.buffer as ArrayBuffer);
-        port.postMessage({ type: "batch", batch, indices, stateAfter }, transfer);
+        const transfer = new Set<Transferable>([batch.data.buffer as ArrayBuffer]);
+        for (const ids of Object.values(batch.labels ?? {})) transfer.add(ids.buffer as ArrayBuffer);
+        port.postMessage({ type: "batch", batch, indices, stateAfter }, [...transfer]);
       } catch (e) {
         fail(e);
       }

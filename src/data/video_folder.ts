@@ -28,7 +28,7 @@ import {
 } from "./annotations.ts";
 import type { ClipBatch, Normalization } from "./clip.ts";
 import { clipRng, type CropBox, cropBox, frameIndices, VIDEOMAE_SCALES } from "./clip_sampling.ts";
-import type { ClipDataset, DatasetSpec } from "./dataset.ts";
+import type { ClipDataset, DatasetSpec, LabelTasks } from "./dataset.ts";
 import { ensureFfmpeg, FfmpegDecoder } from "./ffmpeg.ts";
 import { type FrameRequest, LibavDecoder, libavLibrary } from "./libav.ts";
 import { BatchSampler, type Shard } from "./sampler.ts";
@@ -37,6 +37,9 @@ import { ConfigError, DataError } from "../errors.ts";
 
 /** File extensions the folder dataset picks up (lower case, compared case-insensitively). */
 export const VIDEO_EXTENSIONS: readonly string[] = [".mp4", ".webm", ".avi", ".mkv"];
+
+/** The one task a labelled video folder's batches carry: `labels.class`, the class id of each clip. */
+export const FOLDER_TASK = "class";
 
 /** Which decoder to use: the in-process one where built ("auto"), or insist on one. */
 export type DecoderChoice = "auto" | "libav" | "ffmpeg";
@@ -377,6 +380,14 @@ export class VideoFolder implements ClipDataset {
   get classes(): Readonly<Record<string, number>> | null {
     return this.#spec.classes ?? null;
   }
+  /** A labelled folder's one task, `class` (`FOLDER_TASK`), with its class names by id; unlabelled: {}. */
+  get labelTasks(): LabelTasks {
+    const map = this.#spec.classes;
+    if (!map) return {};
+    const names = new Array<string>(Math.max(-1, ...Object.values(map)) + 1).fill("");
+    for (const [name, id] of Object.entries(map)) names[id] = name;
+    return { [FOLDER_TASK]: names };
+  }
   /** Frames per clip. */
   get frames(): number {
     return this.#spec.options.frames;
@@ -447,7 +458,8 @@ export class VideoFolder implements ClipDataset {
    * Decodes the clips at `indices` (of the epochs `epochs`, default 0) into one batch, with up to `workers`
    * clips decoding at once across every batch in flight. A video that fails to decode (truncated, corrupt) is
    * skipped with a warning naming it, listed in the batch's `skipped`, and its clip replaced by the same clip
-   * index of the next readable video (deterministic: a resumed run makes the same replacement).
+   * index of the next readable video (deterministic: a resumed run makes the same replacement). A labelled
+   * folder's batch carries the class id of each clip as `labels.class` (−1 for an unlabelled video).
    */
   async batch(indices: readonly number[], epochs?: readonly number[]): Promise<ClipBatch> {
     const o = this.#spec.options;
@@ -466,9 +478,8 @@ export class VideoFolder implements ClipDataset {
       frames: o.frames,
       height: o.height,
       width: o.width,
-      labels: null,
+      labels: classes ? { [FOLDER_TASK]: classes } : null,
       ...(skipped.length ? { skipped } : {}),
-      ...(classes ? { classes } : {}),
       ...(o.norm ? { norm: o.norm } : {}),
     };
   }

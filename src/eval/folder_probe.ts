@@ -9,7 +9,9 @@
  * chosen on (flagged `selectedOn: "val"`).
  * @module
  */
-import { batchToTensor, type ClipBatch, type Normalization } from "../data/clip.ts";
+import type { ClipBatch, Normalization } from "../data/clip.ts";
+import { batchToTensor } from "../data/clip_tensor.ts";
+import { FOLDER_TASK } from "../data/video_folder.ts";
 import { ConfigError, DataError } from "../errors.ts";
 import type { VideoMAEEncoder } from "../models/video_mae.ts";
 import { tensor, zeros } from "../torch/creation.ts";
@@ -29,7 +31,7 @@ import {
 export interface LabelledClipSource {
   /** Number of clips. */
   readonly length: number;
-  /** The clips at `indices`, with their class ids (`classes`). */
+  /** The clips at `indices`, with their class ids (`labels.class`, a labelled video folder's task). */
   batch(indices: readonly number[]): Promise<ClipBatch>;
 }
 
@@ -88,7 +90,8 @@ export async function extractClipFeatures(
       next = i + bs < n ? source.batch(indices(i + bs)) : null;
       next?.catch(() => {}); // awaited on the next turn (or abandoned on an error): never unobserved
       for (const s of b.skipped ?? []) skipped.add(s);
-      if (b.classes) classes.set(b.classes, i);
+      const ids = b.labels?.[FOLDER_TASK];
+      if (ids) classes.set(ids, i);
       scope(() => {
         const x = batchToTensor(b, device, o.norm);
         encoders.forEach((encoder, k) =>

@@ -1,5 +1,7 @@
 /**
- * Evaluation: frozen-feature extraction, linear and attentive probes, collapse metrics, PNG images and the HTML report.
+ * Evaluation: frozen-feature extraction, linear and attentive probes (also on the user's labelled videos:
+ * `runFolderProbe`), a checkpoint's features of a dataset (`embedClips`), collapse metrics, PNG images and the
+ * HTML report.
  * @module
  */
 export { encodePng, imageGrid, type RgbImage, upscale } from "./png.ts";
@@ -42,3 +44,41 @@ export {
   trainAttentiveProbe,
   trainLinearProbe,
 } from "./probe.ts";
+export {
+  type ChanceLevel,
+  chanceLevel,
+  type ClipFeatures,
+  type EncoderOutcome,
+  extractClipFeatures,
+  type ExtractClipOptions,
+  FOLDER_PROBES,
+  type FolderProbeName,
+  type FolderProbeOptions,
+  type LabelledClipSource,
+  type ProbeGrid,
+  type ProbeOutcome,
+  probeReportMarkdown,
+  probeSplits,
+  type SplitFeatures,
+} from "./folder_probe.ts";
+export {
+  type FolderProbeRun,
+  type FolderProbeRunOptions,
+  type ProbeProgress,
+  runFolderProbe,
+} from "./probe_run.ts";
+export { type FolderProbeReport, type ProbeReportEncoder, type ProbeReportSplit } from "./probe_report.ts";
+export {
+  type LabelledSplit,
+  type ProbeDataSource,
+  type ProbeSplitName,
+  readProbeData,
+} from "./probe_splits.ts";
+export {
+  type ClipEmbedding,
+  disposeEmbedding,
+  embedClips,
+  embeddingDataset,
+  type EmbedOptions,
+  saveEmbedding,
+} from "./embed.ts";

@@ -1,11 +1,12 @@
 /**
  * PNG encoding for the experiment report, in pure TypeScript: `encodePng` writes 8-bit RGB or greyscale PNGs
- * (zlib data from the platform's `CompressionStream("deflate")`, filter 0 on every row, a table-driven CRC-32
- * per chunk), `imageGrid` tiles equal-size frames into one image and `upscale` enlarges small frames
- * (nearest neighbour) so that 32×32 video frames are visible in a browser. No tensors, no native code.
+ * (zlib data from the platform's `CompressionStream("deflate")`, filter 0 on every row, the CRC-32 of
+ * src/checksum.ts per chunk), `imageGrid` tiles equal-size frames into one image and `upscale` enlarges small
+ * frames (nearest neighbour) so that 32×32 video frames are visible in a browser. No tensors, no native code.
  * @module
  */
 
+import { crc32 } from "../checksum.ts";
 import { ConfigError, DataError } from "../errors.ts";
 
 /** An 8-bit RGB image: `rgb` holds width·height·3 bytes, row-major, channels interleaved (R, G, B). */
@@ -20,26 +21,6 @@ export interface RgbImage {
 
 /** The eight bytes every PNG file starts with. */
 export const PNG_SIGNATURE: Uint8Array = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-
-const CRC_TABLE: Uint32Array = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-/**
- * CRC-32 (ISO 3309 / ITU-T V.42, the one PNG and zlib use) of `bytes`, as an unsigned 32-bit integer.
- * `crc` continues a previous CRC (pass the earlier result); the CRC of "123456789" is 0xcbf43926.
- */
-export function crc32(bytes: Uint8Array, crc = 0): number {
-  let c = (crc ^ 0xffffffff) >>> 0;
-  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
 
 // `fn` is the function checking (the error's `where`), `what` the size it checks, e.g. `image 2: width`.
 function checkSize(fn: string, what: string, v: number): void {

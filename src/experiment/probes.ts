@@ -10,7 +10,7 @@ import { cat } from "../torch/functional.ts";
 import type { Device } from "../torch/dtype.ts";
 import { scope } from "../torch/scope.ts";
 import type { Tensor } from "../torch/tensor.ts";
-import { batchToTensor } from "../data/clip.ts";
+import { batchToTensor } from "../data/clip_tensor.ts";
 import { MovingFashionMnist } from "../data/moving_fashion_mnist.ts";
 import { pixelTargets } from "../models/targets.ts";
 import type { VideoMAE } from "../models/video_mae.ts";
@@ -64,7 +64,7 @@ async function clipsOf(
     for (let i = 0; i < n; i += chunk) {
       const b = await ds.batch(Array.from({ length: Math.min(chunk, n - i) }, (_, k) => i + k));
       xs.push(batchToTensor(b, device));
-      shape.push(...b.labels!.shape);
+      shape.push(...b.labels!.garment);
       direction.push(...b.labels!.direction);
     }
   } catch (err) {

@@ -14,7 +14,8 @@
  * @module
  */
 import { autocast, noGrad } from "../torch/autograd.ts";
-import { batchToTensor, type ClipBatch } from "../data/clip.ts";
+import type { ClipBatch } from "../data/clip.ts";
+import { batchToTensor } from "../data/clip_tensor.ts";
 import { pixelTargets } from "../models/targets.ts";
 import type { VideoMAE } from "../models/video_mae.ts";
 import { keep, scope } from "../torch/scope.ts";

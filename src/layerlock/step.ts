@@ -11,7 +11,8 @@ import type { Device } from "../torch/dtype.ts";
 import { keep } from "../torch/scope.ts";
 import { CudaStream } from "../torch/cuda_stream.ts";
 import type { TrainConfig } from "../config.ts";
-import { batchToTensor, type ClipBatch } from "../data/clip.ts";
+import type { ClipBatch } from "../data/clip.ts";
+import { batchToTensor } from "../data/clip_tensor.ts";
 import { disposeMask, makeMask, type Mask } from "../models/masking.ts";
 import type { Shard } from "../data/sampler.ts";
 import { pixelTargets } from "../models/targets.ts";
@@ -71,7 +72,7 @@ export function firstClips(b: ClipBatch, n: number): ClipBatch {
     batch: m,
     data: b.data.subarray(0, m * per),
     labels: b.labels &&
-      { shape: b.labels.shape.subarray(0, m), direction: b.labels.direction.subarray(0, m) },
+      Object.fromEntries(Object.entries(b.labels).map(([k, ids]) => [k, ids.subarray(0, m)])),
   };
 }
 

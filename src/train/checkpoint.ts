@@ -13,7 +13,7 @@
  * @module
  */
 import { IoError, LayerlockError, TorchError } from "../errors.ts";
-import { crc32, crc32Tag } from "./checksum.ts";
+import { crc32, crc32Tag } from "../checksum.ts";
 import { loadSafetensors, readSafetensorsMetadata, saveSafetensors } from "../torch/safetensors.ts";
 import type { Module } from "../nn/module.ts";
 import type { ParamOptimizer } from "../optim/adamw.ts";

@@ -2,7 +2,7 @@
  * The device a training configuration runs on.
  * @module
  */
-import { TorchError } from "../errors.ts";
+import { ConfigError } from "../errors.ts";
 import type { Device } from "../torch/dtype.ts";
 import { cuda } from "../torch/runtime.ts";
 import type { TrainConfig } from "../config.ts";
@@ -13,8 +13,8 @@ import type { TrainConfig } from "../config.ts";
  */
 export function resolveDevice(cfg: TrainConfig, localRank?: number): Device {
   if (cfg.device === "cuda" && !cuda.isAvailable()) {
-    throw new TorchError(
-      "train",
+    throw new ConfigError(
+      "device",
       'device: "cuda" was requested but CUDA is not available (is torch a CUDA build?)',
     );
   }

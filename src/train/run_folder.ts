@@ -6,6 +6,7 @@
  * @module
  */
 import { ConfigError, IoError, LayerlockError } from "../errors.ts";
+import { setPath, type TrainConfig } from "../config.ts";
 import type { Module } from "../nn/module.ts";
 import type { ParamOptimizer } from "../optim/adamw.ts";
 import {
@@ -226,6 +227,31 @@ export class RunFolder {
     }
   }
 
+  /**
+   * Writes config.json, the configuration a resumed run reads back; a hold (`debug.holdAt`) is for the invocation
+   * that asks for it and is left out.
+   */
+  writeConfig(cfg: TrainConfig): void {
+    const { holdAt: _h, holdRank: _r, ...debug } = cfg.debug;
+    this.#write("config.json", { ...cfg, debug });
+  }
+
+  /** Writes labels.json, a labelled folder's class ids (reused for its validation and test lists). */
+  writeLabels(classes: Record<string, number>): void {
+    this.#write("labels.json", classes);
+  }
+
+  #write(file: string, value: unknown): void {
+    try {
+      Deno.mkdirSync(this.dir, { recursive: true });
+      Deno.writeTextFileSync(`${this.dir}/${file}`, JSON.stringify(value, null, 2) + "\n");
+    } catch (e) {
+      throw new IoError(this.dir, `cannot write the run folder ${this.dir}: ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
+  }
+
   /** Saves a checkpoint (see `saveCheckpoint`), keeping the newest `keep`; returns its path. */
   saveCheckpoint(
     modules: Record<string, Module>,
@@ -235,4 +261,50 @@ export class RunFolder {
   ): string {
     return saveCheckpoint(this.checkpointDir, modules, opt, meta, keep);
   }
+}
+
+/** What `resolveRun` decided: the raw configuration to train, where it came from, and whether it resumes. */
+export interface RunChoice {
+  /** The configuration (the saved one, with the changes a resume may make, when it resumes). */
+  raw: Record<string, unknown>;
+  /** Where it was read from, for error messages. */
+  source: string;
+  /** Whether the run continues the one in its folder. */
+  resume: boolean;
+  /** What the choice did, one line each (`resuming with optim.steps = 44 (was 40)`). */
+  notes: string[];
+}
+
+/**
+ * Which run a command's configuration `raw` trains (under `root`, default `runs`): a run folder that holds
+ * checkpoints continues when it is named again (with `resume`, or by re-running the same command: what a
+ * requeued cluster job does), keeping its saved configuration but for the keys a resume may change (others are
+ * a ConfigError naming each); an unnamed run never lands on an earlier one (`default`, `default-2`, …).
+ */
+export function resolveRun(raw: Record<string, unknown>, resume: boolean, root = "runs"): RunChoice {
+  const named = typeof raw.name === "string";
+  let name = named ? raw.name as string : "default";
+  const folder = (n: string) => new RunFolder(`${root}/${n}`);
+  const notes: string[] = [];
+  if (!resume && named && folder(name).checkpoints().length > 0) {
+    resume = true;
+    notes.push(`${root}/${name} holds a run; continuing it (another --name starts a new one)`);
+  }
+  if (!resume) {
+    if (!named) { for (let i = 2; folder(name).checkpoints().length > 0; i++) name = `default-${i}`; }
+    return { raw: { ...raw, name }, source: "configuration", resume: false, notes };
+  }
+  const path = `${root}/${name}/config.json`;
+  let saved: Record<string, unknown>;
+  try {
+    saved = JSON.parse(Deno.readTextFileSync(path));
+  } catch {
+    throw new ConfigError("resume", `cannot resume: ${path} is missing or unreadable`);
+  }
+  for (const d of checkResumable(`${root}/${name}`, raw, saved)) {
+    setPath(saved, d.key, d.given);
+    notes.push(`resuming with ${d.key} = ${JSON.stringify(d.given)} (was ${JSON.stringify(d.saved)})`);
+  }
+  saved.name = name; // the folder named, whatever name a copied config.json holds
+  return { raw: saved, source: path, resume: true, notes };
 }

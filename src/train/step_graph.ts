@@ -14,7 +14,8 @@
  * @module
  */
 import { TorchError } from "../errors.ts";
-import { batchNormalization, type ClipBatch, normalizationTensors } from "../data/clip.ts";
+import { batchNormalization, type ClipBatch } from "../data/clip.ts";
+import { normalizationTensors } from "../data/clip_tensor.ts";
 import { zeros } from "../torch/creation.ts";
 import type { Device } from "../torch/dtype.ts";
 import { CudaGraph } from "../torch/cuda_graph.ts";

@@ -8,7 +8,7 @@
  */
 import { ConfigError } from "../errors.ts";
 import type { TrainConfig } from "../config.ts";
-import { normalizeClips } from "../data/clip.ts";
+import { normalizeClips } from "../data/clip_tensor.ts";
 import type { LayerLockStep } from "../layerlock/step.ts";
 import type { AdamW } from "../optim/adamw.ts";
 import { ZeroAdamW } from "../optim/zero.ts";

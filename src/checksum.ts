@@ -1,6 +1,7 @@
 /**
- * CRC-32 (the zlib/PNG polynomial, so Python's `zlib.crc32` gives the same value), slicing by 8 bytes: the
- * checksum a checkpoint records of its tensor data and configuration. Pure TypeScript.
+ * CRC-32 (ISO 3309 / ITU-T V.42, the polynomial PNG and zlib use, so Python's `zlib.crc32` gives the same value),
+ * slicing by 8 bytes: the checksum of PNG chunks (src/eval/png.ts) and the one a checkpoint records of its tensor
+ * data and configuration (src/train/checkpoint.ts). Pure TypeScript; imports nothing.
  * @module
  */
 
@@ -17,7 +18,10 @@ const TABLES: Uint32Array[] = (() => {
   return t;
 })();
 
-/** The CRC-32 of `bytes`, continuing from `crc` (the CRC of the bytes before them; 0 to start). */
+/**
+ * The CRC-32 of `bytes` as an unsigned 32-bit integer, continuing from `crc` (the CRC of the bytes before them;
+ * 0 to start). The CRC of "123456789" is 0xcbf43926.
+ */
 export function crc32(bytes: Uint8Array, crc = 0): number {
   const [t0, t1, t2, t3, t4, t5, t6, t7] = TABLES;
   let c = ~crc >>> 0, i = 0;
