@@ -35,7 +35,8 @@ async function runRanks(
   const port = String(freePort());
   const children = Array.from({ length: n }, (_, rank) => {
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", ...CLI_PERMISSIONS, ...args],
+      // the CLI with its task's permissions; the test's own worker script with the test permissions
+      args: ["run", ...(args[0].startsWith("tests/") ? ["-q", "-P=dev"] : CLI_PERMISSIONS), ...args],
       env: {
         RANK: String(rank),
         LOCAL_RANK: String(rank),

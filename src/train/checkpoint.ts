@@ -59,7 +59,8 @@ export function listCheckpoints(dir: string): string[] {
       e,
     ) => e.name);
   } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) {
+    // no folder (or a file where the run folder would be: writing to it fails later, naming it): no checkpoints
+    if (!(e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory)) {
       throw new IoError(dir, `cannot list the checkpoints in ${dir}: ${(e as Error).message}`, { cause: e });
     }
   }

@@ -7,9 +7,9 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { clipRng, cropBox, fixedOffsets, frameIndices } from "../src/data/clip_sampling.ts";
-import { BatchSampler } from "../src/data/sampler.ts";
-import { ConfigError, DataError } from "../src/errors.ts";
+import { clipRng, cropBox, fixedOffsets, frameIndices } from "../../src/data/clip_sampling.ts";
+import { BatchSampler } from "../../src/data/sampler.ts";
+import { ConfigError, DataError } from "../../src/errors.ts";
 
 Deno.test("sampling: dense clips at a stride — centred, spread views, and a video shorter than the clip", () => {
   // n = 100, 4 frames every 3: the clip covers 12 frames, so 89 offsets (0..88); the centred one is 44

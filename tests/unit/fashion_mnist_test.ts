@@ -7,7 +7,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { noLeak, tempDir } from "./helpers.ts";
+import { noLeak, tempDir } from "../helpers.ts";
 import {
   batchToTensor,
   createLoader,
@@ -24,10 +24,10 @@ import {
   loadFashionMnist,
   MovingFashionMnist,
   parseConfig,
-} from "../mod.ts";
-import { fashionMnistDir } from "../src/data/fashion_mnist.ts";
-import { IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, parseIdx } from "../src/data/idx.ts";
-import { makeDataset } from "../src/data/registry.ts";
+} from "../../mod.ts";
+import { fashionMnistDir } from "../../src/data/fashion_mnist.ts";
+import { IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, parseIdx } from "../../src/data/idx.ts";
+import { makeDataset } from "../../src/data/registry.ts";
 
 let haveFashion = true;
 try {

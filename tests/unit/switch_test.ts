@@ -6,24 +6,24 @@
  * @module
  */
 import assert from "node:assert/strict";
-import * as torch from "../mod.ts";
-import { parseConfig, type TrainConfig } from "../src/config.ts";
-import { batchToTensor } from "../src/data/clip_tensor.ts";
-import { MovingShapes } from "../src/data/moving_shapes.ts";
-import { floorClips, makeBatchSource } from "../src/data/source.ts";
-import { LatentHeads } from "../src/layerlock/heads.ts";
-import { encodeVisible, latentTargets } from "../src/layerlock/objective.ts";
-import { fitHeads, ridgeStats } from "../src/layerlock/head_fit.ts";
-import { formatStage, learningVerdict, StageTracker, stageVerdicts } from "../src/layerlock/learning.ts";
-import { choleskySolve, ridgeFit } from "../src/layerlock/ridge.ts";
-import { LayerLockConfigSchema, resolveSchedule, scheduleAt } from "../src/layerlock/schedule.ts";
-import { disposeMask, gatherTokens, makeMask } from "../src/models/masking.ts";
-import { VideoMAE } from "../src/models/video_mae.ts";
-import { lrSchedule } from "../src/optim/schedule.ts";
-import { formatEvent, type TrainEvent } from "../src/train/events.ts";
-import { train } from "../src/train/trainer.ts";
-import { modelConfig } from "../src/config.ts";
-import { noLeak, SMALL_DATA, SMALL_MODEL, tempDir } from "./helpers.ts";
+import * as torch from "../../mod.ts";
+import { parseConfig, type TrainConfig } from "../../src/config.ts";
+import { batchToTensor } from "../../src/data/clip_tensor.ts";
+import { MovingShapes } from "../../src/data/moving_shapes.ts";
+import { floorClips, makeBatchSource } from "../../src/data/source.ts";
+import { LatentHeads } from "../../src/layerlock/heads.ts";
+import { encodeVisible, latentTargets } from "../../src/layerlock/objective.ts";
+import { fitHeads, ridgeStats } from "../../src/layerlock/head_fit.ts";
+import { formatStage, learningVerdict, StageTracker, stageVerdicts } from "../../src/layerlock/learning.ts";
+import { choleskySolve, ridgeFit } from "../../src/layerlock/ridge.ts";
+import { LayerLockConfigSchema, resolveSchedule, scheduleAt } from "../../src/layerlock/schedule.ts";
+import { disposeMask, gatherTokens, makeMask } from "../../src/models/masking.ts";
+import { VideoMAE } from "../../src/models/video_mae.ts";
+import { lrSchedule } from "../../src/optim/schedule.ts";
+import { formatEvent, type TrainEvent } from "../../src/train/events.ts";
+import { train } from "../../src/train/trainer.ts";
+import { modelConfig } from "../../src/config.ts";
+import { noLeak, SMALL_DATA, SMALL_MODEL, tempDir } from "../helpers.ts";
 
 const close = (a: number, b: number, tol = 1e-12) => assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);
 

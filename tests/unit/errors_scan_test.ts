@@ -7,7 +7,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { ConfigError, DataError, IoError, LayerlockError, TorchError } from "../src/errors.ts";
+import { ConfigError, DataError, IoError, LayerlockError, TorchError } from "../../src/errors.ts";
 
 /** The .ts files under `dir`, sorted. */
 function tsFiles(dir: string): string[] {

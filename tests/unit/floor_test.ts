@@ -1,16 +1,16 @@
 // The trivial loss floor (hand-computed cases, the means it is computed from, its logging by the trainer) and the
 // "not learning" verdict (constructed records; a run at lr 0 is flagged, a run that learns is not).
 import assert from "node:assert/strict";
-import * as torch from "../mod.ts";
-import { parseConfig } from "../src/config.ts";
-import { type ClipBatch, IMAGENET_MEAN, IMAGENET_STD } from "../src/data/clip.ts";
-import { batchToTensor } from "../src/data/clip_tensor.ts";
-import { floorClips, makeBatchSource } from "../src/data/source.ts";
-import { LEARNING_RATIO, learningVerdict } from "../src/layerlock/learning.ts";
-import { floorLoss } from "../src/models/targets.ts";
-import { meanTarget, TargetFloor } from "../src/layerlock/floor.ts";
-import { train } from "../src/train/trainer.ts";
-import { assertClose, leakFreeTest, prng, SMALL_DATA, tempDir } from "./helpers.ts";
+import * as torch from "../../mod.ts";
+import { parseConfig } from "../../src/config.ts";
+import { type ClipBatch, IMAGENET_MEAN, IMAGENET_STD } from "../../src/data/clip.ts";
+import { batchToTensor } from "../../src/data/clip_tensor.ts";
+import { floorClips, makeBatchSource } from "../../src/data/source.ts";
+import { LEARNING_RATIO, learningVerdict } from "../../src/layerlock/learning.ts";
+import { floorLoss } from "../../src/models/targets.ts";
+import { meanTarget, TargetFloor } from "../../src/layerlock/floor.ts";
+import { train } from "../../src/train/trainer.ts";
+import { assertClose, leakFreeTest, prng, SMALL_DATA, tempDir } from "../helpers.ts";
 
 leakFreeTest("floorLoss: the MSE of the per-position mean on the given tokens (hand-computed)", () => {
   torch.scope(() => {

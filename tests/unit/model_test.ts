@@ -11,10 +11,18 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { liveTensors, loadSafetensors, manualSeed, randn, scope, type Tensor, TorchError } from "../mod.ts";
-import { Block, PatchEmbed3d } from "../src/nn/layers.ts";
-import { type Module, ModuleList } from "../src/nn/module.ts";
-import { sincos3d, sincosSplit } from "../src/nn/pos_embed.ts";
+import {
+  liveTensors,
+  loadSafetensors,
+  manualSeed,
+  randn,
+  scope,
+  type Tensor,
+  TorchError,
+} from "../../mod.ts";
+import { Block, PatchEmbed3d } from "../../src/nn/layers.ts";
+import { type Module, ModuleList } from "../../src/nn/module.ts";
+import { sincos3d, sincosSplit } from "../../src/nn/pos_embed.ts";
 import {
   gatherTokens,
   makeMask,
@@ -22,15 +30,15 @@ import {
   type MaskKind,
   randomMask,
   tubeMask,
-} from "../src/models/masking.ts";
-import { maskedMse, pixelTargets } from "../src/models/targets.ts";
-import { VideoMAE, type VideoMAEConfig } from "../src/models/video_mae.ts";
-import { PRESETS } from "../src/models/presets.ts";
-import { assertClose, leakFreeTest } from "./helpers.ts";
+} from "../../src/models/masking.ts";
+import { maskedMse, pixelTargets } from "../../src/models/targets.ts";
+import { VideoMAE, type VideoMAEConfig } from "../../src/models/video_mae.ts";
+import { PRESETS } from "../../src/models/presets.ts";
+import { assertClose, leakFreeTest } from "../helpers.ts";
 
 // ---------------------------------------------------------------------------------------- helpers
 
-const GOLDEN_PATH = new URL("./golden/video_mae.safetensors", import.meta.url).pathname;
+const GOLDEN_PATH = new URL("../golden/video_mae.safetensors", import.meta.url).pathname;
 
 /** The golden file's small configuration (CFG in make_video_mae_golden.py). */
 const SMALL: VideoMAEConfig = {

@@ -5,7 +5,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import * as torch from "../mod.ts";
+import * as torch from "../../mod.ts";
 import {
   clipGradNorm,
   enableGrad,
@@ -15,8 +15,8 @@ import {
   type Tensor,
   tensor,
   TorchError,
-} from "../mod.ts";
-import { assertClose, leakFreeTest, numel, prng } from "./helpers.ts";
+} from "../../mod.ts";
+import { assertClose, leakFreeTest, numel, prng } from "../helpers.ts";
 
 // ---------------------------------------------------------------------------------------- helpers
 

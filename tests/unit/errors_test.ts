@@ -5,7 +5,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import * as torch from "../mod.ts";
+import * as torch from "../../mod.ts";
 import {
   autocast,
   currentScope,
@@ -15,11 +15,11 @@ import {
   Tensor,
   tensor,
   TorchError,
-} from "../mod.ts";
-import { lib } from "../ffi/lib.ts";
-import { checkHandle, checkStatus, lastError } from "../ffi/check.ts";
-import { BINARY_OP, REDUCE_OP, UNARY_OP } from "../ffi/symbols.ts";
-import { leakFreeTest } from "./helpers.ts";
+} from "../../mod.ts";
+import { lib } from "../../ffi/lib.ts";
+import { checkHandle, checkStatus, lastError } from "../../ffi/check.ts";
+import { BINARY_OP, REDUCE_OP, UNARY_OP } from "../../ffi/symbols.ts";
+import { leakFreeTest } from "../helpers.ts";
 
 /** Asserts that fn throws a TorchError for `op` whose message matches every pattern. */
 function assertTorchError(fn: () => unknown, op: string, ...patterns: (RegExp | string)[]): TorchError {

@@ -15,16 +15,16 @@ import {
   type Tensor,
   tensor,
   TorchError,
-} from "../mod.ts";
-import { noGrad } from "../src/torch/autograd.ts";
+} from "../../mod.ts";
+import { noGrad } from "../../src/torch/autograd.ts";
 import {
   collapseMetrics,
   effectiveRank,
   entropyRank,
   featureStd,
   meanPairwiseCosine,
-} from "../src/eval/collapse.ts";
-import { depthFromFraction, extractFeatures } from "../src/eval/features.ts";
+} from "../../src/eval/collapse.ts";
+import { depthFromFraction, extractFeatures } from "../../src/eval/features.ts";
 import {
   AttentiveProbe,
   probeWithSeeds,
@@ -32,9 +32,9 @@ import {
   trainAttentiveProbe,
   trainAttentiveProbes,
   trainLinearProbe,
-} from "../src/eval/probe.ts";
-import { type VideoMAEConfig, VideoMAEEncoder } from "../src/models/video_mae.ts";
-import { assertClose, leakFreeTest } from "./helpers.ts";
+} from "../../src/eval/probe.ts";
+import { type VideoMAEConfig, VideoMAEEncoder } from "../../src/models/video_mae.ts";
+import { assertClose, leakFreeTest } from "../helpers.ts";
 
 // ------------------------------------------------------------------------------------------ svdvals
 

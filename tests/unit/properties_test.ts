@@ -5,9 +5,9 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import * as torch from "../mod.ts";
-import { currentScope, keep, liveTensors, scope, type Tensor, tensor, TorchError } from "../mod.ts";
-import { leakFreeTest, noLeak, numel } from "./helpers.ts";
+import * as torch from "../../mod.ts";
+import { currentScope, keep, liveTensors, scope, type Tensor, tensor, TorchError } from "../../mod.ts";
+import { leakFreeTest, noLeak, numel } from "../helpers.ts";
 
 const RUNS = { numRuns: 100 };
 

@@ -15,7 +15,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { z } from "zod";
-import * as torch from "../mod.ts";
+import * as torch from "../../mod.ts";
 import {
   type Device,
   type DType,
@@ -25,12 +25,12 @@ import {
   readSafetensorsMetadata,
   type Tensor,
   TorchError,
-} from "../mod.ts";
-import { ConfigError, parseConfig, TrainConfigSchema } from "../src/config.ts";
-import { parseValue, setPath } from "../src/cli/flags.ts";
-import { buildSeeds, isFailure, makeCase, OUTCOMES, runInProcess } from "../tools/fuzz_safetensors.ts";
+} from "../../mod.ts";
+import { ConfigError, parseConfig, TrainConfigSchema } from "../../src/config.ts";
+import { parseValue, setPath } from "../../src/cli/flags.ts";
+import { buildSeeds, isFailure, makeCase, OUTCOMES, runInProcess } from "../../tools/fuzz_safetensors.ts";
 
-const TMP_ROOT = decodeURIComponent(new URL("../runs/tmp/", import.meta.url).pathname);
+const TMP_ROOT = decodeURIComponent(new URL("../../runs/tmp/", import.meta.url).pathname);
 
 /** Runs fn with a fresh directory under runs/tmp, removed afterwards. */
 function withTempDir<T>(fn: (dir: string) => T): T {

@@ -16,9 +16,9 @@ import {
   tensor,
   TorchError,
   warmupCosine,
-} from "../mod.ts";
-import { assertClose, leakFreeTest, numel, prng } from "./helpers.ts";
-import * as torch from "../mod.ts";
+} from "../../mod.ts";
+import { assertClose, leakFreeTest, numel, prng } from "../helpers.ts";
+import * as torch from "../../mod.ts";
 
 // ---------------------------------------------------------------------------------------- helpers
 
@@ -38,7 +38,7 @@ interface Golden {
   }>;
 }
 
-const GOLDEN: Golden = JSON.parse(Deno.readTextFileSync(new URL("./golden/optim.json", import.meta.url)));
+const GOLDEN: Golden = JSON.parse(Deno.readTextFileSync(new URL("../golden/optim.json", import.meta.url)));
 
 /** A tensor of values uniform in [-scale, scale), from `rng`. */
 function randTensor(shape: number[], rng: () => number, scale = 1, requiresGrad = false): Tensor {

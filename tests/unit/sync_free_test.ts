@@ -7,9 +7,9 @@
  * @module
  */
 import assert from "node:assert/strict";
-import * as torch from "../mod.ts";
-import { parseConfig } from "../src/config.ts";
-import { growthPerWindow } from "./helpers.ts";
+import * as torch from "../../mod.ts";
+import { parseConfig } from "../../src/config.ts";
+import { growthPerWindow } from "../helpers.ts";
 
 Deno.test("hostReads counts reads of tensor data, not computation", () => {
   using a = torch.ones([4]);

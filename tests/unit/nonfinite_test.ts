@@ -7,12 +7,12 @@
  * @module
  */
 import assert from "node:assert/strict";
-import * as torch from "../mod.ts";
-import { parseConfig, type TrainConfig } from "../src/config.ts";
-import { makeBatchSource } from "../src/data/source.ts";
-import { train } from "../src/train/trainer.ts";
-import type { TrainEvent } from "../src/train/events.ts";
-import { tempDir } from "./helpers.ts";
+import * as torch from "../../mod.ts";
+import { parseConfig, type TrainConfig } from "../../src/config.ts";
+import { makeBatchSource } from "../../src/data/source.ts";
+import { train } from "../../src/train/trainer.ts";
+import type { TrainEvent } from "../../src/train/events.ts";
+import { tempDir } from "../helpers.ts";
 
 function config(extra: Record<string, Record<string, unknown>>): TrainConfig {
   const base: Record<string, Record<string, unknown>> = {
@@ -83,7 +83,7 @@ Deno.test("non-finite: rollback reloads, skips the batch, scales the lr, and fin
   assert.deepEqual(logged.map((x) => x.step), [4, 8, 12, 16]);
   assert.ok(logged.every((x) => Number.isFinite(x.loss)));
   // the lr after the rollback is halved (the schedule's value × 0.5 at the logging step)
-  const sched = (await import("../src/optim/schedule.ts")).warmupCosine({
+  const sched = (await import("../../src/optim/schedule.ts")).warmupCosine({
     baseLr: cfg.optim.lr,
     minLr: cfg.optim.minLr,
     warmupSteps: cfg.optim.warmupSteps,
@@ -112,7 +112,7 @@ Deno.test("non-finite: rollback reloads, skips the batch, scales the lr, and fin
   const again = await train(longer, { runDir: dir, resume: true, data: makeBatchSource, onEvent: () => {} });
   assert.equal(again.step, 20);
   assert.equal(again.rollbacks, 0);
-  const sched20 = (await import("../src/optim/schedule.ts")).warmupCosine({
+  const sched20 = (await import("../../src/optim/schedule.ts")).warmupCosine({
     baseLr: cfg.optim.lr,
     minLr: cfg.optim.minLr,
     warmupSteps: cfg.optim.warmupSteps,

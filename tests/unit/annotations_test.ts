@@ -6,9 +6,9 @@ import {
   checkFilesExist,
   labelMap,
   parseAnnotations,
-} from "../src/data/annotations.ts";
-import { DataError } from "../src/errors.ts";
-import { tempDir } from "./helpers.ts";
+} from "../../src/data/annotations.ts";
+import { DataError } from "../../src/errors.ts";
+import { tempDir } from "../helpers.ts";
 
 const parse = (text: string) => parseAnnotations(text, { source: "list.txt", root: "/data" });
 
