@@ -8,6 +8,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { checkpointStep } from "../src/train/checkpoint.ts";
 import { CLI_PERMISSIONS } from "./helpers.ts";
 import { TRAIN_FLAG_PATHS } from "../src/cli/flags.ts";
 import { cuda } from "../mod.ts";
@@ -90,7 +91,7 @@ Deno.test("preemption: SIGTERM, SIGKILL and a cut checkpoint; the same command r
     const a = await cli([...cmd, ...holdAt(13)], killWhenHeld("SIGTERM", 13));
     assert.equal(a.code, 143, a.err);
     const first = ckpts(runDir);
-    const termAt = Number(first[first.length - 1].match(/step_(\d+)/)![1]);
+    const termAt = checkpointStep(first[first.length - 1]);
     assert.equal(termAt, 13, `${first}`);
     // the hold is for the invocation that asked for it: config.json does not keep it for the next one
     assert.equal(JSON.parse(Deno.readTextFileSync(`${runDir}/config.json`)).debug.holdAt, undefined);

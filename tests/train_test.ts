@@ -1,6 +1,7 @@
 // Training: overfitting one batch, exact resumption from checkpoints, steady memory, configuration errors,
 // and the command line (Ctrl-C saves a checkpoint; --resume continues).
 import assert from "node:assert/strict";
+import { checkpointStep } from "../src/train/checkpoint.ts";
 import * as torch from "../mod.ts";
 import { ConfigError, parseConfig, type TrainConfig } from "../src/config.ts";
 import { batchToTensor } from "../src/data/clip_tensor.ts";
@@ -311,7 +312,7 @@ Deno.test("command line: Ctrl-C saves a checkpoint and --resume finishes the run
   assert.match(first.err, /interrupted at step \d+; checkpoint saved/);
   const ckpts = [...Deno.readDirSync(`${runDir}/checkpoints`)].map((e) => e.name);
   assert.equal(ckpts.length, 1);
-  const stoppedAt = Number(ckpts[0].match(/step_(\d+)/)![1]);
+  const stoppedAt = checkpointStep(ckpts[0]);
   assert.equal(stoppedAt, 3);
   // a change to the configuration is refused, naming the key, with or without --resume
   for (const extra of [["--lr", "0.5"], ["--resume", "--lr", "0.5"]]) {

@@ -22,7 +22,7 @@ import {
   probeFeatures,
   type ProbeName,
 } from "../src/experiment/probes.ts";
-import { loadModel } from "../src/experiment/run.ts";
+import { loadModelCheckpoint } from "../src/train/checkpoint.ts";
 import { parseExperimentConfig, runConfig } from "../src/experiment/config.ts";
 import { manualSeed, modelConfig, noGrad, scope, tensor, trainLinearProbe, VideoMAE } from "../mod.ts";
 
@@ -37,7 +37,9 @@ const base = parseExperimentConfig({ ...raw, probe: { ...(raw.probe as object ??
 const cfg = runConfig(base, "mae", base.seeds[0]);
 const make = (which: string) => {
   manualSeed(cfg.seed);
-  return which === "untrained" ? new VideoMAE(modelConfig(cfg), "cpu") : loadModel(which, cfg, "cpu");
+  return which === "untrained"
+    ? new VideoMAE(modelConfig(cfg), "cpu")
+    : loadModelCheckpoint(which, "cpu", cfg).model;
 };
 const pct = (v: number) => (100 * v).toFixed(1);
 

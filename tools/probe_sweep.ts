@@ -20,7 +20,7 @@ import {
   pixelFeaturesOf,
   probeClips,
 } from "../src/experiment/probes.ts";
-import { loadModel } from "../src/experiment/run.ts";
+import { loadModelCheckpoint } from "../src/train/checkpoint.ts";
 import { parseExperimentConfig, runConfig } from "../src/experiment/config.ts";
 import {
   manualSeed,
@@ -66,7 +66,7 @@ for (const which of positionals) {
       manualSeed(cfg.seed);
       using model = which === "untrained" || which === "embedding"
         ? new VideoMAE(modelConfig(cfg), "cpu")
-        : loadModel(which, cfg, "cpu");
+        : loadModelCheckpoint(which, "cpu", cfg).model;
       const depth = which === "embedding" ? 0 : undefined;
       tr = featuresOf(model, clips.train.xs, depth);
       ev = featuresOf(model, clips.eval.xs, depth);

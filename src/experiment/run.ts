@@ -14,14 +14,12 @@
  */
 import type { Device } from "../torch/dtype.ts";
 import { scope } from "../torch/scope.ts";
-import type { Tensor } from "../torch/tensor.ts";
 import { cuda, liveTensors, manualSeed } from "../torch/runtime.ts";
 import type { TrainConfig } from "../config.ts";
 import { DataError, IoError } from "../errors.ts";
 import { floorClips, makeBatchSource } from "../data/source.ts";
-import { loadSafetensors } from "../torch/safetensors.ts";
 import { VideoMAE } from "../models/video_mae.ts";
-import { listCheckpoints } from "../train/checkpoint.ts";
+import { checkpointStep, listCheckpoints, loadModelCheckpoint } from "../train/checkpoint.ts";
 import { train } from "../train/trainer.ts";
 import { modelConfig } from "../config.ts";
 import { resolveDevice } from "../train/device.ts";
@@ -100,18 +98,6 @@ export interface ExperimentResults {
   modes: { mode: ExperimentMode; runs: RunResult[] }[];
 }
 
-/** A VideoMAE of `cfg`'s architecture with the model weights of a training checkpoint. */
-export function loadModel(path: string, cfg: TrainConfig, device: Device): VideoMAE {
-  const model = new VideoMAE(modelConfig(cfg), device);
-  scope(() => {
-    const { tensors } = loadSafetensors(path, { device });
-    const sd: Record<string, Tensor> = {};
-    for (const [k, t] of Object.entries(tensors)) if (k.startsWith("model.")) sd[k.slice(6)] = t;
-    model.loadStateDict(sd);
-  });
-  return model;
-}
-
 /** A one-line summary of an encoder's probes. */
 function probeLine(r: ProbeSummary): string {
   const p = r.probes, f = (s: SeedStats) => (100 * s.mean).toFixed(1);
@@ -165,7 +151,7 @@ async function measureRun(
   const learning = learningVerdict(metrics);
   print(`${tag} ${learning.text}`);
   const ckpts = listCheckpoints(`${runDir}/checkpoints`);
-  const final = loadModel(ckpts[ckpts.length - 1], cfg, device);
+  const { model: final } = loadModelCheckpoint(ckpts[ckpts.length - 1], device, cfg);
   try {
     print(`${tag} probing (${e.probe.seeds.length} probe seed${e.probe.seeds.length > 1 ? "s" : ""})`);
     const r = probeModel(final, clips, e);
@@ -173,11 +159,12 @@ async function measureRun(
     const finalOuts = layerOutputs(final.encoder, small);
     const convergence: RunResult["convergence"] = [];
     for (const path of ckpts) {
-      const step = Number(path.match(/step_(\d+)/)![1]);
-      const m = loadModel(path, cfg, device);
-      const cka = scope(() => layerOutputs(m.encoder, small).map((o, i) => linearCka(o, finalOuts[i])));
-      m.dispose();
-      convergence.push({ step, cka });
+      const step = checkpointStep(path);
+      using m = loadModelCheckpoint(path, device, cfg).model;
+      convergence.push({
+        step,
+        cka: scope(() => layerOutputs(m.encoder, small).map((o, i) => linearCka(o, finalOuts[i]))),
+      });
     }
     for (const t of finalOuts) t.dispose();
     small.dispose();
