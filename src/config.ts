@@ -186,6 +186,11 @@ export const TrainConfigSchema = z.object({
      * 10 windows); 1 turns the warning off.
      */
     dataWaitWarn: z.number().finite().min(0).max(1).default(0.25),
+    /**
+     * Also write every number of each metrics.jsonl record as a TensorBoard scalar, in
+     * `runs/<name>/tb/events.out.tfevents.*` (src/train/tensorboard.ts; no TensorFlow needed).
+     */
+    tensorboard: z.boolean().default(false),
   }).strict().default({}),
   /**
    * A non-finite loss (or, with `optim.clipGrad`, gradient norm), found at the logging step after it (per-step

@@ -9,7 +9,8 @@
  * images: for every choice of settings) or on the test split (the reported numbers).
  *
  * Writes `runs/<name>/results.json` and `runs/<name>/report.html` (with its PNGs) after every run, so a run cut
- * short keeps what it measured.
+ * short keeps what it measured. With `log.tensorboard`, each run's `tb/` folder gets its probe accuracies too
+ * (`probe/linearGarment`, ... at its final step).
  * @module
  */
 import type { Device } from "../torch/dtype.ts";
@@ -24,6 +25,7 @@ import { train } from "../train/trainer.ts";
 import { modelConfig } from "../config.ts";
 import { resolveDevice } from "../train/device.ts";
 import { formatEvent, type StepRecord } from "../train/events.ts";
+import { writeScalars } from "../train/tensorboard.ts";
 import { collapseMetrics } from "../eval/collapse.ts";
 import { layerOutputs, linearCka } from "../eval/convergence.ts";
 import {
@@ -155,6 +157,12 @@ async function measureRun(
   try {
     print(`${tag} probing (${e.probe.seeds.length} probe seed${e.probe.seeds.length > 1 ? "s" : ""})`);
     const r = probeModel(final, clips, e);
+    if (cfg.log.tensorboard) { // the probes' accuracies beside the run's scalars, at its final step
+      const acc = Object.entries(r.probes).map(([name, s]) => [name.replace("Shape", "Garment"), s.mean]);
+      writeScalars(`${runDir}/tb`, checkpointStep(ckpts[ckpts.length - 1]), {
+        probe: Object.fromEntries(acc),
+      });
+    }
     const small = scope(() => evalBatch.narrow(0, 0, Math.min(16, evalBatch.shape[0])));
     const finalOuts = layerOutputs(final.encoder, small);
     const convergence: RunResult["convergence"] = [];

@@ -18,6 +18,7 @@ import type { LayerLockStep } from "../layerlock/step.ts";
 import type { StepRecord, TrainEvent } from "./events.ts";
 import type { DataParallel } from "./data_parallel.ts";
 import type { MetricsLog } from "./run_folder.ts";
+import type { TensorBoardWriter } from "./tensorboard.ts";
 
 /** A non-finite loss or gradient norm found at `step` (the step being trained); caught by `train`. */
 export class NonFiniteStep extends TorchError {
@@ -204,6 +205,8 @@ export interface ReporterContext {
   dp: DataParallel | null;
   /** metrics.jsonl (null: not this rank's to write). */
   metrics: MetricsLog | null;
+  /** The TensorBoard events file that gets each record's numbers too (`log.tensorboard`; absent or null: none). */
+  tensorboard?: TensorBoardWriter | null;
   emit: (e: TrainEvent) => void;
   /** The run's length and its data-wait warning threshold (`log.dataWaitWarn`), and clips per step and rank. */
   totalSteps: number;
@@ -214,9 +217,10 @@ export interface ReporterContext {
 }
 
 /**
- * Turns each closed logging window into the step's record: written to metrics.jsonl, kept in `losses`, sent as a
- * `log` event (the progress line); a latent stage that ended is reported with its verdict (`stageEnd`), and a run
- * that mostly waits on data is warned about, at most once per 10 windows.
+ * Turns each closed logging window into the step's record: written to metrics.jsonl (its numbers to TensorBoard
+ * too, with `log.tensorboard`), kept in `losses`, sent as a `log` event (the progress line); a latent stage that
+ * ended is reported with its verdict (`stageEnd`), and a run that mostly waits on data is warned about, at most
+ * once per 10 windows.
  */
 export class Reporter {
   /** The loss logged at each logging step of this invocation, with its terms and the frozen depth. */
@@ -271,6 +275,7 @@ export class Reporter {
     const { loss, pixelLoss: pixel, latentLoss: latent, frozenDepth } = record;
     this.losses.push({ step, loss, pixel, latent, frozenDepth });
     c.metrics?.write(record);
+    c.tensorboard?.scalars(step, record);
     const rate = (step - this.startStep) / ((now - this.#t0) / 1000);
     c.emit({ kind: "log", record, totalSteps: c.totalSteps, eta: (c.totalSteps - step) / rate });
     this.#sinceWarning++;

@@ -28,6 +28,7 @@ import { Interrupts } from "./interrupts.ts";
 import { LogWindow, NonFiniteStep, Reporter } from "./log_window.ts";
 import { Recovery, type RecoveryState } from "./recovery.ts";
 import { checkResumable, type MetricsLog, RunFolder } from "./run_folder.ts";
+import { TensorBoardWriter } from "./tensorboard.ts";
 import { StaticInput } from "./step_graph.ts";
 import { type StepRunner, stepRunnerFor } from "./step_runner.ts";
 
@@ -149,6 +150,8 @@ interface Session {
   folder: RunFolder;
   /** metrics.jsonl (rank 0's; null on the other ranks). */
   metrics: MetricsLog | null;
+  /** runs/<name>/tb's new events file (`log.tensorboard`, rank 0's; else null). */
+  tensorboard: TensorBoardWriter | null;
   model: VideoMAE;
   llStep: LayerLockStep;
   /** What a checkpoint saves: the model and the step's modules (heads, trigger). */
@@ -168,9 +171,9 @@ interface Session {
 
 /**
  * Makes everything an attempt trains with, in order: the run folder and the checkpoint to resume from (refusing
- * a configuration the run may not change), metrics.jsonl, the model and LayerLock's step, the optimiser, the step
- * runner, then the checkpoint's state and the data source. Whatever was made is freed when a later part fails,
- * and the checkpoints are left as they are.
+ * a configuration the run may not change), metrics.jsonl (and, with `log.tensorboard`, a new TensorBoard events
+ * file), the model and LayerLock's step, the optimiser, the step runner, then the checkpoint's state and the data
+ * source. Whatever was made is freed when a later part fails, and the checkpoints are left as they are.
  */
 async function setUp(cfg: TrainConfig, opts: TrainOptions, rec: Recovery, emit: (e: TrainEvent) => void) {
   const dp = opts.dist ?? null, rank0 = isRank0(opts);
@@ -187,9 +190,15 @@ async function setUp(cfg: TrainConfig, opts: TrainOptions, rec: Recovery, emit: 
     ? await opts.floorClips(heldOutCount)
     : null;
   using owned = new DisposableStack();
+  const pending = rank0 ? rec.pending.splice(0) : []; // rollback records, for metrics.jsonl (and TensorBoard)
   const metrics = rank0
-    ? owned.adopt(folder.openMetrics(from, rec.rollbacks > 0, rec.pending.splice(0)), (m) => m.close())
+    ? owned.adopt(folder.openMetrics(from, rec.rollbacks > 0, pending), (m) => m.close())
     : null;
+  // each attempt starts a new events file (TensorBoard merges a folder's files)
+  const tensorboard = rank0 && cfg.log.tensorboard
+    ? owned.adopt(TensorBoardWriter.open(`${opts.runDir}/tb`), (w) => w.close())
+    : null;
+  for (const r of pending) tensorboard?.scalars(r.step as number, r);
   manualSeed(cfg.seed);
   const model = owned.use(new VideoMAE(modelConfig(cfg), device));
   const shard: Shard | undefined = dp ? { rank: dp.rank, size: dp.size } : undefined;
@@ -240,6 +249,7 @@ async function setUp(cfg: TrainConfig, opts: TrainOptions, rec: Recovery, emit: 
   const session: Session = {
     folder,
     metrics,
+    tensorboard,
     model,
     llStep,
     modules,
@@ -313,6 +323,7 @@ async function trainOnce(
     graphCaptures: () => runner.graphCaptures,
     dp,
     metrics: s.metrics,
+    tensorboard: s.tensorboard,
     emit,
     totalSteps: cfg.optim.steps,
     dataWaitWarn: cfg.log.dataWaitWarn,
