@@ -165,6 +165,16 @@ export class DataParallel {
     return this.sum([flag ? 1 : 0])[0] > 0;
   }
 
+  /**
+   * At a logging boundary: records this rank's progress in the store (what a failure report names) and returns
+   * whether any rank was asked to stop, so that every rank stops — and enters the logging and saving collectives —
+   * at the same step (one tiny collective per window, not per step).
+   */
+  agreeToStop(step: number, requested: boolean): boolean {
+    this.heartbeat(step);
+    return this.any(requested);
+  }
+
   /** Records in the store that this rank has reached `step` (read by `whoStopped` when a collective fails). */
   heartbeat(step: number): void {
     this.#store.add(`step/${this.rank}`, step - this.#reported);

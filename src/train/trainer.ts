@@ -123,16 +123,6 @@ function isRank0(opts: TrainOptions): boolean {
   return !opts.dist || opts.dist.rank === 0;
 }
 
-/**
- * Data parallel, at a logging boundary: records this rank's progress in the store (what a failure report names)
- * and returns whether any rank was asked to stop, so that every rank stops — and enters the logging and saving
- * collectives — at the same step (one tiny collective per window, not per step).
- */
-function agreeToStop(dp: DataParallel, step: number, requested: boolean): boolean {
-  dp.heartbeat(step);
-  return dp.any(requested);
-}
-
 /** Runs `fn` with the model in eval mode and under no-grad, restoring training mode (frozen blocks stay in eval). */
 function evaluateIn<T>(model: VideoMAE, fn: () => T): T {
   const modes = model.encoder.blocks.items.map((b) => b.training);
@@ -343,7 +333,7 @@ async function trainOnce(
     while (step < endStep) {
       await stop.poll(); // signals are delivered on the event loop
       if (!dp) interrupted = stop.requested;
-      else if (atBoundary()) interrupted = agreeToStop(dp, step, stop.requested);
+      else if (atBoundary()) interrupted = dp.agreeToStop(step, stop.requested);
       if (interrupted) break;
       const batch = await window.timeData(() => data.next());
       if (rec.skip.has(step) && !skippedNow.has(step)) { // the batch that made this step non-finite before
