@@ -251,4 +251,6 @@ export const SYMBOLS = {
   ll_pg_barrier: { parameters: ["i32"], result: "i32" },
   ll_reducer_new: { parameters: ["i32", "buffer", "i32", "f64", "i32", "buffer"], result: "i32" },
   ll_reducer_finish: { parameters: ["i32", "buffer"], result: "i32" },
+  ll_torch_load: { parameters: ["buffer", "i32", "i32", "buffer", "i32", "buffer", "i32", "buffer"], result: "i32" },
+  ll_torch_save: { parameters: ["buffer", "buffer", "i32", "buffer", "i32", "buffer", "i32", "buffer", "i32"], result: "i32" },
 } as const;

@@ -314,6 +314,28 @@ int ll_pg_barrier(int pg);
 int ll_reducer_new(int pg, const ll_tensor* params, int n, double bucket_bytes, int overlap, int* out);
 int ll_reducer_finish(int reducer, double* out3);
 
+/* ---- torch.save checkpoints (pickle.cpp): the zip format of torch >= 1.6, read and written with libtorch's
+   PyTorchStreamReader/Writer, Unpickler and Pickler ----
+   ll_torch_load reads path (a NUL-terminated string) and flattens what data.pkl holds to named tensors: dicts
+   (OrderedDicts too) and lists/tuples are walked, keys and indices joined with '.' (`model.blocks.0.attn.qkv.weight`,
+   `optimizer.state.0.exp_avg`), tensors kept; ints, floats, strings, None and objects of Python classes libtorch
+   does not know (argparse.Namespace, numpy scalars; loaded as empty placeholders) are skipped. Tensors that
+   share a storage in the file (views) share it here. need2 gets [count, bytes of the names]; the function
+   returns the count, and when it fits max_out and the names fit names_cap it also fills out with that many new
+   handles on (dev_type, dev_index) and names with the names, each NUL-terminated, in the same order. Otherwise
+   nothing is made: the caller calls again with need2's sizes (the file is read again). Every error names the
+   file: not a zip (and the legacy non-zip format, to re-save), truncated or corrupt, no data.pkl, a tensor
+   with an unsupported storage (dtype, layout, device, or a record shorter than its storage). */
+int ll_torch_load(const char* path, int dev_type, int dev_index, ll_tensor* out, int max_out, char* names,
+                  int names_cap, double* need2);
+/* Writes {key: {name: tensor}} (plain dicts, in the given order) as torch.save would, loadable with
+   torch.load(path, weights_only=True): keys holds nkeys NUL-terminated keys in keys_len bytes, counts[i] how
+   many of the n tensors (ts, with their NUL-terminated names in names_len bytes) go under keys[i], in order.
+   Tensors are stored detached, as CPU data (views of one tensor share one storage record). Written to
+   path.tmp, flushed and renamed over path, so a failed save leaves an existing file intact. */
+int ll_torch_save(const char* path, const char* keys, int keys_len, const double* counts, int nkeys,
+                  const char* names, int names_len, const ll_tensor* ts, int n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -30,6 +30,12 @@ export const TrainConfigSchema = z.object({
   amp: z.enum(["bf16", "off"]).default("bf16"),
   /** CPU threads for libtorch (0: libtorch's default). */
   threads: z.number().int().nonnegative().default(0),
+  /**
+   * Start from these weights instead of a fresh initialisation (`train --init SOURCE`): one of our runs or
+   * checkpoints, a VideoMAE `.pth` or a Hugging Face VideoMAE folder (anything `import` reads). The optimiser,
+   * the latent heads and the schedule start fresh; a resumed run continues from its checkpoint instead.
+   */
+  init: z.string().min(1).optional(),
   model: z.object({
     /** A named size; the fields below override it. */
     preset: z.enum(Object.keys(PRESETS) as [keyof typeof PRESETS, ...(keyof typeof PRESETS)[]]).default(
@@ -55,6 +61,11 @@ export const TrainConfigSchema = z.object({
     qkvBias: z.boolean().default(true),
     /** The MLPs' GELU: `exact` (VideoMAE's) or `tanh` (the approximation; a cheaper kernel on some devices). */
     gelu: z.enum(["exact", "tanh"]).default("exact"),
+    /**
+     * The epsilon of every LayerNorm: VideoMAE's 1e-6; a model imported from elsewhere keeps its source's (many of
+     * transformers' VideoMAE configs record 1e-12).
+     */
+    layerNormEps: z.number().finite().positive().default(1e-6),
   }).strict().default({}),
   data: z.object({
     /** "shapes": the embedded moving-shapes generator; "fashion": Moving Fashion-MNIST; "folder": `path`'s videos. */
@@ -322,6 +333,7 @@ export function modelConfig(cfg: TrainConfig): VideoMAEConfig {
     qkvBias: m.qkvBias,
     posEmbed: m.posEmbed,
     gelu: m.gelu === "tanh" ? "tanh" : "none",
+    layerNormEps: m.layerNormEps,
   };
 }
 

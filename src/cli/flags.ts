@@ -21,6 +21,7 @@ export const TRAIN_FLAG_PATHS: Readonly<Record<string, string>> = {
   frames: "data.frames",
   size: "data.size",
   patch: "model.patch",
+  init: "init",
 };
 
 /** Parses a flag's text value: JSON when it parses (numbers, booleans, arrays), else the string itself. */

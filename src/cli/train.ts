@@ -8,6 +8,7 @@
  *   --device auto|cpu|cuda  --preset tiny|small|base|large|huge|giant      --seed N
  *   --steps N  --batch-size N  --lr X  --warmup N  --mask tube|random  --mask-ratio X
  *   --data shapes|fashion|folder  --data-path DIR  --frames N  --size N  --patch N
+ *   --init SOURCE           start from these weights (a run, a checkpoint, a VideoMAE .pth, a Hugging Face folder)
  *   --set key.path=value    any other key, e.g. --set optim.clipGrad=1 --set log.every=5
  *   --print-config          print the resolved configuration and exit
  *
@@ -27,6 +28,7 @@ import { resolveDevice } from "../train/device.ts";
 import { launchEnv } from "../train/launch.ts";
 import { resolveRun, RunFolder } from "../train/run_folder.ts";
 import { train } from "../train/trainer.ts";
+import { loadInitWeights, sourceArchitecture } from "../interop/import.ts";
 import { parseValue, setPath, TRAIN_FLAG_PATHS } from "./flags.ts";
 import { runMain } from "./run.ts";
 
@@ -99,9 +101,8 @@ function rawConfig(values: Record<string, unknown>): Record<string, unknown> {
   }
   for (const [flag, path] of Object.entries(TRAIN_FLAG_PATHS)) {
     const v = values[flag];
-    if (v !== undefined) {
-      setPath(raw, path, flag === "name" || flag === "data-path" ? v : parseValue(v as string));
-    }
+    const text = flag === "name" || flag === "data-path" || flag === "init"; // paths and names as written
+    if (v !== undefined) setPath(raw, path, text ? v : parseValue(v as string));
   }
   for (const kv of (values.set as string[] | undefined) ?? []) {
     const i = kv.indexOf("=");
@@ -125,6 +126,10 @@ async function main(): Promise<number> {
     );
   }
   const raw = rawConfig(values);
+  // a run started from other weights takes their architecture (flags that change it are refused when it loads)
+  if (typeof raw.init === "string" && !values.resume) {
+    raw.model = { ...sourceArchitecture(raw.init), ...(raw.model as Record<string, unknown> ?? {}) };
+  }
   const configured = typeof raw.name === "string" ? raw : { ...raw, name: "default" };
   parseConfig(configured, values.config ? `config file ${values.config}` : "configuration"); // before runs/
   const run = resolveRun(raw, !!values.resume);
@@ -213,6 +218,7 @@ async function trainRun(cfg: TrainConfig, resume: boolean, printOnly: boolean, d
     dist: dp,
     evaluate: collapse ? { every: cfg.log.collapseEvery, fn: collapse.measure } : undefined,
     floorClips: (n) => floorClips(cfg, n),
+    loadInit: loadInitWeights,
   });
   if (r.skippedFiles.length) {
     log(`skipped ${r.skippedFiles.length} unreadable file(s): ${r.skippedFiles.join(", ")}`);

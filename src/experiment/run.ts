@@ -22,6 +22,7 @@ import { floorClips, makeBatchSource } from "../data/source.ts";
 import { VideoMAE } from "../models/video_mae.ts";
 import { checkpointStep, listCheckpoints, loadModelCheckpoint } from "../train/checkpoint.ts";
 import { train } from "../train/trainer.ts";
+import { loadInitWeights } from "../interop/import.ts";
 import { modelConfig } from "../config.ts";
 import { resolveDevice } from "../train/device.ts";
 import { formatEvent, type StepRecord } from "../train/events.ts";
@@ -137,6 +138,7 @@ async function measureRun(
     resume: false,
     data: makeBatchSource,
     floorClips: (n) => floorClips(cfg, n),
+    loadInit: loadInitWeights,
     onEvent: (ev) => {
       if (ev.kind === "log") metrics.push(ev.record);
       if (ev.kind === "log" && ev.record.step % every !== 0) return;

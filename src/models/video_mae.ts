@@ -37,6 +37,8 @@ export interface VideoMAEConfig extends ModelSize {
   qkvBias: boolean;
   /** The MLPs' GELU: exact (`none`, default, as VideoMAE) or `tanh`. */
   gelu?: "none" | "tanh";
+  /** The epsilon of every LayerNorm (default 1e-6, VideoMAE's; transformers' VideoMAE configs often say 1e-12). */
+  layerNormEps?: number;
   /** Position embedding of the encoder: fixed 3-d sin-cos, or learned. */
   posEmbed: "sincos" | "videomae" | "learned";
   /** Width of each predicted target (pixels: tubelet·patch²·channels). */
@@ -60,7 +62,7 @@ export class VideoMAEEncoder extends Module {
     tokenGrid(cfg.frames, cfg.height, cfg.width, cfg.tubelet, cfg.patch);
     checkHeads(cfg.encoderDim, cfg.encoderHeads);
     if (cfg.posEmbed === "sincos") sincosSplit(cfg.encoderDim);
-    const o = { device, gelu: cfg.gelu };
+    const o = { device, gelu: cfg.gelu, layerNormEps: cfg.layerNormEps };
     this.patchEmbed = this.child(
       "patch_embed",
       new PatchEmbed3d(cfg.inChans, cfg.encoderDim, cfg.tubelet, cfg.patch, o),
@@ -90,7 +92,7 @@ export class VideoMAEEncoder extends Module {
         ),
       ),
     );
-    this.norm = this.child("norm", new LayerNorm(cfg.encoderDim, 1e-6, true, o));
+    this.norm = this.child("norm", new LayerNorm(cfg.encoderDim, cfg.layerNormEps ?? 1e-6, true, o));
   }
 
   /** The number of tokens of a clip. */
@@ -170,7 +172,7 @@ export class VideoMAEDecoder extends Module {
   /** Creates the decoder. */
   constructor(cfg: VideoMAEConfig, targetDim: number, device: Device = "cpu") {
     super();
-    const o = { device, gelu: cfg.gelu };
+    const o = { device, gelu: cfg.gelu, layerNormEps: cfg.layerNormEps };
     this.blocks = this.child(
       "blocks",
       new ModuleList(
@@ -180,7 +182,7 @@ export class VideoMAEDecoder extends Module {
         ),
       ),
     );
-    this.norm = this.child("norm", new LayerNorm(cfg.decoderDim, 1e-6, true, o));
+    this.norm = this.child("norm", new LayerNorm(cfg.decoderDim, cfg.layerNormEps ?? 1e-6, true, o));
     this.head = this.child("head", new Linear(cfg.decoderDim, targetDim, true, o));
   }
   /** Runs the blocks on [B, N, Dd] and predicts the last `predictCount` tokens: [B, predictCount, target]. */
@@ -216,7 +218,7 @@ export class VideoMAE extends Module {
     // The decoder's configuration errors, before the encoder is allocated (which checks its own).
     checkHeads(cfg.decoderDim, cfg.decoderHeads);
     if (cfg.posEmbed !== "videomae") sincosSplit(cfg.decoderDim);
-    const o = { device, gelu: cfg.gelu };
+    const o = { device, gelu: cfg.gelu, layerNormEps: cfg.layerNormEps };
     this.encoder = this.child("encoder", new VideoMAEEncoder(cfg, device));
     this.encoderToDecoder = this.child(
       "encoder_to_decoder",

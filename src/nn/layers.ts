@@ -19,6 +19,8 @@ export interface InitOptions {
   device?: Device;
   /** The MLPs' GELU: exact (`none`, the default, as VideoMAE) or the tanh approximation. */
   gelu?: "none" | "tanh";
+  /** The epsilon of the blocks' LayerNorms (default 1e-6, VideoMAE's). */
+  layerNormEps?: number;
 }
 
 /** y = x Wᵀ + b; weight [out, in] xavier-uniform, bias zero (VideoMAE's `_init_weights`). */
@@ -163,9 +165,9 @@ export class Block extends Module {
   /** Creates a block of width dim with numHeads heads and an MLP of mlpRatio × dim. */
   constructor(dim: number, numHeads: number, mlpRatio = 4, qkvBias = true, o: InitOptions = {}) {
     super();
-    this.norm1 = this.child("norm1", new LayerNorm(dim, 1e-6, true, o));
+    this.norm1 = this.child("norm1", new LayerNorm(dim, o.layerNormEps ?? 1e-6, true, o));
     this.attn = this.child("attn", new Attention(dim, numHeads, qkvBias, o));
-    this.norm2 = this.child("norm2", new LayerNorm(dim, 1e-6, true, o));
+    this.norm2 = this.child("norm2", new LayerNorm(dim, o.layerNormEps ?? 1e-6, true, o));
     this.mlp = this.child("mlp", new Mlp(dim, Math.round(dim * mlpRatio), o));
   }
   /** Applies the block to [B, N, dim]. */

@@ -1,5 +1,5 @@
 /**
- * The libtorch binding: tensors and their scopes, creation, functional ops, autograd switches, the runtime (threads, RNG, CUDA), safetensors, the error family, the AdamW optimiser with its schedule, and c10d (stores, process groups, the gradient reducer).
+ * The libtorch binding: tensors and their scopes, creation, functional ops, autograd switches, the runtime (threads, RNG, CUDA), safetensors, torch.save checkpoints, the error family, the AdamW optimiser with its schedule, and c10d (stores, process groups, the gradient reducer).
  * @module
  */
 export { ConfigError, DataError, type ErrorCode, IoError, LayerlockError, TorchError } from "../errors.ts";
@@ -80,6 +80,7 @@ export {
   saveSafetensors,
   serializeSafetensors,
 } from "./safetensors.ts";
+export { loadTorchFile, type LoadTorchFileOptions, saveTorchFile } from "./pickle.ts";
 export { type AdamWHyper, adamwStep, type AdamWTensors, clipGradNorm } from "../optim/kernels.ts";
 export { AdamW, type AdamWOptions, defaultNoDecay, type NamedParam } from "../optim/adamw.ts";
 export { scaledLr, warmupCosine, type WarmupCosineOptions } from "../optim/schedule.ts";

@@ -55,6 +55,7 @@ export interface StepRecord {
 /** One thing the trainer reports. */
 export type TrainEvent =
   | { kind: "resume"; step: number; checkpoint: string }
+  | { kind: "init"; source: string; lines: string[] }
   | { kind: "stage"; step: number; stage: number; frozenDepth: number; target: string }
   | { kind: "stageEnd"; verdict: StageVerdict }
   | { kind: "log"; record: StepRecord; totalSteps: number; eta: number }
@@ -92,6 +93,8 @@ export function formatEvent(e: TrainEvent): { text: string; final: boolean } | n
   switch (e.kind) {
     case "resume":
       return { text: `resumed from ${e.checkpoint} at step ${e.step}`, final: true };
+    case "init":
+      return { text: [`started from ${e.source}`, ...e.lines.map((l) => `  ${l}`)].join("\n"), final: true };
     case "log":
       return { text: formatRecord(e.record, e.totalSteps, e.eta), final: false };
     case "slowData":

@@ -7,7 +7,7 @@
  * requests (`interrupts.ts`) and the non-finite policy (`recovery.ts`).
  * @module
  */
-import { TorchError } from "../errors.ts";
+import { ConfigError, TorchError } from "../errors.ts";
 import { noGrad } from "../torch/autograd.ts";
 import { scope } from "../torch/scope.ts";
 import { manualSeed, setNumThreads } from "../torch/runtime.ts";
@@ -72,6 +72,11 @@ export interface TrainOptions {
    * seed), from which the trivial floors of the losses are estimated (`log.floorClips` of them; none: no floors).
    */
   floorClips?: (n: number) => Promise<ClipBatch>;
+  /**
+   * Loads `cfg.init`'s weights into the freshly built model and returns what it did, one line each (the command
+   * line passes src/interop's `loadInitWeights`, which reads every format `import` reads).
+   */
+  loadInit?: (source: string, model: VideoMAE, cfg: TrainConfig) => string[];
 }
 
 /** The outcome of a run. */
@@ -191,6 +196,10 @@ async function setUp(cfg: TrainConfig, opts: TrainOptions, rec: Recovery, emit: 
   for (const r of pending) tensorboard?.scalars(r.step as number, r);
   manualSeed(cfg.seed);
   const model = owned.use(new VideoMAE(modelConfig(cfg), device));
+  if (cfg.init && !from) {
+    if (!opts.loadInit) throw new ConfigError("init", "init: train() needs TrainOptions.loadInit to read it");
+    emit({ kind: "init", source: cfg.init, lines: opts.loadInit(cfg.init, model, cfg) });
+  }
   const shard: Shard | undefined = dp ? { rank: dp.rank, size: dp.size } : undefined;
   const llStep = owned.adopt(new LayerLockStep(cfg, model, device, heldOut, shard), (s) => s.dispose());
   const modules: Record<string, Module> = { model, ...llStep.modules() };
