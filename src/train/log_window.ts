@@ -15,6 +15,7 @@ import type { Losses } from "../layerlock/objective.ts";
 import { liveTensors } from "../torch/runtime.ts";
 import { StageTracker } from "../layerlock/learning.ts";
 import type { LayerLockStep } from "../layerlock/step.ts";
+import type { VideoMAE } from "../models/video_mae.ts";
 import type { StepRecord, TrainEvent } from "./events.ts";
 import type { DataParallel } from "./data_parallel.ts";
 import type { MetricsLog } from "./run_folder.ts";
@@ -293,5 +294,17 @@ export class Reporter {
 
   #stageEnded(verdict: ReturnType<StageTracker["finish"]>): void {
     if (verdict) this.ctx.emit({ kind: "stageEnd", verdict });
+  }
+}
+
+/** Runs `fn` with the model in eval mode and under no-grad, restoring training mode (frozen blocks stay in eval). */
+export function evaluateIn<T>(model: VideoMAE, fn: () => T): T {
+  const modes = model.encoder.blocks.items.map((b) => b.training);
+  model.eval();
+  try {
+    return noGrad(() => scope(fn));
+  } finally {
+    model.train();
+    model.encoder.blocks.items.forEach((b, i) => b.train(modes[i]));
   }
 }

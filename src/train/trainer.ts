@@ -8,8 +8,6 @@
  * @module
  */
 import { ConfigError, TorchError } from "../errors.ts";
-import { noGrad } from "../torch/autograd.ts";
-import { scope } from "../torch/scope.ts";
 import { manualSeed, setNumThreads } from "../torch/runtime.ts";
 import { modelConfig, type TrainConfig } from "../config.ts";
 import type { ClipBatch } from "../data/clip.ts";
@@ -25,7 +23,7 @@ import type { DataParallel } from "./data_parallel.ts";
 import { resolveDevice } from "./device.ts";
 import { printEvent, type TrainEvent } from "./events.ts";
 import { Interrupts } from "./interrupts.ts";
-import { LogWindow, NonFiniteStep, Reporter } from "./log_window.ts";
+import { evaluateIn, LogWindow, NonFiniteStep, Reporter } from "./log_window.ts";
 import { Recovery, type RecoveryState } from "./recovery.ts";
 import { checkResumable, type MetricsLog, RunFolder } from "./run_folder.ts";
 import { TensorBoardWriter } from "./tensorboard.ts";
@@ -126,18 +124,6 @@ export async function train(cfg: TrainConfig, opts: TrainOptions): Promise<Train
 
 function isRank0(opts: TrainOptions): boolean {
   return !opts.dist || opts.dist.rank === 0;
-}
-
-/** Runs `fn` with the model in eval mode and under no-grad, restoring training mode (frozen blocks stay in eval). */
-function evaluateIn<T>(model: VideoMAE, fn: () => T): T {
-  const modes = model.encoder.blocks.items.map((b) => b.training);
-  model.eval();
-  try {
-    return noGrad(() => scope(fn));
-  } finally {
-    model.train();
-    model.encoder.blocks.items.forEach((b, i) => b.train(modes[i]));
-  }
 }
 
 /** Everything one attempt trains with: made by `setUp`, freed by `owned`. */
