@@ -10,7 +10,9 @@ import {
   EXPERIMENT_TRAIN_DEFAULTS,
   ExperimentConfigError,
   parseExperimentConfig,
+  plannedRuns,
   runConfig,
+  seedsOf,
 } from "../src/experiment/config.ts";
 import { claims, convergenceOrder, summaryRows } from "../src/experiment/verdicts.ts";
 import { learningVerdict } from "../src/layerlock/learning.ts";
@@ -41,9 +43,20 @@ Deno.test("experiment config: training keys go through the training schema, for 
       assert.equal(c.name, `experiment-${mode}-s${seed}`);
     }
   }
-  // defaults: two training seeds, three baselines, probes scored on the test split with ≥ 4096/1024 clips
+  // defaults: three training seeds (two for the comparison modes), three baselines, probes scored on the test
+  // split with ≥ 4096/1024 clips
   const d = parseExperimentConfig({});
-  assert.deepEqual(d.seeds, [0, 1]);
+  assert.deepEqual(d.seeds, [0, 1, 2]);
+  assert.deepEqual(d.modes.map((m) => [m, seedsOf(d, m)]), [
+    ["mae", [0, 1, 2]],
+    ["mae-freeze", [0, 1]],
+    ["layerlock", [0, 1, 2]],
+    ["latent-unfrozen", [0, 1]],
+  ]);
+  assert.equal(plannedRuns(d).length, 10);
+  assert.deepEqual(plannedRuns(d).slice(0, 4).map((r) => r.seed), [0, 0, 0, 0], "seed-major");
+  // a smaller seed list limits every mode: seedsByMode only ever removes seeds
+  assert.deepEqual(seedsOf(parseExperimentConfig({ seeds: [0] }), "latent-unfrozen"), [0]);
   assert.deepEqual(d.baselines, ["untrained", "embedding", "pixels"]);
   assert.equal(d.probe.split, "test");
   assert.ok(d.probe.trainClips >= 4096 && d.probe.evalClips >= 1024);

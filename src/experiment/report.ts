@@ -7,7 +7,7 @@
 import { FASHION_CLASSES } from "../data/fashion_mnist.ts";
 import { DIRECTION_NAMES } from "../data/moving_shapes.ts";
 import { resolveSchedule } from "../layerlock/schedule.ts";
-import type { ExperimentMode } from "./config.ts";
+import { type ExperimentMode, plannedRuns, seedsOf } from "./config.ts";
 import type { ExperimentResults, RunResult } from "./run.ts";
 import type { ProbeName, ProbeSummary } from "./probes.ts";
 import type { StepRecord } from "../train/events.ts";
@@ -46,7 +46,7 @@ function meanCurve(
 
 /** The report's title and subtitle. */
 function title(r: ExperimentResults) {
-  const e = r.config, total = e.modes.length * e.seeds.length;
+  const e = r.config, total = plannedRuns(e).length;
   const done = r.modes.reduce((a, m) => a + m.runs.length, 0);
   const t = r.trainConfigs[e.modes[0]];
   return {
@@ -92,7 +92,9 @@ function setupRows(r: ExperimentResults): string[][] {
       [
         "training",
         `${t.optim.steps} steps, batch ${t.optim.batchSize}, peak lr ${t.optim.lr}, warmup ${t.optim.warmupSteps}, ` +
-        `cosine to ${t.optim.minLr}; training seeds ${e.seeds.join(", ")}, the same for every mode`,
+        `${lrShape(t.optim)}; training seeds ${
+          e.modes.map((m) => `${m} ${seedsOf(e, m).join(", ")}`).join("; ")
+        }`,
       ],
     );
     const ll = r.trainConfigs.layerlock ?? r.trainConfigs["mae-freeze"];
@@ -388,4 +390,13 @@ export function renderExperimentReport(r: ExperimentResults, imageNames: string[
     reconstructionsSection(imageNames),
   ];
   return renderReport({ ...title(r), sections });
+}
+
+/** The learning-rate schedule in words. */
+function lrShape(o: { schedule?: string; minLr: number; decayFraction?: number }): string {
+  if (o.schedule === "constant") return "then constant";
+  if (o.schedule === "wsd") {
+    return `then constant, decaying linearly to ${o.minLr} over the last ${(o.decayFraction ?? 0.2) * 100}%`;
+  }
+  return `cosine to ${o.minLr}`;
 }

@@ -34,6 +34,7 @@ import {
   type ExperimentConfig,
   type ExperimentMode,
   parseExperimentConfig,
+  plannedRuns,
   runConfig,
   runName,
 } from "./config.ts";
@@ -293,7 +294,9 @@ export async function runExperiment(
     await writeReport(dir, renderExperimentReport(results, images.map((i) => i.name)), images);
   };
   print(
-    `[experiment] ${e.modes.length} modes × ${e.seeds.length} training seeds, probes scored on the ` +
+    `[experiment] ${e.modes.length} modes, ${plannedRuns(e).length} runs (training seeds ${
+      e.seeds.join(", ")
+    }), probes scored on the ` +
       `${e.probe.split} split; writing ${dir}/`,
   );
   const clips = await probeClips(e, device);
@@ -302,36 +305,34 @@ export async function runExperiment(
       results.baselines.find((b) => b.name === name)!.runs.push(run);
       await save(false);
     });
-    const total = e.modes.length * e.seeds.length;
+    const runs = plannedRuns(e), total = runs.length;
     let done = 0;
     const tRuns = performance.now();
-    for (const seed of e.seeds) { // seed-major: a run cut short has every mode from the first seed
-      for (const mode of e.modes) {
-        print(
-          `[${runName(mode, seed)}] run ${done + 1} of ${total}: training ${
-            runConfig(e, mode, seed).optim.steps
-          } steps`,
-        );
-        const { result, image } = await measureRun(
-          e,
-          mode,
-          seed,
-          clips,
-          device,
-          dir,
-          print,
-          seed === e.seeds[0],
-        );
-        results.modes.find((m) => m.mode === mode)!.runs.push(result);
-        if (image) images.push(image);
-        done++;
-        const per = (performance.now() - tRuns) / 60000 / done;
-        print(
-          `[experiment] ${done}/${total} runs done, ${fmtMinutes(minutes())} so far` +
-            (done < total ? `, about ${fmtMinutes(per * (total - done))} to go` : ""),
-        );
-        if (done < total) await save(false);
-      }
+    for (const { mode, seed } of runs) {
+      print(
+        `[${runName(mode, seed)}] run ${done + 1} of ${total}: training ${
+          runConfig(e, mode, seed).optim.steps
+        } steps`,
+      );
+      const { result, image } = await measureRun(
+        e,
+        mode,
+        seed,
+        clips,
+        device,
+        dir,
+        print,
+        seed === e.seeds[0],
+      );
+      results.modes.find((m) => m.mode === mode)!.runs.push(result);
+      if (image) images.push(image);
+      done++;
+      const per = (performance.now() - tRuns) / 60000 / done;
+      print(
+        `[experiment] ${done}/${total} runs done, ${fmtMinutes(minutes())} so far` +
+          (done < total ? `, about ${fmtMinutes(per * (total - done))} to go` : ""),
+      );
+      if (done < total) await save(false);
     }
   } finally {
     disposeClips(clips.train);

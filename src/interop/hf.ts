@@ -165,7 +165,84 @@ function readWeights(dir: string): { tensors: Record<string, Tensor>; file: stri
  * (`disposeSource`).
  */
 export function readHfFolder(dir: string, o: HfReadOptions = {}): SourceWeights {
-  const cfgPath = `${dir}/config.json`;
+  const notes: string[] = [];
+  const cfg = readHfConfig(`${dir}/config.json`, o, notes);
+  const { tensors: files, file } = readWeights(dir);
+  const base = Object.keys(files).some((n) => n.startsWith("videomae.")) ? "videomae." : "";
+  const src = hfSource(dir, cfg, base, notes);
+  try {
+    mapHfWeights(src, files, file, base);
+    checkAgainstConfig(src, cfg, file, base);
+    src.mayLack.set("decoder", "the source has no decoder (a VideoMAEModel): decoder initialised fresh");
+    if (cfg.meanPooling) {
+      src.mayLack.set(
+        "encoder.norm",
+        "the source has no final norm (use_mean_pooling: transformers' last_hidden_state is un-normalised): " +
+          "encoder.norm initialised fresh (unit weight, zero bias), so our tokens are its tokens layer-normalised",
+      );
+    }
+    return src;
+  } catch (e) {
+    for (const { tensor } of src.tensors.values()) tensor.dispose();
+    throw e;
+  } finally {
+    for (const t of Object.values(files)) t.dispose();
+  }
+}
+
+/** What config.json says of a model: the model section, the clip, other keys, and what the tensors must match. */
+interface HfConfig {
+  /** Its path (for messages). */
+  path: string;
+  /** The model section (`model.*` keys). */
+  model: Record<string, unknown>;
+  /** The clip it was made for (`num_frames`, `image_size`). */
+  geometry: { frames: number; size: number };
+  /** Configuration keys besides `model.*` (`target.normalize` from `norm_pix_loss`). */
+  config: Record<string, unknown>;
+  /** `use_mean_pooling`: the encoder has no final norm. */
+  meanPooling: boolean;
+  /** `intermediate_size`, the encoder's MLP width. */
+  intermediate: number;
+  /** `decoder_intermediate_size`, the decoder's MLP width. */
+  decoderIntermediate: number;
+}
+
+/** A config.json's values by key, a key it omits read as transformers' default (and listed in `omitted`). */
+interface ConfigValues {
+  get(key: string): unknown;
+  int(key: string): number;
+  bool(key: string): boolean;
+  /** The keys read at their default, as `key=value`, in the order read. */
+  omitted: string[];
+}
+
+/** Reads `raw` (the config.json at `cfgPath`) key by key: a positive int or a boolean, or a DataError naming it. */
+function configValues(cfgPath: string, raw: Record<string, unknown>): ConfigValues {
+  const omitted: string[] = [];
+  const get = (key: string): unknown => {
+    if (key in raw) return raw[key];
+    omitted.push(`${key}=${JSON.stringify(HF_DEFAULTS[key])}`);
+    return HF_DEFAULTS[key];
+  };
+  return {
+    get,
+    int: (key) => positiveInt(cfgPath, key, get(key)),
+    bool: (key) => {
+      const v = get(key);
+      if (typeof v !== "boolean") throw new DataError(cfgPath, `${cfgPath}: ${key} must be true or false`);
+      return v;
+    },
+    omitted,
+  };
+}
+
+/**
+ * Reads and validates config.json into the model section: `model_type` must be `videomae`, the activation one
+ * we run, the channels 3, the eps positive (run at `o.layerNormEps` when given, with a note), the frames and
+ * patches square. Notes the keys it omits (transformers' defaults).
+ */
+function readHfConfig(cfgPath: string, o: HfReadOptions, notes: string[]): HfConfig {
   const raw = readJson(cfgPath);
   if (raw.model_type !== "videomae") {
     throw new DataError(
@@ -174,21 +251,43 @@ export function readHfFolder(dir: string, o: HfReadOptions = {}): SourceWeights 
         "models (VideoMAEModel, VideoMAEForPreTraining, VideoMAEForVideoClassification) can be imported",
     );
   }
-  const notes: string[] = [];
-  const omitted: string[] = [];
-  const get = (key: string): unknown => {
-    if (key in raw) return raw[key];
-    omitted.push(`${key}=${JSON.stringify(HF_DEFAULTS[key])}`);
-    return HF_DEFAULTS[key];
-  };
-  const int = (key: string) => positiveInt(cfgPath, key, get(key));
-  const bool = (key: string): boolean => {
-    const v = get(key);
-    if (typeof v !== "boolean") throw new DataError(cfgPath, `${cfgPath}: ${key} must be true or false`);
-    return v;
-  };
+  const { get, int, bool, omitted } = configValues(cfgPath, raw);
   const dim = int("hidden_size"), inter = int("intermediate_size");
-  const act = get("hidden_act");
+  const gelu = activation(cfgPath, get("hidden_act"));
+  if (int("num_channels") !== 3) {
+    throw new DataError(
+      cfgPath,
+      `${cfgPath}: num_channels ${raw.num_channels}: runs take RGB clips (3 channels)`,
+    );
+  }
+  const layerNormEps = runEps(cfgPath, get("layer_norm_eps"), o, notes);
+  const model: Record<string, unknown> = {
+    encoderDim: dim,
+    layerNormEps,
+    encoderDepth: int("num_hidden_layers"),
+    encoderHeads: int("num_attention_heads"),
+    mlpRatio: inter / dim,
+    decoderDim: int("decoder_hidden_size"),
+    decoderDepth: int("decoder_num_hidden_layers"),
+    decoderHeads: int("decoder_num_attention_heads"),
+    patch: side(cfgPath, "patch_size", get("patch_size")),
+    tubelet: int("tubelet_size"),
+    posEmbed: "videomae",
+    qkvBias: bool("qkv_bias"),
+    gelu,
+  };
+  const geometry = { frames: int("num_frames"), size: side(cfgPath, "image_size", get("image_size")) };
+  const meanPooling = bool("use_mean_pooling");
+  const config = { target: { normalize: bool("norm_pix_loss") } };
+  const decoderIntermediate = int("decoder_intermediate_size");
+  if (omitted.length) {
+    notes.push(`config.json omits ${omitted.join(", ")}: transformers' defaults, as it reads them`);
+  }
+  return { path: cfgPath, model, geometry, config, meanPooling, intermediate: inter, decoderIntermediate };
+}
+
+/** Our `model.gelu` for config.json's `hidden_act`; a DataError for an activation we do not run. */
+function activation(cfgPath: string, act: unknown): "exact" | "tanh" {
   const gelu = typeof act === "string" ? ACTIVATIONS[act] : undefined;
   if (!gelu) {
     throw new DataError(
@@ -196,13 +295,14 @@ export function readHfFolder(dir: string, o: HfReadOptions = {}): SourceWeights 
       `${cfgPath}: hidden_act ${JSON.stringify(act)} is not one we run (gelu, gelu_pytorch_tanh, gelu_new)`,
     );
   }
-  if (int("num_channels") !== 3) {
-    throw new DataError(
-      cfgPath,
-      `${cfgPath}: num_channels ${raw.num_channels}: runs take RGB clips (3 channels)`,
-    );
-  }
-  const eps = get("layer_norm_eps");
+  return gelu;
+}
+
+/**
+ * The LayerNorm eps to run at: config.json's `layer_norm_eps` (a DataError unless a positive number), or
+ * `o.layerNormEps` when given, noted when it differs.
+ */
+function runEps(cfgPath: string, eps: unknown, o: HfReadOptions, notes: string[]): number {
   if (typeof eps !== "number" || !(eps > 0)) {
     throw new DataError(
       cfgPath,
@@ -216,41 +316,19 @@ export function readHfFolder(dir: string, o: HfReadOptions = {}): SourceWeights 
         "transformers' by about eps / variance of each token",
     );
   }
-  const mlpRatio = inter / dim;
-  const model: Record<string, unknown> = {
-    encoderDim: dim,
-    layerNormEps,
-    encoderDepth: int("num_hidden_layers"),
-    encoderHeads: int("num_attention_heads"),
-    mlpRatio,
-    decoderDim: int("decoder_hidden_size"),
-    decoderDepth: int("decoder_num_hidden_layers"),
-    decoderHeads: int("decoder_num_attention_heads"),
-    patch: side(cfgPath, "patch_size", get("patch_size")),
-    tubelet: int("tubelet_size"),
-    posEmbed: "videomae",
-    qkvBias: bool("qkv_bias"),
-    gelu,
-  };
-  const geometry = { frames: int("num_frames"), size: side(cfgPath, "image_size", get("image_size")) };
-  const meanPooling = bool("use_mean_pooling");
-  const config = { target: { normalize: bool("norm_pix_loss") } };
-  const decoderInter = int("decoder_intermediate_size");
-  if (omitted.length) {
-    notes.push(`config.json omits ${omitted.join(", ")}: transformers' defaults, as it reads them`);
-  }
+  return layerNormEps;
+}
 
-  const { tensors: files, file } = readWeights(dir);
-  const names = Object.keys(files);
-  const base = names.some((n) => n.startsWith("videomae.")) ? "videomae." : "";
-  const src: SourceWeights = {
+/** A Hugging Face source of config.json's architecture, with no tensors yet; `base`: the encoder's prefix. */
+function hfSource(dir: string, cfg: HfConfig, base: string, notes: string[]): SourceWeights {
+  return {
     format: "hf",
     path: dir,
-    model,
-    recorded: new Set(Object.keys(model).map((k) => `model.${k}`)),
-    geometry,
+    model: cfg.model,
+    recorded: new Set(Object.keys(cfg.model).map((k) => `model.${k}`)),
+    geometry: cfg.geometry,
     learnedGrid: null,
-    config,
+    config: cfg.config,
     tensors: new Map(),
     unmapped: [],
     dropped: new Map(),
@@ -262,72 +340,73 @@ export function readHfFolder(dir: string, o: HfReadOptions = {}): SourceWeights 
     },
     notes,
   };
-  try {
-    const qkv = new Map<string, (string | undefined)[]>();
-    for (const name of names) {
-      const r = fromHfName(name, base);
-      if (r.kind === "keyBias") {
-        drop(src, "key biases (softmax ignores them: dropped exactly)", name);
-      } else if (r.kind === "classifier") {
-        drop(src, "the classification head", name);
-      } else if (r.kind === "unknown") {
-        src.unmapped.push(name);
-      } else if (r.part !== undefined) {
-        const parts = qkv.get(r.ours) ?? [undefined, undefined, undefined];
-        parts[r.part] = name;
-        qkv.set(r.ours, parts);
-      } else {
-        src.tensors.set(r.ours, { tensor: files[name], from: name });
-        delete files[name];
-      }
+}
+
+/**
+ * Maps the weights into `src` under our names: a tensor moved leaves `files`; key biases and a classification
+ * head are dropped, unknown names listed as unmapped, and the separate query, key and value weights joined into
+ * our qkv weight (a DataError when one is missing or their shapes are not [D, D] alike).
+ */
+function mapHfWeights(src: SourceWeights, files: Record<string, Tensor>, file: string, base: string): void {
+  const qkv = new Map<string, (string | undefined)[]>();
+  for (const name of Object.keys(files)) {
+    const r = fromHfName(name, base);
+    if (r.kind === "keyBias") {
+      drop(src, "key biases (softmax ignores them: dropped exactly)", name);
+    } else if (r.kind === "classifier") {
+      drop(src, "the classification head", name);
+    } else if (r.kind === "unknown") {
+      src.unmapped.push(name);
+    } else if (r.part !== undefined) {
+      const parts = qkv.get(r.ours) ?? [undefined, undefined, undefined];
+      parts[r.part] = name;
+      qkv.set(r.ours, parts);
+    } else {
+      src.tensors.set(r.ours, { tensor: files[name], from: name });
+      delete files[name];
     }
-    for (const [ours, parts] of qkv) {
-      const want = hfMapping(ours, base)!.names;
-      const missing = want.filter((_, i) => parts[i] === undefined);
-      if (missing.length) throw new DataError(dir, `${file} lacks ${missing.join(", ")}`);
-      const ts = parts.map((p) => files[p!]);
-      const shapes = ts.map((t) => `[${t.shape.join(", ")}]`);
-      if (new Set(shapes).size !== 1 || ts[0].shape.length !== 2) {
-        throw new DataError(
-          dir,
-          `${file}: ${want.join(", ")} have shapes ${shapes.join(", ")}; expected [D, D] each`,
-        );
-      }
-      src.tensors.set(ours, { tensor: cat(ts, 0), from: want.join(", ") });
-    }
-    // The decoder's MLP runs at the encoder's ratio here: another width is refused (when there is a decoder).
-    const hasDecoder = [...src.tensors.keys()].some((k) => k.startsWith("decoder."));
-    if (hasDecoder && decoderInter !== Math.round((model.decoderDim as number) * mlpRatio)) {
+  }
+  for (const [ours, parts] of qkv) {
+    const want = hfMapping(ours, base)!.names;
+    const missing = want.filter((_, i) => parts[i] === undefined);
+    if (missing.length) throw new DataError(src.path, `${file} lacks ${missing.join(", ")}`);
+    const ts = parts.map((p) => files[p!]);
+    const shapes = ts.map((t) => `[${t.shape.join(", ")}]`);
+    if (new Set(shapes).size !== 1 || ts[0].shape.length !== 2) {
       throw new DataError(
-        cfgPath,
-        `${cfgPath}: decoder_intermediate_size ${decoderInter} is not the encoder's MLP ratio ` +
-          `(${inter}/${dim}) times decoder_hidden_size ${model.decoderDim}; our decoder's MLP has the encoder's ratio`,
+        src.path,
+        `${file}: ${want.join(", ")} have shapes ${shapes.join(", ")}; expected [D, D] each`,
       );
     }
-    const layerName = (i: number) => `${base}encoder.layer.${i}`;
-    const depth = depthFrom(blockIndices(src.tensors.keys(), "encoder.blocks."), file, layerName);
-    if (depth !== model.encoderDepth) {
-      throw new DataError(
-        dir,
-        `config.json's num_hidden_layers is ${model.encoderDepth}, but ${file} holds ${depth} layers (${
-          layerName(0)
-        }…${layerName(depth - 1)})`,
-      );
-    }
-    src.mayLack.set("decoder", "the source has no decoder (a VideoMAEModel): decoder initialised fresh");
-    if (meanPooling) {
-      src.mayLack.set(
-        "encoder.norm",
-        "the source has no final norm (use_mean_pooling: transformers' last_hidden_state is un-normalised): " +
-          "encoder.norm initialised fresh (unit weight, zero bias), so our tokens are its tokens layer-normalised",
-      );
-    }
-    return src;
-  } catch (e) {
-    for (const { tensor } of src.tensors.values()) tensor.dispose();
-    throw e;
-  } finally {
-    for (const t of Object.values(files)) t.dispose();
+    src.tensors.set(ours, { tensor: cat(ts, 0), from: want.join(", ") });
+  }
+}
+
+/**
+ * Checks the tensors against config.json: a decoder's MLP must have the encoder's ratio (ours does), and the
+ * encoder must hold `num_hidden_layers` layers; a DataError otherwise.
+ */
+function checkAgainstConfig(src: SourceWeights, cfg: HfConfig, file: string, base: string): void {
+  const { model, path: cfgPath, intermediate: inter, decoderIntermediate: decoderInter } = cfg;
+  const dim = model.encoderDim as number;
+  // The decoder's MLP runs at the encoder's ratio here: another width is refused (when there is a decoder).
+  const hasDecoder = [...src.tensors.keys()].some((k) => k.startsWith("decoder."));
+  if (hasDecoder && decoderInter !== Math.round((model.decoderDim as number) * (model.mlpRatio as number))) {
+    throw new DataError(
+      cfgPath,
+      `${cfgPath}: decoder_intermediate_size ${decoderInter} is not the encoder's MLP ratio ` +
+        `(${inter}/${dim}) times decoder_hidden_size ${model.decoderDim}; our decoder's MLP has the encoder's ratio`,
+    );
+  }
+  const layerName = (i: number) => `${base}encoder.layer.${i}`;
+  const depth = depthFrom(blockIndices(src.tensors.keys(), "encoder.blocks."), file, layerName);
+  if (depth !== model.encoderDepth) {
+    throw new DataError(
+      src.path,
+      `config.json's num_hidden_layers is ${model.encoderDepth}, but ${file} holds ${depth} layers (${
+        layerName(0)
+      }…${layerName(depth - 1)})`,
+    );
   }
 }
 
