@@ -54,6 +54,13 @@ export function prng(seed: number): () => number {
   return () => rng.float();
 }
 
+/** `n` pseudo-random bytes from the library's seeded generator (the same bytes for the same seed). */
+export function randomBytes(n: number, seed: number): Uint8Array {
+  const rng = new Rng(seed), out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = rng.nextU32() & 0xff;
+  return out;
+}
+
 /** The number of elements of a shape. */
 export const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 

@@ -10,6 +10,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { randomBytes } from "./helpers.ts";
 import {
   cuda,
   type DType,
@@ -290,21 +291,6 @@ Deno.test({
       assertTorchError(() => loadTorchFile(""), "", "non-empty");
     }),
 });
-
-/** Deterministic pseudo-random bytes (xorshift32). */
-function randomBytes(n: number, seed: number): Uint8Array {
-  const out = new Uint8Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    out[i] = s & 0xff;
-  }
-  return out;
-}
 
 Deno.test({
   name: "a checkpoint cut short anywhere, or with bytes overwritten, loads or gives a TorchError naming it",

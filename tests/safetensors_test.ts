@@ -21,7 +21,7 @@ import {
   TorchError,
 } from "../mod.ts";
 import { ELEMENT_SIZE } from "../src/torch/dtype.ts";
-import { leakFreeTest, noLeak } from "./helpers.ts";
+import { leakFreeTest, noLeak, randomBytes } from "./helpers.ts";
 
 const ALL_DTYPES: DType[] = ["f32", "f64", "f16", "bf16", "i64", "i32", "u8", "bool"];
 const TMP_ROOT = decodeURIComponent(new URL("../runs/tmp/", import.meta.url).pathname);
@@ -52,21 +52,6 @@ function assertTorchError(fn: () => unknown, ...patterns: (RegExp | string)[]): 
     assert.ok(ok, `message ${JSON.stringify(caught.message)} should match ${String(p)}`);
   }
   return caught;
-}
-
-/** Deterministic pseudo-random bytes (xorshift32). */
-function randomBytes(n: number, seed: number): Uint8Array {
-  const out = new Uint8Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    out[i] = s & 0xff;
-  }
-  return out;
 }
 
 /**

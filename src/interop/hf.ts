@@ -16,6 +16,7 @@
  * @module
  */
 import { DataError, IoError, LayerlockError } from "../errors.ts";
+import type { ModelSize } from "../models/presets.ts";
 import { zeros } from "../torch/creation.ts";
 import { cat } from "../torch/functional.ts";
 import { loadSafetensors, saveSafetensors } from "../torch/safetensors.ts";
@@ -25,6 +26,7 @@ import {
   asF32,
   blockIndices,
   depthFrom,
+  disposeSource,
   drop,
   type FreshPart,
   positiveInt,
@@ -183,7 +185,7 @@ export function readHfFolder(dir: string, o: HfReadOptions = {}): SourceWeights 
     }
     return src;
   } catch (e) {
-    for (const { tensor } of src.tensors.values()) tensor.dispose();
+    disposeSource(src);
     throw e;
   } finally {
     for (const t of Object.values(files)) t.dispose();
@@ -414,14 +416,7 @@ function checkAgainstConfig(src: SourceWeights, cfg: HfConfig, file: string, bas
 export type HfClass = "VideoMAEForPreTraining" | "VideoMAEModel";
 
 /** What {@link writeHfFolder} needs to know of the model. */
-export interface HfModelSpec {
-  encoderDim: number;
-  encoderDepth: number;
-  encoderHeads: number;
-  mlpRatio: number;
-  decoderDim: number;
-  decoderDepth: number;
-  decoderHeads: number;
+export interface HfModelSpec extends ModelSize {
   patch: number;
   tubelet: number;
   qkvBias: boolean;

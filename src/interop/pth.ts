@@ -24,6 +24,7 @@ import {
   asF32,
   blockIndices,
   depthFrom,
+  disposeSource,
   drop,
   type FreshPart,
   officialDecoder,
@@ -70,7 +71,7 @@ export function readPth(path: string, o: PthReadOptions = {}): SourceWeights {
     src.model = model;
     return src;
   } catch (e) {
-    for (const { tensor } of src.tensors.values()) tensor.dispose();
+    disposeSource(src);
     throw e;
   } finally {
     for (const t of Object.values(files)) t.dispose();
