@@ -107,3 +107,20 @@ export async function growthPerWindow(cfg: TrainConfig, counter: () => number): 
 
 /** The permissions a test gives a `deno run` of a command-line tool: those of its task (deno.json's "run" set). */
 export const CLI_PERMISSIONS = ["-q", "-P=run"];
+
+/** Asserts that two tensor maps have the same names (in order, if given), dtypes, shapes and bytes. */
+export function assertSameTensors(
+  actual: Record<string, Tensor>,
+  expected: Record<string, Tensor>,
+  order?: string[],
+): void {
+  // in file order, as far as an object keeps it: JavaScript lists integer-like keys ("7") first
+  if (order) assert.deepEqual(Object.keys(actual), Object.keys(Object.fromEntries(order.map((k) => [k, 0]))));
+  assert.deepEqual(Object.keys(actual).sort(), Object.keys(expected).sort());
+  for (const [name, e] of Object.entries(expected)) {
+    const a = actual[name];
+    assert.equal(a.dtype, e.dtype, `${name} dtype`);
+    assert.deepEqual(a.shape, e.shape, `${name} shape`);
+    assert.deepEqual(a.toBytes(), e.toBytes(), `${name} bytes`);
+  }
+}

@@ -10,7 +10,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { randomBytes } from "./helpers.ts";
+import { assertSameTensors, randomBytes } from "./helpers.ts";
 import {
   cuda,
   type DType,
@@ -82,23 +82,6 @@ function assertTorchError(fn: () => unknown, path: string, ...patterns: (RegExp 
 /** Disposes every tensor of a record. */
 function disposeAll(ts: Record<string, Tensor>): void {
   for (const t of Object.values(ts)) t.dispose();
-}
-
-/** Asserts that two tensor maps have the same names (in order, if given), dtypes, shapes and bytes. */
-function assertSameTensors(
-  actual: Record<string, Tensor>,
-  expected: Record<string, Tensor>,
-  order?: string[],
-): void {
-  // in file order, as far as an object keeps it: JavaScript lists integer-like keys ("7") first
-  if (order) assert.deepEqual(Object.keys(actual), Object.keys(Object.fromEntries(order.map((k) => [k, 0]))));
-  assert.deepEqual(Object.keys(actual).sort(), Object.keys(expected).sort());
-  for (const [name, e] of Object.entries(expected)) {
-    const a = actual[name];
-    assert.equal(a.dtype, e.dtype, `${name} dtype`);
-    assert.deepEqual(a.shape, e.shape, `${name} shape`);
-    assert.deepEqual(a.toBytes(), e.toBytes(), `${name} bytes`);
-  }
 }
 
 /** Loads NAME.pth and checks it against NAME.expected.safetensors; returns the loaded tensors' names. */

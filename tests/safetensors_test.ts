@@ -21,7 +21,7 @@ import {
   TorchError,
 } from "../mod.ts";
 import { ELEMENT_SIZE } from "../src/torch/dtype.ts";
-import { leakFreeTest, noLeak, randomBytes } from "./helpers.ts";
+import { assertSameTensors, leakFreeTest, noLeak, randomBytes } from "./helpers.ts";
 
 const ALL_DTYPES: DType[] = ["f32", "f64", "f16", "bf16", "i64", "i32", "u8", "bool"];
 const TMP_ROOT = decodeURIComponent(new URL("../runs/tmp/", import.meta.url).pathname);
@@ -70,17 +70,6 @@ function sampleTensors(): Record<string, Tensor> {
     }
   }
   return out;
-}
-
-/** Asserts that two tensor maps have the same names, dtypes, shapes and bytes. */
-function assertSameTensors(actual: Record<string, Tensor>, expected: Record<string, Tensor>): void {
-  assert.deepEqual(Object.keys(actual).sort(), Object.keys(expected).sort());
-  for (const [name, e] of Object.entries(expected)) {
-    const a = actual[name];
-    assert.equal(a.dtype, e.dtype, `${name} dtype`);
-    assert.deepEqual(a.shape, e.shape, `${name} shape`);
-    assert.deepEqual(a.toBytes(), e.toBytes(), `${name} bytes`);
-  }
 }
 
 /** The elements of a non-i64 tensor as plain numbers. */
