@@ -51,6 +51,23 @@ export const EXPERIMENT_TRAIN_DEFAULTS = {
   log: { every: 20, keep: 100, floorClips: 128 },
 } as const;
 
+/**
+ * Settings the validation split chose for one mode alone (docs/results/search.md §7), applied over
+ * `EXPERIMENT_TRAIN_DEFAULTS` and under the experiment's own overrides: LayerLock's target switch — the head fitted
+ * in closed form at each switch, the learning rate held until a final decay (warmup–stable–decay), the pixel loss
+ * kept beside the latent loss on every frozen block. MAE keeps the cosine it was validated with.
+ */
+export const EXPERIMENT_MODE_DEFAULTS: Partial<Record<ExperimentMode, Record<string, unknown>>> = {
+  layerlock: {
+    optim: { schedule: "wsd" },
+    layerlock: { headInit: "ridge", keepPixelLoss: true, target: "all" },
+  },
+  "layerlock-cka": {
+    optim: { schedule: "wsd" },
+    layerlock: { headInit: "ridge", keepPixelLoss: true, target: "all" },
+  },
+};
+
 const positiveInt = z.number().int().positive();
 const seedList = z.array(z.number().int().nonnegative()).min(1).refine(
   (v) => new Set(v).size === v.length,
@@ -183,10 +200,11 @@ export function runName(mode: ExperimentMode, seed: number): string {
 /** The training configuration of `mode` from training seed `seed`: the defaults, the overrides, then the run. */
 export function runConfig(e: ExperimentConfig, mode: ExperimentMode, seed: number): TrainConfig {
   const variant = VARIANTS[mode];
-  const base = deepMerge(
-    deepMerge(EXPERIMENT_TRAIN_DEFAULTS as unknown as Record<string, unknown>, e.train),
-    e.trainByMode[mode] ?? {},
+  const defaults = deepMerge(
+    EXPERIMENT_TRAIN_DEFAULTS as unknown as Record<string, unknown>,
+    EXPERIMENT_MODE_DEFAULTS[mode] ?? {},
   );
+  const base = deepMerge(deepMerge(defaults, e.train), e.trainByMode[mode] ?? {});
   const merged = deepMerge(
     base,
     {
