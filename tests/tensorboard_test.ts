@@ -6,12 +6,12 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { crc32c } from "../src/checksum.ts";
 import { parseConfig, type TrainConfig } from "../src/config.ts";
 import { parseExperimentConfig, runName } from "../src/experiment/config.ts";
 import { runExperiment } from "../src/experiment/run.ts";
 import { floorClips, makeBatchSource } from "../src/data/source.ts";
 import {
-  crc32c,
   encodeEvent,
   flattenScalars,
   maskCrc,

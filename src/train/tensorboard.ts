@@ -18,32 +18,13 @@
  * others of the folder: steps past the resumed checkpoint's step that were logged before a kill are trained and
  * logged again, and then appear twice in TensorBoard (metrics.jsonl, which is cut back, holds them once).
  *
- * Pure TypeScript: imports only the error family.
+ * Pure TypeScript: imports only the error family and the checksums.
  * @module
  */
 import { ConfigError, IoError } from "../errors.ts";
+import { crc32c } from "../checksum.ts";
 
 // ------------------------------------------------------------------------------ CRC-32C and TFRecord framing
-
-const CRC32C_TABLE: Uint32Array = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0x82f63b78 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-/**
- * The CRC-32C (Castagnoli, reflected polynomial 0x82f63b78) of `bytes` as an unsigned 32-bit integer, continuing
- * from `crc` (0 to start). The CRC-32C of "123456789" is 0xe3069283.
- */
-export function crc32c(bytes: Uint8Array, crc = 0): number {
-  let c = ~crc >>> 0;
-  for (let i = 0; i < bytes.length; i++) c = CRC32C_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
-  return ~c >>> 0;
-}
 
 /** A CRC as TFRecord stores it: rotated right by 15 bits, plus 0xa282ead8, modulo 2^32. */
 export function maskCrc(crc: number): number {
