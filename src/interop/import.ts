@@ -207,7 +207,7 @@ function buildConfig(src: SourceWeights, o: ImportOptions, lines: string[]): Tra
         "position table is built for any clip: --frames/--size choose another)",
     );
   }
-  return parseConfig(raw, "the imported configuration");
+  return parseConfig(raw, "imported configuration");
 }
 
 /** Builds the model of `cfg` on the CPU from a fixed seed, leaving torch's generator as it was. */
