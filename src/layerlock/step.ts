@@ -246,11 +246,12 @@ export class LayerLockStep {
     return scheduleFrom(this.schedule, step, this.stageStarts);
   }
 
-  /** What the loss at `step` predicts: `pixels`, `h3`, `h1..h4`, or `pixels+h3` (latent-unfrozen). */
+  /** What the loss at `step` predicts: `pixels`, `h3`, `h1..h4`, or `pixels+h3` (latent-unfrozen; `h3` without pixels). */
   targetName(step: number): string {
     const t = this.stateAt(step).targetLayers;
     if (t.length === 0) {
-      return this.#cfg.layerlock.mode === "latent-unfrozen" ? `pixels+h${this.unfrozenLayer}` : "pixels";
+      if (this.#cfg.layerlock.mode !== "latent-unfrozen") return "pixels";
+      return this.#cfg.layerlock.pixelWeight > 0 ? `pixels+h${this.unfrozenLayer}` : `h${this.unfrozenLayer}`;
     }
     return t.length === 1 ? `h${t[0]}` : `h1..h${t[t.length - 1]}`;
   }
