@@ -1,7 +1,7 @@
 /**
  * The soak (tools/soak.ts), short: 240 steps of the 4-block LayerLock model with checkpoints; once the freezing
  * schedule has finished, the live native tensors stay constant and the resident memory does not grow beyond
- * noise (48 MiB), and nothing is left alive after the run. The 10⁴-step run is `deno task soak` (README).
+ * noise (48 MiB), and nothing is left alive after the run. The 10⁴-step run is `deno task soak` (docs/reliability.md).
  * @module
  */
 import assert from "node:assert/strict";

@@ -1,6 +1,6 @@
 /**
  * Prints an experiment's results.json as Markdown: the summary table (mean ± spread over training seeds) and
- * the verdicts on the claims, as the README shows them. Pure: needs no shim.
+ * the verdicts on the claims, as the README and docs/results.md show them. Pure: needs no shim.
  *
  *   deno run --allow-read tools/results_table.ts docs/results/results.json
  * @module

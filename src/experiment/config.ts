@@ -35,7 +35,7 @@ export type Baseline = (typeof BASELINES)[number];
 
 /**
  * The training configuration of every run, before the experiment's overrides: the protocol the search on the
- * validation split chose (README, "How the default protocol was chosen"). Derived from the steps when not
+ * validation split chose (docs/results/search.md). Derived from the steps when not
  * given: `log.checkpointEvery` (8 checkpoints per run, for the layer-convergence measurement) and the freezing
  * schedule, `layerlock.pixelSteps` = half the run (the pixel loss has clearly left its floor by then: about 2/3
  * of it in the search) and `layerlock.interval` = an eighth (the default 2/3 of 6 blocks, 4, freeze by 7/8).
