@@ -259,7 +259,7 @@ export class LayerLockStep {
   /**
    * Prepares step `step`: runs a due convergence check, freezes the blocks the schedule has reached, and at a
    * stage change starts the heads whose target is new where `layerlock.headInit` says (releasing their
-   * optimiser state unless they continue).
+   * optimiser state unless they continue); a ridge head is also fitted when a fresh run starts in a latent stage.
    */
   begin(step: number, opt: ParamOptimizer): StepStart {
     if (this.trigger?.due(step)) {
@@ -269,7 +269,9 @@ export class LayerLockStep {
     const st = this.stateAt(step);
     if (st.frozenDepth > this.frozenDepth) this.#freezer!.freezeTo(st.frozenDepth);
     const stageChanged = this.#stage !== null && st.stage !== this.#stage;
-    if (stageChanged) this.#startHeads(st, this.#state?.targetLayers ?? [], opt);
+    // a run that starts in a latent stage (pixelSteps 0, a warm start) fits its new heads before its first step
+    const startsLatent = this.#stage === null && this.#cfg.layerlock.headInit === "ridge";
+    if (stageChanged || startsLatent) this.#startHeads(st, this.#state?.targetLayers ?? [], opt);
     this.#stage = st.stage;
     this.#state = st;
     return { state: st, stageChanged };

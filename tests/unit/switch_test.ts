@@ -316,6 +316,21 @@ Deno.test("trainer: every latent stage is reported when it ends; the ridge head 
   assert.ok(q < 1.5, `ridge: ${q}`);
 });
 
+Deno.test("trainer: a run that starts in a latent stage fits its ridge head before the first step", async () => {
+  // pixelSteps 0 (LayerLock continuing a pretrained encoder): the first stage has no switch to fit the head at
+  const first = (records: { target: string; latentLoss: number; latentFloor: number }[]) => {
+    const r = records.find((x) => x.target === "h1")!;
+    return r.latentLoss / r.latentFloor;
+  };
+  const plain = first((await run(llConfig({ pixelSteps: 0 }))).records);
+  const ridge = first((await run(llConfig({ pixelSteps: 0, headInit: "ridge" }))).records);
+  assert.ok(
+    ridge < plain,
+    `the fitted head's first window ${ridge.toFixed(2)}× its floor vs ${plain.toFixed(2)}× new`,
+  );
+  assert.ok(ridge < 1.5, `ridge: ${ridge}`);
+});
+
 Deno.test("trainer: a pixel fade keeps the pixel loss after each switch, falling to nothing", async () => {
   const { records } = await run(llConfig({ pixelFade: 4 }));
   const at = (step: number) => records.find((r) => r.step === step);
