@@ -51,6 +51,12 @@ export const EXPERIMENT_TRAIN_DEFAULTS = {
   log: { every: 20, keep: 100, floorClips: 128 },
 } as const;
 
+/** LayerLock's target switch as the validation split chose it (both LayerLock modes train with it). */
+const LAYERLOCK_SWITCH = {
+  optim: { schedule: "wsd" },
+  layerlock: { headInit: "ridge", keepPixelLoss: true, target: "all" },
+};
+
 /**
  * Settings the validation split chose for one mode alone (docs/results/search.md §7), applied over
  * `EXPERIMENT_TRAIN_DEFAULTS` and under the experiment's own overrides: LayerLock's target switch — the head fitted
@@ -58,14 +64,8 @@ export const EXPERIMENT_TRAIN_DEFAULTS = {
  * kept beside the latent loss on every frozen block. MAE keeps the cosine it was validated with.
  */
 export const EXPERIMENT_MODE_DEFAULTS: Partial<Record<ExperimentMode, Record<string, unknown>>> = {
-  layerlock: {
-    optim: { schedule: "wsd" },
-    layerlock: { headInit: "ridge", keepPixelLoss: true, target: "all" },
-  },
-  "layerlock-cka": {
-    optim: { schedule: "wsd" },
-    layerlock: { headInit: "ridge", keepPixelLoss: true, target: "all" },
-  },
+  layerlock: LAYERLOCK_SWITCH,
+  "layerlock-cka": LAYERLOCK_SWITCH,
 };
 
 const positiveInt = z.number().int().positive();

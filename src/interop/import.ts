@@ -19,17 +19,16 @@
  * @module
  */
 import { ConfigError, DataError, IoError, LayerlockError, TorchError } from "../errors.ts";
-import { crc32, crc32Tag } from "../checksum.ts";
 import { modelConfig, parseConfig, setPath, type TrainConfig } from "../config.ts";
 import { VideoMAE } from "../models/video_mae.ts";
 import { getRngState, manualSeed, setRngState } from "../torch/runtime.ts";
-import { loadSafetensors, readSafetensorsMetadata, saveSafetensors } from "../torch/safetensors.ts";
+import { loadSafetensors, readSafetensorsMetadata } from "../torch/safetensors.ts";
 import { scope } from "../torch/scope.ts";
 import type { Tensor } from "../torch/tensor.ts";
 import {
   CHECKPOINT_FORMAT,
-  checkpointName,
   readCheckpointConfig,
+  saveModelCheckpoint,
   verifyCheckpoint,
 } from "../train/checkpoint.ts";
 import { newestIntact, RunFolder } from "../train/run_folder.ts";
@@ -281,43 +280,6 @@ function matchSource(src: SourceWeights, model: VideoMAE, lines: string[]): Reco
   return sd;
 }
 
-/**
- * Writes a model-only checkpoint of step 0 in the project's format into `dir/checkpoints/`, as
- * `saveCheckpoint` would (the same names, metadata and checksums) without optimiser or generator state.
- */
-export function writeModelCheckpoint(dir: string, model: VideoMAE, cfg: TrainConfig): string {
-  const ckDir = `${dir}/checkpoints`;
-  const path = `${ckDir}/${checkpointName(0)}`;
-  try {
-    Deno.mkdirSync(ckDir, { recursive: true });
-  } catch (e) {
-    throw new IoError(ckDir, `cannot create ${ckDir}: ${(e as Error).message}`, { cause: e });
-  }
-  const tensors: Record<string, Tensor> = {};
-  for (const [k, t] of Object.entries(model.stateDict())) tensors[`model.${k}`] = t;
-  let crc = 0;
-  for (const name of Object.keys(tensors).sort()) crc = crc32(tensors[name].toBytes(), crc);
-  const config = JSON.stringify(cfg);
-  try {
-    saveSafetensors(path, tensors, {
-      format: CHECKPOINT_FORMAT,
-      step: "0",
-      config,
-      data: "null",
-      extra: "null",
-      checksum: crc32Tag(crc),
-      configChecksum: crc32Tag(crc32(new TextEncoder().encode(config))),
-    });
-  } catch (e) {
-    if (!(e instanceof LayerlockError)) throw e;
-    throw new IoError(path, `cannot write ${path}: ${e.message.replace(/^saveSafetensors: /, "")}`, {
-      cause: e,
-    });
-  }
-  verifyCheckpoint(path);
-  return path;
-}
-
 /** Whether a folder exists and holds anything. */
 function occupied(dir: string): boolean {
   try {
@@ -366,7 +328,7 @@ export function importWeights(source: string, o: ImportOptions): ImportResult {
       }
       const folder = new RunFolder(runDir);
       folder.writeConfig(cfg);
-      const checkpoint = writeModelCheckpoint(runDir, model, cfg);
+      const checkpoint = saveModelCheckpoint(runDir, model, cfg);
       return { runDir, checkpoint, cfg, lines };
     } finally {
       model.dispose();

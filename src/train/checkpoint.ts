@@ -67,6 +67,40 @@ export function listCheckpoints(dir: string): string[] {
   return names.sort().map((n) => `${dir}/${n}`);
 }
 
+/**
+ * Writes `tensors` to `path` in the checkpoint format: the step, configuration, data and extra state of `meta`,
+ * and the CRC-32s of the tensor bytes (in name order) and of the configuration, which `verifyCheckpoint` checks.
+ * A failed write is an IoError naming the file, ending with `note`.
+ */
+function writeCheckpointFile(
+  path: string,
+  tensors: Record<string, Tensor>,
+  meta: CheckpointMeta,
+  note: string,
+): void {
+  let crc = 0;
+  for (const name of Object.keys(tensors).sort()) crc = crc32(tensors[name].toBytes(), crc);
+  const config = JSON.stringify(meta.config);
+  try {
+    saveSafetensors(path, tensors, {
+      format: CHECKPOINT_FORMAT,
+      step: String(meta.step),
+      config,
+      data: JSON.stringify(meta.data ?? null),
+      extra: JSON.stringify(meta.extra ?? null),
+      checksum: crc32Tag(crc),
+      configChecksum: crc32Tag(crc32(new TextEncoder().encode(config))),
+    });
+  } catch (e) {
+    if (!(e instanceof LayerlockError)) throw e;
+    throw new IoError(
+      path,
+      `cannot write the checkpoint ${path}: ${e.message.replace(/^saveSafetensors: /, "")}${note}`,
+      { cause: e },
+    );
+  }
+}
+
 /** Saves modules (by key), optimizer and RNG state with `meta` into `dir`; keeps the newest `keep` files. */
 export function saveCheckpoint(
   dir: string,
@@ -85,31 +119,29 @@ export function saveCheckpoint(
     for (const [k, t] of Object.entries(opt.stateDict())) tensors[`optim.${k}`] = t;
     tensors["rng.cpu"] = getRngState();
     if (cuda.isAvailable()) tensors["rng.cuda"] = getRngState("cuda");
-    let crc = 0;
-    for (const name of Object.keys(tensors).sort()) crc = crc32(tensors[name].toBytes(), crc);
-    const config = JSON.stringify(meta.config);
-    try {
-      saveSafetensors(path, tensors, {
-        format: CHECKPOINT_FORMAT,
-        step: String(meta.step),
-        config,
-        data: JSON.stringify(meta.data),
-        extra: JSON.stringify(meta.extra ?? null),
-        checksum: crc32Tag(crc),
-        configChecksum: crc32Tag(crc32(new TextEncoder().encode(config))),
-      });
-    } catch (e) {
-      if (!(e instanceof LayerlockError)) throw e;
-      throw new IoError(
-        path,
-        `cannot write the checkpoint ${path}: ${e.message.replace(/^saveSafetensors: /, "")}; the earlier ` +
-          "checkpoints are intact",
-        { cause: e },
-      );
-    }
+    writeCheckpointFile(path, tensors, meta, "; the earlier checkpoints are intact");
   });
   const all = listCheckpoints(dir);
   for (const old of all.slice(0, Math.max(0, all.length - keep))) Deno.removeSync(old);
+  return path;
+}
+
+/**
+ * Writes a model-only checkpoint of step 0 into `dir/checkpoints/` (what `import` makes): the names, metadata and
+ * checksums of `saveCheckpoint`, without optimiser or generator state; verified as read back. Returns its path.
+ */
+export function saveModelCheckpoint(dir: string, model: Module, config: TrainConfig): string {
+  const ckDir = `${dir}/checkpoints`;
+  const path = `${ckDir}/${checkpointName(0)}`;
+  try {
+    Deno.mkdirSync(ckDir, { recursive: true });
+  } catch (e) {
+    throw new IoError(ckDir, `cannot create ${ckDir}: ${(e as Error).message}`, { cause: e });
+  }
+  const tensors: Record<string, Tensor> = {};
+  for (const [k, t] of Object.entries(model.stateDict())) tensors[`model.${k}`] = t;
+  writeCheckpointFile(path, tensors, { step: 0, config, data: null }, "");
+  verifyCheckpoint(path);
   return path;
 }
 
