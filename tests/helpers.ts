@@ -3,7 +3,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { liveTensors, type Tensor, train, type TrainConfig } from "../mod.ts";
+import { type DType, liveTensors, type Tensor, tensorFromBytes, train, type TrainConfig } from "../mod.ts";
+import { ELEMENT_SIZE } from "../src/torch/dtype.ts";
 import { makeBatchSource } from "../src/data/source.ts";
 import { Rng } from "../src/data/rng.ts";
 
@@ -58,6 +59,26 @@ export function prng(seed: number): () => number {
 export function randomBytes(n: number, seed: number): Uint8Array {
   const rng = new Rng(seed), out = new Uint8Array(n);
   for (let i = 0; i < n; i++) out[i] = rng.nextU32() & 0xff;
+  return out;
+}
+
+/** Every dtype the binding stores. */
+export const ALL_DTYPES: DType[] = ["f32", "f64", "f16", "bf16", "i64", "i32", "u8", "bool"];
+
+/**
+ * One tensor of each dtype with every shape kind (n-d, 0-d, empty), named `<dtype>.<kind>`; float dtypes hold
+ * arbitrary bit patterns (NaN payloads, infinities, subnormals, -0) from `seed`, so bytes must pass unchanged.
+ */
+export function dtypeSamples(seed: number): Record<string, Tensor> {
+  const out: Record<string, Tensor> = {};
+  for (const dt of ALL_DTYPES) {
+    for (const [kind, shape] of [["nd", [2, 3, 4]], ["scalar", []], ["empty", [0, 5]]] as const) {
+      const n = shape.reduce((a: number, b: number) => a * b, 1);
+      let bytes = randomBytes(n * ELEMENT_SIZE[dt], seed++);
+      if (dt === "bool") bytes = bytes.map((b) => b & 1);
+      out[`${dt}.${kind}`] = tensorFromBytes(bytes, [...shape], dt);
+    }
+  }
   return out;
 }
 

@@ -10,11 +10,10 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { assertSameTensors, randomBytes } from "./helpers.ts";
+import { assertSameTensors, dtypeSamples, noLeak, randomBytes } from "./helpers.ts";
 import {
   cuda,
   type DType,
-  liveTensors,
   loadSafetensors,
   loadTorchFile,
   saveTorchFile,
@@ -24,7 +23,6 @@ import {
   tensorFromBytes,
   TorchError,
 } from "../mod.ts";
-import { ELEMENT_SIZE } from "../src/torch/dtype.ts";
 import { pythonWith } from "./python_env.ts";
 
 const env = await pythonWith("safetensors");
@@ -32,14 +30,6 @@ const PYTHON = env.python;
 const INTEROP = decodeURIComponent(new URL("./interop/", import.meta.url).pathname);
 const TMP_ROOT = decodeURIComponent(new URL("../runs/tmp/", import.meta.url).pathname);
 const FUZZ_FILES = 1000;
-
-/** Runs fn and asserts that the live native tensor count returns to its value before the call. */
-function noLeak<T>(fn: () => T): T {
-  const before = liveTensors();
-  const r = fn();
-  assert.equal(liveTensors(), before, `live tensors: ${liveTensors()} after vs ${before} before`);
-  return r;
-}
 
 function runPython(args: string[]): string {
   const r = new Deno.Command(PYTHON!, { args }).outputSync();
@@ -332,7 +322,6 @@ Deno.test({
 
 // ------------------------------------------------------------------------------ writing
 
-const ALL_DTYPES: DType[] = ["f32", "f64", "f16", "bf16", "i64", "i32", "u8", "bool"];
 const PY_DTYPE: Record<DType, string> = {
   f32: "float32",
   f64: "float64",
@@ -346,16 +335,7 @@ const PY_DTYPE: Record<DType, string> = {
 
 /** Tensors of every dtype with arbitrary bit patterns, n-d, 0-d and empty, plus views of one storage. */
 function sampleTensors(): Record<string, Tensor> {
-  const out: Record<string, Tensor> = {};
-  let seed = 11;
-  for (const dt of ALL_DTYPES) {
-    for (const [kind, shape] of [["nd", [2, 3, 4]], ["scalar", []], ["empty", [0, 5]]] as const) {
-      const numel = shape.reduce((a: number, b: number) => a * b, 1);
-      let bytes = randomBytes(numel * ELEMENT_SIZE[dt], seed++);
-      if (dt === "bool") bytes = bytes.map((b) => b & 1);
-      out[`${dt}.${kind}`] = tensorFromBytes(bytes, [...shape], dt);
-    }
-  }
+  const out = dtypeSamples(11);
   const base = tensorFromBytes(randomBytes(24 * 4, 3), [4, 6], "f32");
   out["views.base"] = base;
   out["views.t"] = base.transpose(0, 1);

@@ -20,10 +20,8 @@ import {
   tensorFromBytes,
   TorchError,
 } from "../mod.ts";
-import { ELEMENT_SIZE } from "../src/torch/dtype.ts";
-import { assertSameTensors, leakFreeTest, noLeak, randomBytes } from "./helpers.ts";
+import { assertSameTensors, dtypeSamples, leakFreeTest, noLeak } from "./helpers.ts";
 
-const ALL_DTYPES: DType[] = ["f32", "f64", "f16", "bf16", "i64", "i32", "u8", "bool"];
 const TMP_ROOT = decodeURIComponent(new URL("../runs/tmp/", import.meta.url).pathname);
 
 /** Runs fn with a fresh directory under runs/tmp, removed afterwards. */
@@ -52,24 +50,6 @@ function assertTorchError(fn: () => unknown, ...patterns: (RegExp | string)[]): 
     assert.ok(ok, `message ${JSON.stringify(caught.message)} should match ${String(p)}`);
   }
   return caught;
-}
-
-/**
- * One tensor of each dtype with every shape kind (n-d, 0-d, empty); float dtypes hold arbitrary bit patterns
- * (NaN payloads, infinities, subnormals, -0) to show that bytes pass through unchanged.
- */
-function sampleTensors(): Record<string, Tensor> {
-  const out: Record<string, Tensor> = {};
-  let seed = 7;
-  for (const dt of ALL_DTYPES) {
-    for (const [kind, shape] of [["nd", [2, 3, 4]], ["scalar", []], ["empty", [0, 5]]] as const) {
-      const numel = shape.reduce((a: number, b: number) => a * b, 1);
-      let bytes = randomBytes(numel * ELEMENT_SIZE[dt], seed++);
-      if (dt === "bool") bytes = bytes.map((b) => b & 1);
-      out[`${dt}.${kind}`] = tensorFromBytes(bytes, [...shape], dt);
-    }
-  }
-  return out;
 }
 
 /** The elements of a non-i64 tensor as plain numbers. */
@@ -144,7 +124,7 @@ leakFreeTest("tensorFromBytes rejects a byte length that does not match the shap
 
 leakFreeTest("memory round trip of every dtype (n-d, 0-d, empty) is bit-exact", () => {
   scope(() => {
-    const src = sampleTensors();
+    const src = dtypeSamples(7);
     const bytes = serializeSafetensors(src);
     const { tensors, metadata } = parseSafetensors(bytes);
     assert.deepEqual(metadata, {});
@@ -155,7 +135,7 @@ leakFreeTest("memory round trip of every dtype (n-d, 0-d, empty) is bit-exact", 
 leakFreeTest("file round trip of every dtype with metadata; no temporary file is left behind", () => {
   withTempDir((dir) =>
     scope(() => {
-      const src = sampleTensors();
+      const src = dtypeSamples(7);
       src["strided"] = torch.arange(12, undefined, 1, { dtype: "i32" }).reshape([3, 4]).transpose(0, 1);
       const meta = { step: "1200", rng: "AAECAw==", "ünïcödé ключ": "värde ✓", empty: "" };
       const path = `${dir}/ckpt.safetensors`;
@@ -335,7 +315,7 @@ Deno.test({
     noLeak(() =>
       withTempDir((dir) =>
         scope(() => {
-          const src = sampleTensors();
+          const src = dtypeSamples(7);
           src["special_f32"] = tensor(new Float32Array([NaN, Infinity, -Infinity, -0, 1e-45]));
           src["big_i64"] = tensor(new BigInt64Array([2n ** 63n - 1n, -(2n ** 63n), 2n ** 53n + 1n]));
           const path = `${dir}/from_deno.safetensors`;

@@ -322,8 +322,10 @@ Deno.test("trainer: a run that starts in a latent stage fits its ridge head befo
     const r = records.find((x) => x.target === "h1")!;
     return r.latentLoss / r.latentFloor;
   };
+  const before = torch.liveTensors();
   const plain = first((await run(llConfig({ pixelSteps: 0 }))).records);
   const ridge = first((await run(llConfig({ pixelSteps: 0, headInit: "ridge" }))).records);
+  assert.equal(torch.liveTensors(), before, "nothing left alive");
   assert.ok(
     ridge < plain,
     `the fitted head's first window ${ridge.toFixed(2)}× its floor vs ${plain.toFixed(2)}× new`,
