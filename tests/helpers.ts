@@ -5,7 +5,9 @@
 import assert from "node:assert/strict";
 import { type DType, liveTensors, type Tensor, tensorFromBytes, train, type TrainConfig } from "../mod.ts";
 import { ELEMENT_SIZE } from "../src/torch/dtype.ts";
-import { makeBatchSource } from "../src/data/source.ts";
+import { floorClips, makeBatchSource } from "../src/data/source.ts";
+import type { TrainOptions } from "../src/train/trainer.ts";
+import type { TrainEvent } from "../src/train/events.ts";
 import { Rng } from "../src/data/rng.ts";
 
 /** Runs fn and asserts that the live native tensor count returns to its value before the call. */
@@ -63,7 +65,7 @@ export function randomBytes(n: number, seed: number): Uint8Array {
 }
 
 /** Every dtype the binding stores. */
-export const ALL_DTYPES: DType[] = ["f32", "f64", "f16", "bf16", "i64", "i32", "u8", "bool"];
+const ALL_DTYPES: DType[] = ["f32", "f64", "f16", "bf16", "i64", "i32", "u8", "bool"];
 
 /**
  * One tensor of each dtype with every shape kind (n-d, 0-d, empty), named `<dtype>.<kind>`; float dtypes hold
@@ -124,6 +126,25 @@ export async function growthPerWindow(cfg: TrainConfig, counter: () => number): 
     await Deno.remove(dir, { recursive: true });
   }
   return marks.slice(1).map((m, i) => m - marks[i]);
+}
+
+/**
+ * Trains `cfg` fresh into `dir` on its embedded data, with the floors' held-out clips (and any further `opts`),
+ * collecting the events it reports; `records()` reads back its metrics.jsonl.
+ */
+export async function trainCollecting(cfg: TrainConfig, dir: string, opts: Partial<TrainOptions> = {}) {
+  const events: TrainEvent[] = [];
+  const r = await train(cfg, {
+    runDir: dir,
+    resume: false,
+    data: makeBatchSource,
+    floorClips: (n) => floorClips(cfg, n),
+    onEvent: (e) => events.push(e),
+    ...opts,
+  });
+  const records = () =>
+    Deno.readTextFileSync(`${dir}/metrics.jsonl`).trim().split("\n").map((l) => JSON.parse(l));
+  return { r, events, records };
 }
 
 /** The permissions a test gives a `deno run` of a command-line tool: those of its task (deno.json's "run" set). */

@@ -8,13 +8,10 @@ import assert from "node:assert/strict";
 import { checkpointStep, listCheckpoints } from "../src/train/checkpoint.ts";
 import { parseConfig, type TrainConfig } from "../src/config.ts";
 import { ConfigError } from "../src/errors.ts";
-import { floorClips, makeBatchSource } from "../src/data/source.ts";
 import { loadInitWeights } from "../src/interop/import.ts";
 import { loadSafetensors } from "../src/torch/safetensors.ts";
 import * as torch from "../mod.ts";
-import { train } from "../src/train/trainer.ts";
-import type { TrainEvent } from "../src/train/events.ts";
-import { CLI_PERMISSIONS, SMALL_DATA, SMALL_MODEL, tempDir } from "./helpers.ts";
+import { CLI_PERMISSIONS, SMALL_DATA, SMALL_MODEL, tempDir, trainCollecting } from "./helpers.ts";
 
 const cfgOf = (over: Record<string, unknown>): TrainConfig =>
   parseConfig({
@@ -25,19 +22,8 @@ const cfgOf = (over: Record<string, unknown>): TrainConfig =>
     ...over,
   });
 
-async function run(cfg: TrainConfig, dir: string, stopAfter?: number) {
-  const events: TrainEvent[] = [];
-  const r = await train(cfg, {
-    runDir: dir,
-    resume: false,
-    data: makeBatchSource,
-    floorClips: (n) => floorClips(cfg, n),
-    onEvent: (e) => events.push(e),
-    loadInit: loadInitWeights,
-    stopAfter,
-  });
-  return { r, events };
-}
+const run = (cfg: TrainConfig, dir: string, stopAfter?: number) =>
+  trainCollecting(cfg, dir, { loadInit: loadInitWeights, stopAfter });
 
 /** The model.* tensors of a checkpoint, as bytes by name. */
 function modelBytes(path: string): Map<string, Uint8Array> {

@@ -10,7 +10,7 @@ import * as torch from "../../mod.ts";
 import { parseConfig, type TrainConfig } from "../../src/config.ts";
 import { batchToTensor } from "../../src/data/clip_tensor.ts";
 import { MovingShapes } from "../../src/data/moving_shapes.ts";
-import { floorClips, makeBatchSource } from "../../src/data/source.ts";
+import { makeBatchSource } from "../../src/data/source.ts";
 import { LatentHeads } from "../../src/layerlock/heads.ts";
 import { encodeVisible, latentTargets } from "../../src/layerlock/objective.ts";
 import { fitHeads, ridgeStats } from "../../src/layerlock/head_fit.ts";
@@ -20,10 +20,10 @@ import { LayerLockConfigSchema, resolveSchedule, scheduleAt } from "../../src/la
 import { disposeMask, gatherTokens, makeMask } from "../../src/models/masking.ts";
 import { VideoMAE } from "../../src/models/video_mae.ts";
 import { lrSchedule } from "../../src/optim/schedule.ts";
-import { formatEvent, type TrainEvent } from "../../src/train/events.ts";
+import { formatEvent } from "../../src/train/events.ts";
 import { train } from "../../src/train/trainer.ts";
 import { modelConfig } from "../../src/config.ts";
-import { noLeak, SMALL_DATA, SMALL_MODEL, tempDir } from "../helpers.ts";
+import { noLeak, SMALL_DATA, SMALL_MODEL, tempDir, trainCollecting } from "../helpers.ts";
 
 const close = (a: number, b: number, tol = 1e-12) => assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);
 
@@ -278,17 +278,8 @@ function llConfig(layerlock: Record<string, unknown>, optim: Record<string, unkn
 }
 
 async function run(cfg: TrainConfig) {
-  const events: TrainEvent[] = [];
-  const dir = await tempDir("switch_");
-  const r = await train(cfg, {
-    runDir: dir,
-    resume: false,
-    data: makeBatchSource,
-    floorClips: (n) => floorClips(cfg, n),
-    onEvent: (e) => events.push(e),
-  });
-  const records = Deno.readTextFileSync(`${dir}/metrics.jsonl`).trim().split("\n").map((l) => JSON.parse(l));
-  return { r, events, records };
+  const { r, events, records } = await trainCollecting(cfg, await tempDir("switch_"));
+  return { r, events, records: records() };
 }
 
 Deno.test("trainer: every latent stage is reported when it ends; the ridge head starts the stage lower", async () => {
