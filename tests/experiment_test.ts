@@ -43,23 +43,26 @@ Deno.test("experiment config: training keys go through the training schema, for 
       assert.equal(c.name, `experiment-${mode}-s${seed}`);
     }
   }
-  // defaults: three training seeds (two for the comparison modes), three baselines, probes scored on the test
-  // split with ≥ 4096/1024 clips
+  // defaults: LayerLock against MAE from three training seeds, three baselines, probes scored on the test split
+  // with 4096/4096 clips; the comparison modes, when added, train from two seeds
   const d = parseExperimentConfig({});
   assert.deepEqual(d.seeds, [0, 1, 2]);
-  assert.deepEqual(d.modes.map((m) => [m, seedsOf(d, m)]), [
+  assert.deepEqual(d.modes.map((m) => [m, seedsOf(d, m)]), [["mae", [0, 1, 2]], ["layerlock", [0, 1, 2]]]);
+  assert.equal(plannedRuns(d).length, 6);
+  const all = parseExperimentConfig({ modes: ["mae", "mae-freeze", "layerlock", "latent-unfrozen"] });
+  assert.deepEqual(all.modes.map((m) => [m, seedsOf(all, m)]), [
     ["mae", [0, 1, 2]],
     ["mae-freeze", [0, 1]],
     ["layerlock", [0, 1, 2]],
     ["latent-unfrozen", [0, 1]],
   ]);
-  assert.equal(plannedRuns(d).length, 10);
-  assert.deepEqual(plannedRuns(d).slice(0, 4).map((r) => r.seed), [0, 0, 0, 0], "seed-major");
+  assert.equal(plannedRuns(all).length, 10);
+  assert.deepEqual(plannedRuns(all).slice(0, 4).map((r) => r.seed), [0, 0, 0, 0], "seed-major");
   // a smaller seed list limits every mode: seedsByMode only ever removes seeds
   assert.deepEqual(seedsOf(parseExperimentConfig({ seeds: [0] }), "latent-unfrozen"), [0]);
   assert.deepEqual(d.baselines, ["untrained", "embedding", "pixels"]);
   assert.equal(d.probe.split, "test");
-  assert.ok(d.probe.trainClips >= 4096 && d.probe.evalClips >= 1024);
+  assert.ok(d.probe.trainClips >= 4096 && d.probe.evalClips >= 4096);
   // the freezing schedule follows the run's length unless given: pixels for half, then a block every eighth (default 3000 steps)
   const l = runConfig(d, "layerlock", 0).layerlock,
     l2 = runConfig(parseExperimentConfig({ train: { optim: { steps: 800 } } }), "layerlock", 0).layerlock;
