@@ -46,7 +46,7 @@ export const EXPERIMENT_TRAIN_DEFAULTS = {
   data: { source: "fashion", frames: 8, size: 64, prefetch: 4 },
   mask: { kind: "random", ratio: 0.75 },
   target: { normalize: false },
-  optim: { steps: 3000, batchSize: 8, lr: 2e-4, warmupSteps: 200 },
+  optim: { steps: 3000, batchSize: 16, lr: 2e-4, warmupSteps: 200 },
   layerlock: {},
   log: { every: 20, keep: 100, floorClips: 128 },
 } as const;
@@ -84,7 +84,7 @@ export const ExperimentConfigSchema = z.object({
   /**
    * Modes compared, each trained once per training seed. The default compares LayerLock with MAE; the comparison
    * modes of claims 2 and 3 (`mae-freeze`, `latent-unfrozen`) are added with `--modes` (docs/results.md), which
-   * keeps the default near 70 minutes on a 2-core machine.
+   * keeps the default near 110 minutes on a 2-core machine.
    */
   modes: z.array(z.enum(EXPERIMENT_MODES)).min(1).refine(
     (v) => new Set(v).size === v.length,
@@ -95,7 +95,7 @@ export const ExperimentConfigSchema = z.object({
   seeds: seedList.default([0, 1, 2]),
   /**
    * The training seeds of a mode, where it trains fewer than `seeds` (those of `seeds` listed here): the comparison
-   * modes train from two seeds when they are added, which keeps such a run near two hours on a 2-core machine.
+   * modes train from two seeds when they are added (about three hours with all four on a 2-core machine).
    */
   seedsByMode: z.record(z.enum(EXPERIMENT_MODES), seedList).default({
     "mae-freeze": [0, 1],
