@@ -84,7 +84,7 @@ export const ExperimentConfigSchema = z.object({
   /**
    * Modes compared, each trained once per training seed. The default compares LayerLock with MAE; the comparison
    * modes of claims 2 and 3 (`mae-freeze`, `latent-unfrozen`) are added with `--modes` (docs/results.md), which
-   * keeps the default near 110 minutes on a 2-core machine.
+   * keeps the default near 105 minutes on a 2-core machine.
    */
   modes: z.array(z.enum(EXPERIMENT_MODES)).min(1).refine(
     (v) => new Set(v).size === v.length,
